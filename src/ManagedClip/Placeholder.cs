@@ -1,0 +1,1 @@
+namespace ManagedClip; internal static class Placeholder {}
