@@ -1,0 +1,29 @@
+namespace ManagedClip;
+
+/// <summary>Base of every error the library reports on purpose: bad files, bad tensors, bad input. The CLI prints its message as one <c>error:</c> line.</summary>
+public class ClipException : Exception
+{
+    public ClipException(string message) : base(message) { }
+    public ClipException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>A checkpoint file or one of its tensors is unreadable, malformed, missing or mis-shaped. The message names the file and the tensor.</summary>
+public sealed class CheckpointException : ClipException
+{
+    public CheckpointException(string message) : base(message) { }
+    public CheckpointException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>The tokenizer's vocabulary is missing or malformed. The message names what is missing and where it was looked for.</summary>
+public sealed class VocabularyException : ClipException
+{
+    public VocabularyException(string message) : base(message) { }
+    public VocabularyException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>An image (or preprocessed tensor) could not be read. The message names the file.</summary>
+public sealed class ImageInputException : ClipException
+{
+    public ImageInputException(string message) : base(message) { }
+    public ImageInputException(string message, Exception inner) : base(message, inner) { }
+}

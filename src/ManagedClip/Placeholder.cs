@@ -1,1 +1,0 @@
-namespace ManagedClip; internal static class Placeholder {}
