@@ -1,0 +1,284 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Checkpoints;
+
+public sealed partial class Checkpoint
+{
+    // ---- OpenAI / open_clip: hyper-parameters from tensor shapes alone, as build_model does (spec §7.2) ----
+
+    ClipConfig InferOpenAIConfig()
+    {
+        int[] textProjection = ShapeOf("text_projection");
+        int embedDim = textProjection.Length == 2 ? textProjection[1] : throw ShapeError("text_projection", "a 2-D [width, embed] matrix");
+        int textWidth = ShapeOf("ln_final.weight")[0];
+        int[] tokenEmbedding = ShapeOf("token_embedding.weight");
+        var text = new TextConfig(
+            Width: textWidth,
+            Layers: CountLayers(TextLayer()),
+            Heads: HeadsOf(textWidth, "ln_final.weight"),
+            MlpWidth: 4 * textWidth,
+            ContextLength: ShapeOf("positional_embedding")[0],
+            VocabSize: tokenEmbedding[0],
+            Activation: Activation.QuickGelu,
+            LayerNormEpsilon: 1e-5f,
+            Pooling: TextPooling.ArgMax,
+            EndOfTextId: tokenEmbedding[0] - 1);
+
+        VisionConfig vision;
+        if (Contains("visual.proj"))
+        {
+            int[] conv1 = ShapeOf("visual.conv1.weight");
+            if (conv1.Length != 4 || conv1[2] != conv1[3]) throw ShapeError("visual.conv1.weight", "[width, 3, patch, patch]");
+            int width = conv1[0], patch = conv1[3];
+            int grid = GridOf("visual.positional_embedding");
+            vision = new VisionConfig(VisionArchitecture.VisionTransformer, width, CountLayers(VisionLayer()), HeadsOf(width, "visual.conv1.weight"),
+                4 * width, patch, patch * grid, [], Activation.QuickGelu, 1e-5f);
+        }
+        else if (Contains("visual.attnpool.positional_embedding"))
+        {
+            int[] blocks = Enumerable.Range(1, 4).Select(stage => CountLayers(ResNetBlock(stage))).ToArray();
+            int width = ShapeOf("visual.layer1.0.conv1.weight")[0];
+            int grid = GridOf("visual.attnpool.positional_embedding");
+            int poolWidth = 32 * width;
+            vision = new VisionConfig(VisionArchitecture.ModifiedResNet, width, blocks.Sum(), HeadsOf(poolWidth, "visual.attnpool.positional_embedding"),
+                0, 32, 32 * grid, blocks, Activation.Relu, 1e-5f);
+        }
+        else
+        {
+            throw new CheckpointException($"{SourcePath}: image tower not recognised: neither 'visual.proj' (ViT) nor 'visual.attnpool.positional_embedding' (ModifiedResNet) is present");
+        }
+        return new ClipConfig(embedDim, vision, text);
+    }
+
+    /// <summary>The OpenAI code builds width/64 heads; a width that 64 does not divide cannot have come from it.</summary>
+    int HeadsOf(int width, string tensor) =>
+        width > 0 && width % 64 == 0 ? width / 64 : throw ShapeError(tensor, $"a width that is a multiple of 64 (heads = width/64), found {width}");
+
+    /// <summary>Grid side from a positional embedding of g²+1 rows (class or mean token first).</summary>
+    int GridOf(string name)
+    {
+        int rows = ShapeOf(name)[0];
+        int grid = (int)Math.Round(Math.Sqrt(rows - 1));
+        if (grid < 1 || grid * grid + 1 != rows) throw ShapeError(name, $"g²+1 rows for a square grid, found {rows}");
+        return grid;
+    }
+
+    static Regex TextLayer() => TextLayerPattern();
+    static Regex VisionLayer() => VisionLayerPattern();
+    static Regex ResNetBlock(int stage) => new($@"^visual\.layer{stage}\.(\d+)\.");
+
+    [GeneratedRegex(@"^transformer\.resblocks\.(\d+)\.")] private static partial Regex TextLayerPattern();
+    [GeneratedRegex(@"^visual\.transformer\.resblocks\.(\d+)\.")] private static partial Regex VisionLayerPattern();
+
+    /// <summary>Number of distinct indices i in names matching the pattern; they must run 0..n−1.</summary>
+    int CountLayers(Regex pattern)
+    {
+        var indices = _tensors.Keys.Select(k => pattern.Match(k)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value)).Distinct().Order().ToArray();
+        for (int i = 0; i < indices.Length; i++)
+            if (indices[i] != i)
+                throw new CheckpointException($"{SourcePath}: layer indices are not contiguous: found {string.Join(", ", indices)} ({pattern})");
+        return indices.Length;
+    }
+
+    CheckpointException ShapeError(string name, string expected) =>
+        new($"{SourcePath}: tensor '{name}' has shape {FormatShape(ShapeOf(name))}, expected {expected}");
+
+    // ---- Hugging Face CLIPModel (spec §7.3, §7.4) ----------------------------------------------------
+
+    /// <summary>Prefix renames from HF names to canonical ones; layer-local renames below. Order matters only for readability.</summary>
+    static readonly (string HuggingFace, string Canonical)[] PrefixRenames =
+    [
+        ("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
+        ("text_model.embeddings.position_embedding.weight", "positional_embedding"),
+        ("text_model.final_layer_norm.", "ln_final."),
+        ("text_model.encoder.layers.", "transformer.resblocks."),
+        ("vision_model.embeddings.class_embedding", "visual.class_embedding"),
+        ("vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"),
+        ("vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"),
+        ("vision_model.pre_layrnorm.", "visual.ln_pre."),
+        ("vision_model.post_layernorm.", "visual.ln_post."),
+        ("vision_model.encoder.layers.", "visual.transformer.resblocks."),
+        ("logit_scale", "logit_scale"),
+    ];
+
+    static readonly (string HuggingFace, string Canonical)[] LayerRenames =
+    [
+        ("self_attn.out_proj.", "attn.out_proj."),
+        ("layer_norm1.", "ln_1."),
+        ("layer_norm2.", "ln_2."),
+        ("mlp.fc1.", "mlp.c_fc."),
+        ("mlp.fc2.", "mlp.c_proj."),
+    ];
+
+    static readonly (string HuggingFace, string Canonical)[] TransposedProjections =
+    [
+        ("text_projection.weight", "text_projection"),
+        ("visual_projection.weight", "visual.proj"),
+    ];
+
+    static Dictionary<string, CanonicalTensor> MapHuggingFace(Dictionary<string, TensorEntry> entries, HuggingFaceConfig config)
+    {
+        var map = new Dictionary<string, CanonicalTensor>(StringComparer.Ordinal);
+        var qkv = new Dictionary<string, TensorEntry?[]>(StringComparer.Ordinal);
+        foreach (var (name, entry) in entries)
+        {
+            if (!entry.IsFloatingPoint) continue; // position_ids buffers
+            var projection = TransposedProjections.FirstOrDefault(p => p.HuggingFace == name);
+            if (projection.Canonical is not null)
+            {
+                if (entry.Shape.Length != 2)
+                    throw new CheckpointException($"{entry.FilePath}: tensor '{name}' has shape {FormatShape(entry.Shape)}, expected a 2-D [embed, width] matrix");
+                map[projection.Canonical] = new CanonicalTensor.Transposed(entry);
+                continue;
+            }
+            var prefix = PrefixRenames.FirstOrDefault(p => name.StartsWith(p.HuggingFace, StringComparison.Ordinal));
+            if (prefix.Canonical is null) continue; // not part of CLIPModel's inference graph
+            string canonical = prefix.Canonical + name[prefix.HuggingFace.Length..];
+            if (prefix.Canonical.EndsWith("resblocks.", StringComparison.Ordinal))
+            {
+                var match = Regex.Match(canonical, @"^(.*resblocks\.\d+\.)self_attn\.([qkv])_proj\.(weight|bias)$");
+                if (match.Success)
+                {
+                    // HF splits nn.MultiheadAttention's in_proj into q, k, v (rows 0..d−1, d..2d−1, 2d..3d−1).
+                    string key = $"{match.Groups[1].Value}attn.in_proj_{match.Groups[3].Value}";
+                    if (!qkv.TryGetValue(key, out var parts)) qkv[key] = parts = new TensorEntry?[3];
+                    parts["qkv".IndexOf(match.Groups[2].Value[0])] = entry;
+                    continue;
+                }
+                var layer = Regex.Match(canonical, @"^(.*resblocks\.\d+\.)(.*)$");
+                var rename = LayerRenames.FirstOrDefault(r => layer.Groups[2].Value.StartsWith(r.HuggingFace, StringComparison.Ordinal));
+                if (rename.Canonical is null) continue;
+                canonical = layer.Groups[1].Value + rename.Canonical + layer.Groups[2].Value[rename.HuggingFace.Length..];
+            }
+            map[canonical] = new CanonicalTensor.Stored(entry, name);
+        }
+        foreach (var (canonical, parts) in qkv)
+        {
+            if (parts.Any(p => p is null)) continue; // reported as missing when the model asks for it
+            var shape = parts[0]!.Shape;
+            if (parts.Any(p => !p!.Shape.AsSpan().SequenceEqual(shape)))
+                throw new CheckpointException($"{parts[0]!.FilePath}: q/k/v projections '{parts[0]!.Name}', '{parts[1]!.Name}', '{parts[2]!.Name}' have different shapes {string.Join(", ", parts.Select(p => FormatShape(p!.Shape)))}");
+            int[] combined = [.. shape];
+            combined[0] *= 3;
+            map[canonical] = new CanonicalTensor.Concatenated(parts!, combined, canonical);
+        }
+        return map;
+    }
+
+    /// <summary>The HF name a canonical tensor comes from, for error messages.</summary>
+    static string HuggingFaceNameOf(string canonical)
+    {
+        var projection = TransposedProjections.FirstOrDefault(p => p.Canonical == canonical);
+        if (projection.HuggingFace is not null) return projection.HuggingFace;
+        var prefix = PrefixRenames.OrderByDescending(p => p.Canonical.Length).FirstOrDefault(p => canonical.StartsWith(p.Canonical, StringComparison.Ordinal)
+            && !(p.Canonical == "transformer.resblocks." && canonical.StartsWith("visual.", StringComparison.Ordinal)));
+        if (prefix.HuggingFace is null) return "";
+        string rest = canonical[prefix.Canonical.Length..];
+        if (prefix.Canonical.EndsWith("resblocks.", StringComparison.Ordinal))
+        {
+            var layer = Regex.Match(rest, @"^(\d+\.)(.*)$");
+            string local = layer.Groups[2].Value;
+            if (local.StartsWith("attn.in_proj_", StringComparison.Ordinal))
+                return $"{prefix.HuggingFace}{layer.Groups[1].Value}self_attn.q_proj.{local["attn.in_proj_".Length..]} (with k_proj, v_proj)";
+            var rename = LayerRenames.FirstOrDefault(r => local.StartsWith(r.Canonical, StringComparison.Ordinal));
+            if (rename.HuggingFace is not null) local = rename.HuggingFace + local[rename.Canonical.Length..];
+            return prefix.HuggingFace + layer.Groups[1].Value + local;
+        }
+        return prefix.HuggingFace + rest;
+    }
+
+    ClipConfig InferHuggingFaceConfig(HuggingFaceConfig hf)
+    {
+        var t = hf.Text;
+        var v = hf.Vision;
+        var text = new TextConfig(t.HiddenSize, t.Layers, t.Heads, t.IntermediateSize, t.MaxPositions, t.VocabSize,
+            t.Activation, t.LayerNormEpsilon,
+            // HF's legacy configs carry eos_token_id 2: it then pools at argmax, which equals the first 49407 (spec §5).
+            t.EosTokenId == 2 ? TextPooling.ArgMax : TextPooling.FirstEndOfText,
+            t.EosTokenId == 2 ? t.VocabSize - 1 : t.EosTokenId);
+        var vision = new VisionConfig(VisionArchitecture.VisionTransformer, v.HiddenSize, v.Layers, v.Heads, v.IntermediateSize,
+            v.PatchSize, v.ImageSize, [], v.Activation, v.LayerNormEpsilon);
+        var config = new ClipConfig(hf.ProjectionDim, vision, text);
+
+        // config.json and the tensors must agree; a disagreement names both.
+        void Agree(string what, int fromConfig, string tensor, int fromShape)
+        {
+            if (fromConfig != fromShape)
+                throw new CheckpointException($"{hf.Path}: {what} is {fromConfig}, but tensor '{HuggingFaceNameOf(tensor)}' has shape {FormatShape(ShapeOf(tensor))} (implies {fromShape})");
+        }
+        Agree("text_config.hidden_size", t.HiddenSize, "token_embedding.weight", ShapeOf("token_embedding.weight")[^1]);
+        Agree("text_config.vocab_size", t.VocabSize, "token_embedding.weight", ShapeOf("token_embedding.weight")[0]);
+        Agree("text_config.max_position_embeddings", t.MaxPositions, "positional_embedding", ShapeOf("positional_embedding")[0]);
+        Agree("text_config.num_hidden_layers", t.Layers, "ln_final.weight", CountLayers(TextLayer()));
+        Agree("vision_config.hidden_size", v.HiddenSize, "visual.conv1.weight", ShapeOf("visual.conv1.weight")[0]);
+        Agree("vision_config.patch_size", v.PatchSize, "visual.conv1.weight", ShapeOf("visual.conv1.weight")[^1]);
+        Agree("vision_config.image_size / patch_size", v.ImageSize / Math.Max(1, v.PatchSize), "visual.positional_embedding", GridOf("visual.positional_embedding"));
+        Agree("vision_config.num_hidden_layers", v.Layers, "visual.ln_post.weight", CountLayers(VisionLayer()));
+        Agree("projection_dim", hf.ProjectionDim, "text_projection", ShapeOf("text_projection")[^1]);
+        foreach (var (name, width, heads) in new[] { ("text_config", t.HiddenSize, t.Heads), ("vision_config", v.HiddenSize, v.Heads) })
+            if (heads <= 0 || width % heads != 0)
+                throw new CheckpointException($"{hf.Path}: {name}.num_attention_heads {heads} does not divide hidden_size {width}");
+        return config;
+    }
+
+    /// <summary>The fields of an HF <c>config.json</c> a loader needs, with CLIPTextConfig/CLIPVisionConfig defaults.</summary>
+    internal sealed record HuggingFaceConfig(string Path, int ProjectionDim, HuggingFaceTower Text, HuggingFaceTower Vision)
+    {
+        public static HuggingFaceConfig Read(string path)
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+                var root = document.RootElement;
+                if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{path}: config.json is not a JSON object");
+                int projection = Int(root, "projection_dim", path, 512);
+                var text = HuggingFaceTower.Read(path, root, "text_config", new HuggingFaceTower(512, 2048, 8, 12, 77, 49408, 0, 0, Activation.QuickGelu, 1e-5f, 49407));
+                var vision = HuggingFaceTower.Read(path, root, "vision_config", new HuggingFaceTower(768, 3072, 12, 12, 0, 0, 224, 32, Activation.QuickGelu, 1e-5f, 0));
+                return new HuggingFaceConfig(path, projection, text, vision);
+            }
+            catch (JsonException e) { throw new CheckpointException($"{path}: config.json is not valid JSON ({e.Message})", e); }
+            catch (IOException e) { throw new CheckpointException($"{path}: cannot read ({e.Message})", e); }
+        }
+
+        internal static int Int(JsonElement element, string name, string path, int fallback)
+        {
+            if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
+            if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int result)) return result;
+            throw new CheckpointException($"{path}: '{name}' must be an integer, found {value.GetRawText()}");
+        }
+    }
+
+    internal sealed record HuggingFaceTower(int HiddenSize, int IntermediateSize, int Heads, int Layers, int MaxPositions, int VocabSize,
+        int ImageSize, int PatchSize, Activation Activation, float LayerNormEpsilon, int EosTokenId)
+    {
+        public static HuggingFaceTower Read(string path, JsonElement root, string section, HuggingFaceTower defaults)
+        {
+            var result = defaults;
+            // Older files carry *_config_dict; when non-null its values override *_config (CLIPConfig.__init__).
+            foreach (var name in new[] { section, section + "_dict" })
+            {
+                if (!root.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) continue;
+                if (e.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{path}: '{name}' is not an object");
+                int I(string key, int fallback) => HuggingFaceConfig.Int(e, key, path, fallback);
+                float eps = e.TryGetProperty("layer_norm_eps", out var epsValue) && epsValue.ValueKind == JsonValueKind.Number ? epsValue.GetSingle() : result.LayerNormEpsilon;
+                var activation = result.Activation;
+                if (e.TryGetProperty("hidden_act", out var act) && act.ValueKind == JsonValueKind.String)
+                {
+                    activation = act.GetString() switch
+                    {
+                        "quick_gelu" => Activation.QuickGelu,
+                        "gelu" => Activation.Gelu,
+                        var other => throw new CheckpointException($"{path}: {name}.hidden_act '{other}' is not supported (quick_gelu, gelu)"),
+                    };
+                }
+                result = new HuggingFaceTower(I("hidden_size", result.HiddenSize), I("intermediate_size", result.IntermediateSize),
+                    I("num_attention_heads", result.Heads), I("num_hidden_layers", result.Layers), I("max_position_embeddings", result.MaxPositions),
+                    I("vocab_size", result.VocabSize), I("image_size", result.ImageSize), I("patch_size", result.PatchSize), activation, eps,
+                    I("eos_token_id", result.EosTokenId));
+            }
+            return result;
+        }
+    }
+}

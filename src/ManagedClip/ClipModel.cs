@@ -1,0 +1,126 @@
+using System.Numerics.Tensors;
+using ManagedClip.Checkpoints;
+using ManagedClip.Modeling;
+
+namespace ManagedClip;
+
+/// <summary>How a model runs: threads, and how many items go through the towers at once.</summary>
+public sealed record ClipModelOptions
+{
+    /// <summary>Threads the kernels use; 0 means one per core.</summary>
+    public int MaxThreads { get; init; }
+
+    /// <summary>Images or texts encoded together; larger batches are split into chunks of this size, which bounds scratch memory.</summary>
+    public int MaxBatch { get; init; } = 16;
+
+    /// <summary>Tokenizer vocabulary (a BPE .txt.gz, vocab.json with merges.txt beside it, or a folder); null looks next to the weights.</summary>
+    public string? VocabularyPath { get; init; }
+}
+
+/// <summary>
+/// A CLIP model loaded from a safetensors checkpoint: encodes preprocessed images and token ids (or texts)
+/// into the joint embedding space. Safe to call from several threads at once; Dispose releases the mapped files.
+/// </summary>
+public sealed partial class ClipModel : IDisposable
+{
+    readonly Checkpoint _checkpoint;
+    readonly IImageTower _imageTower;
+    readonly TextTransformer _textTower;
+    readonly ClipModelOptions _options;
+    bool _disposed;
+
+    public ClipConfig Config => _checkpoint.Config;
+    public CheckpointFormat Format => _checkpoint.Format;
+    public string SourcePath => _checkpoint.SourcePath;
+    /// <summary>The folder the weights are in (vocabulary and preprocessor_config.json are looked for there).</summary>
+    public string Folder => _checkpoint.Folder;
+    public TensorDType StorageDType => _checkpoint.StorageDType;
+    public long ParameterCount => _checkpoint.ParameterCount;
+    public int ImageSize => _imageTower.ImageSize;
+    public int EmbedDim => Config.EmbedDim;
+
+    /// <summary>The stored log temperature; similarities are scaled by exp(LogitScale) (100 for the released models).</summary>
+    public float LogitScale { get; }
+
+    ClipModel(Checkpoint checkpoint, ClipModelOptions options)
+    {
+        _checkpoint = checkpoint;
+        _options = options;
+        _imageTower = checkpoint.Config.Vision.Architecture switch
+        {
+            VisionArchitecture.VisionTransformer => new VisionTransformer(checkpoint, checkpoint.Config),
+            var other => throw new CheckpointException($"{checkpoint.SourcePath}: the {other} image tower is not supported yet"),
+        };
+        _textTower = new TextTransformer(checkpoint, checkpoint.Config);
+        LogitScale = checkpoint.ReadScalar("logit_scale");
+    }
+
+    /// <summary>Loads an OpenAI/open_clip <c>.safetensors</c> file, a sharded index, or a folder of either layout.</summary>
+    public static ClipModel Load(string path, ClipModelOptions? options = null)
+    {
+        options ??= new ClipModelOptions();
+        if (options.MaxThreads < 0) throw new ArgumentOutOfRangeException(nameof(options), "MaxThreads must be 0 (all cores) or positive");
+        if (options.MaxBatch < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxBatch must be positive");
+        var checkpoint = Checkpoint.Open(path);
+        try { return new ClipModel(checkpoint, options); }
+        catch { checkpoint.Dispose(); throw; }
+    }
+
+    int Threads => _options.MaxThreads > 0 ? _options.MaxThreads : Environment.ProcessorCount;
+
+    /// <summary>pixels [count, 3, R, R] (preprocessed, normalized) → one raw feature vector [E] per image.</summary>
+    public float[][] EncodeImages(ReadOnlySpan<float> pixels, int count)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int imageLength = 3 * ImageSize * ImageSize;
+        if (count < 0 || pixels.Length != (long)count * imageLength)
+            throw new ArgumentException($"expected {count} images of [3, {ImageSize}, {ImageSize}] = {(long)count * imageLength} values, got {pixels.Length}", nameof(pixels));
+        var results = new float[count][];
+        var features = new float[Math.Min(count, _options.MaxBatch) * EmbedDim];
+        for (int start = 0; start < count; start += _options.MaxBatch)
+        {
+            int batch = Math.Min(_options.MaxBatch, count - start);
+            _imageTower.Forward(pixels.Slice(start * imageLength, batch * imageLength), batch, features, Threads);
+            for (int b = 0; b < batch; b++) results[start + b] = features.AsSpan(b * EmbedDim, EmbedDim).ToArray();
+        }
+        return results;
+    }
+
+    /// <summary>One preprocessed image [3, R, R] → raw features [E].</summary>
+    public float[] EncodeImage(ReadOnlySpan<float> pixels) => EncodeImages(pixels, 1)[0];
+
+    /// <summary>Token ids → one raw feature vector [E] per text.</summary>
+    /// <param name="ids">One row per text, each at most the context length and holding an end-of-text id.</param>
+    /// <param name="fullContext">Run all context positions instead of stopping at the last end-of-text token (same result, for benchmarks against runtimes that always do).</param>
+    public float[][] EncodeTokens(IReadOnlyList<int[]> ids, bool fullContext = false)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var results = new float[ids.Count][];
+        var features = new float[Math.Min(ids.Count, _options.MaxBatch) * EmbedDim];
+        for (int start = 0; start < ids.Count; start += _options.MaxBatch)
+        {
+            int batch = Math.Min(_options.MaxBatch, ids.Count - start);
+            var chunk = new int[batch][];
+            for (int b = 0; b < batch; b++) chunk[b] = ids[start + b];
+            _textTower.Forward(chunk, features, Threads, fullContext);
+            for (int b = 0; b < batch; b++) results[start + b] = features.AsSpan(b * EmbedDim, EmbedDim).ToArray();
+        }
+        return results;
+    }
+
+    /// <summary>f / ‖f‖₂, as the original (no epsilon; a zero vector stays zero).</summary>
+    public static float[] Normalize(ReadOnlySpan<float> features)
+    {
+        var result = features.ToArray();
+        float norm = TensorPrimitives.Norm(result);
+        if (norm > 0) TensorPrimitives.Divide(result, norm, result);
+        return result;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _checkpoint.Dispose();
+    }
+}

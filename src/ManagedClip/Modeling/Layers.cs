@@ -1,0 +1,49 @@
+using ManagedClip.Checkpoints;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Modeling;
+
+/// <summary>y = act(x·Wᵀ + b) with W packed once at load. <c>{prefix}.weight</c> is [out, in], <c>{prefix}.bias</c> is [out].</summary>
+internal sealed class Linear
+{
+    readonly PackedMatrix _weight;
+    readonly float[] _bias;
+
+    public int InFeatures => _weight.K;
+    public int OutFeatures => _weight.N;
+
+    Linear(PackedMatrix weight, float[] bias) { _weight = weight; _bias = bias; }
+
+    public static Linear Load(Checkpoint checkpoint, string prefix, int inFeatures, int outFeatures) =>
+        Load(checkpoint, $"{prefix}.weight", $"{prefix}.bias", inFeatures, outFeatures);
+
+    /// <summary>Weight [out, in] and bias [out] under explicit names (<c>attn.in_proj_weight</c>); a null bias name means no bias.</summary>
+    public static Linear Load(Checkpoint checkpoint, string weightName, string? biasName, int inFeatures, int outFeatures) =>
+        new(PackedMatrix.FromLinearWeight(checkpoint.Read(weightName, outFeatures, inFeatures), outFeatures, inFeatures),
+            biasName is null ? [] : checkpoint.Read(biasName, outFeatures));
+
+    /// <summary>A projection stored the OpenAI way, [in, out], applied on the right: y = x·P (<c>visual.proj</c>, <c>text_projection</c>).</summary>
+    public static Linear LoadProjection(Checkpoint checkpoint, string name, int inFeatures, int outFeatures) =>
+        new(PackedMatrix.FromRowMajor(checkpoint.Read(name, inFeatures, outFeatures), inFeatures, outFeatures), []);
+
+    /// <summary>From an already-shaped [out, in] weight (the patch convolution reshaped to a matrix).</summary>
+    public static Linear FromWeight(float[] weight, int inFeatures, int outFeatures) =>
+        new(PackedMatrix.FromLinearWeight(weight, outFeatures, inFeatures), []);
+
+    /// <summary>x [rows, in] → y [rows, out]; with <paramref name="accumulate"/>, y += … (the residual add, fused).</summary>
+    public void Forward(ReadOnlySpan<float> x, int rows, Span<float> y, int threads, Activation activation = Activation.None, bool accumulate = false) =>
+        Gemm.Multiply(x[..(rows * InFeatures)], rows, _weight, _bias, y[..(rows * OutFeatures)], activation, accumulate, threads);
+}
+
+/// <summary>LayerNorm over the last dimension, eps from the config (1e-5 for every CLIP).</summary>
+internal sealed class LayerNormLayer(float[] gamma, float[] beta, float epsilon)
+{
+    public int Width => gamma.Length;
+
+    public static LayerNormLayer Load(Checkpoint checkpoint, string prefix, int width, float epsilon) =>
+        new(checkpoint.Read($"{prefix}.weight", width), checkpoint.Read($"{prefix}.bias", width), epsilon);
+
+    /// <summary>x [rows, width] → y [rows, width]; x and y may be the same buffer.</summary>
+    public void Forward(ReadOnlySpan<float> x, Span<float> y, int rows) =>
+        LayerNorm.Forward(x[..(rows * Width)], y[..(rows * Width)], rows, Width, gamma, beta, epsilon);
+}

@@ -1,0 +1,71 @@
+using ManagedClip.Checkpoints;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Modeling;
+
+/// <summary>
+/// Pre-LN transformer block (spec §2.4), shared by the image and text towers:
+/// x ← x + out_proj(MHA(ln_1(x))); x ← x + c_proj(act(c_fc(ln_2(x)))).
+/// </summary>
+internal sealed class ResidualAttentionBlock
+{
+    readonly LayerNormLayer _ln1, _ln2;
+    readonly Linear _inProjection, _outProjection, _fc, _projection;
+    readonly int _width, _heads;
+    readonly Activation _activation;
+
+    public ResidualAttentionBlock(Checkpoint checkpoint, string prefix, int width, int heads, int mlpWidth, Activation activation, float epsilon)
+    {
+        _width = width; _heads = heads; _activation = activation;
+        _ln1 = LayerNormLayer.Load(checkpoint, $"{prefix}.ln_1", width, epsilon);
+        // in_proj rows: q (0..d−1), k (d..2d−1), v (2d..3d−1); one GEMM gives [tokens, 3d].
+        _inProjection = Linear.Load(checkpoint, $"{prefix}.attn.in_proj_weight", $"{prefix}.attn.in_proj_bias", width, 3 * width);
+        _outProjection = Linear.Load(checkpoint, $"{prefix}.attn.out_proj", width, width);
+        _ln2 = LayerNormLayer.Load(checkpoint, $"{prefix}.ln_2", width, epsilon);
+        _fc = Linear.Load(checkpoint, $"{prefix}.mlp.c_fc", width, mlpWidth);
+        _projection = Linear.Load(checkpoint, $"{prefix}.mlp.c_proj", mlpWidth, width);
+    }
+
+    /// <summary>x [batch·length, width] updated in place.</summary>
+    public void Forward(Span<float> x, int batch, int length, bool causal, Workspace workspace)
+    {
+        int tokens = batch * length, d = _width, threads = workspace.Threads;
+        Span<float> normed = workspace.Normed[..(tokens * d)];       // [tokens, d]
+        Span<float> qkv = workspace.Qkv[..(tokens * 3 * d)];         // [tokens, 3d]
+        Span<float> attended = workspace.Attended[..(tokens * d)];   // [tokens, d]
+        Span<float> hidden = workspace.Hidden[..(tokens * _fc.OutFeatures)]; // [tokens, mlp]
+
+        _ln1.Forward(x, normed, tokens);
+        _inProjection.Forward(normed, tokens, qkv, threads);
+        Attention.Forward(qkv, 3 * d, qkv[d..], qkv[(2 * d)..], 3 * d, attended, d,
+            batch, length, length, _heads, d / _heads, causal, threads);
+        _outProjection.Forward(attended, tokens, x, threads, accumulate: true);
+
+        _ln2.Forward(x, normed, tokens);
+        _fc.Forward(normed, tokens, hidden, threads, _activation);
+        _projection.Forward(hidden, tokens, x, threads, accumulate: true);
+    }
+}
+
+/// <summary>A stack of residual attention blocks: <c>{prefix}.resblocks.{i}</c>.</summary>
+internal sealed class Transformer
+{
+    readonly ResidualAttentionBlock[] _blocks;
+
+    public int Width { get; }
+    public int MlpWidth { get; }
+
+    public Transformer(Checkpoint checkpoint, string prefix, int width, int layers, int heads, int mlpWidth, Activation activation, float epsilon)
+    {
+        Width = width; MlpWidth = mlpWidth;
+        _blocks = Enumerable.Range(0, layers)
+            .Select(i => new ResidualAttentionBlock(checkpoint, $"{prefix}.resblocks.{i}", width, heads, mlpWidth, activation, epsilon))
+            .ToArray();
+    }
+
+    /// <summary>x [batch·length, width] in place.</summary>
+    public void Forward(Span<float> x, int batch, int length, bool causal, Workspace workspace)
+    {
+        foreach (var block in _blocks) block.Forward(x, batch, length, causal, workspace);
+    }
+}

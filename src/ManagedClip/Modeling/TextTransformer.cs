@@ -1,0 +1,114 @@
+using ManagedClip.Checkpoints;
+
+namespace ManagedClip.Modeling;
+
+/// <summary>
+/// The text tower (spec §5): token + positional embedding, causal transformer, ln_final, the hidden state at
+/// the end-of-text token, projection. Runs only the first (last EOT position + 1) positions of a batch:
+/// the causal mask makes later positions invisible to the pooled state, so the result is bit-identical.
+/// </summary>
+internal sealed class TextTransformer
+{
+    readonly TextConfig _config;
+    readonly EmbeddingTable _tokenEmbedding;   // [vocab, T]
+    readonly float[] _positionalEmbedding;     // [context, T]
+    readonly Transformer _transformer;
+    readonly LayerNormLayer _lnFinal;
+    readonly Linear _projection;               // [T] → [E]
+
+    public int EmbedDim => _projection.OutFeatures;
+    public TextConfig Config => _config;
+
+    public TextTransformer(Checkpoint checkpoint, ClipConfig config)
+    {
+        var t = _config = config.Text;
+        _tokenEmbedding = new EmbeddingTable(checkpoint, "token_embedding.weight", t.VocabSize, t.Width);
+        _positionalEmbedding = checkpoint.Read("positional_embedding", t.ContextLength, t.Width);
+        _transformer = new Transformer(checkpoint, "transformer", t.Width, t.Layers, t.Heads, t.MlpWidth, t.Activation, t.LayerNormEpsilon);
+        _lnFinal = LayerNormLayer.Load(checkpoint, "ln_final", t.Width, t.LayerNormEpsilon);
+        _projection = Linear.LoadProjection(checkpoint, "text_projection", t.Width, config.EmbedDim);
+    }
+
+    /// <summary>The position the pooled state is taken from: argmax of the ids (OpenAI), or the first end-of-text id.</summary>
+    public int PoolingPosition(ReadOnlySpan<int> ids)
+    {
+        int position = _config.Pooling == Checkpoints.TextPooling.ArgMax ? ArgMax(ids) : ids.IndexOf(_config.EndOfTextId);
+        if (position < 0) throw new ArgumentException($"token ids hold no end-of-text id {_config.EndOfTextId}");
+        return position;
+    }
+
+    static int ArgMax(ReadOnlySpan<int> ids)
+    {
+        int best = 0;
+        for (int i = 1; i < ids.Length; i++) if (ids[i] > ids[best]) best = i; // first maximal index, as torch.argmax
+        return best;
+    }
+
+    /// <summary>ids [batch][≤ context] → features [batch, E] (not normalized).</summary>
+    public void Forward(IReadOnlyList<int[]> ids, Span<float> features, int threads, bool fullContext = false)
+    {
+        int batch = ids.Count, width = _config.Width;
+        var pool = new int[batch];
+        int length = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            var row = ids[b];
+            if (row.Length == 0 || row.Length > _config.ContextLength)
+                throw new ArgumentException($"text {b}: {row.Length} token ids, expected 1..{_config.ContextLength}");
+            foreach (int id in row)
+                if ((uint)id >= (uint)_config.VocabSize) throw new ArgumentException($"text {b}: token id {id} is outside the vocabulary of {_config.VocabSize}");
+            pool[b] = PoolingPosition(row);
+            length = Math.Max(length, pool[b] + 1);
+        }
+        if (fullContext) length = _config.ContextLength;
+
+        // x[b, i] = token_embedding[ids[b][i]] + positional_embedding[i], i < length; ids shorter than length read as padding 0.   [batch, L, T]
+        var x = GC.AllocateUninitializedArray<float>(batch * length * width);
+        ReadOnlySpan<float> table = _tokenEmbedding.Values;
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < length; i++)
+            {
+                int id = i < ids[b].Length ? ids[b][i] : 0;
+                System.Numerics.Tensors.TensorPrimitives.Add(table.Slice(id * width, width), _positionalEmbedding.AsSpan(i * width, width),
+                    x.AsSpan((b * length + i) * width, width));
+            }
+        var workspace = new Workspace(batch * length, width, _transformer.MlpWidth, threads);
+        _transformer.Forward(x, batch, length, causal: true, workspace);
+
+        // ln_final is per token, so applying it to the pooled rows only is the same.   [batch, T] → [batch, E]
+        var pooled = GC.AllocateUninitializedArray<float>(batch * width);
+        for (int b = 0; b < batch; b++) x.AsSpan((b * length + pool[b]) * width, width).CopyTo(pooled.AsSpan(b * width));
+        _lnFinal.Forward(pooled, pooled, batch);
+        _projection.Forward(pooled, batch, features, threads);
+    }
+}
+
+/// <summary>
+/// The token embedding [vocab, width]: the largest tensor a text tower reads but only gathers rows from.
+/// An F32 checkpoint's table stays in the memory-mapped file (no copy; the model's Dispose unmaps it);
+/// other dtypes are up-cast once.
+/// </summary>
+internal sealed class EmbeddingTable
+{
+    readonly Checkpoint? _mapped;
+    readonly string _name;
+    readonly int[] _shape;
+    readonly float[]? _values;
+
+    public EmbeddingTable(Checkpoint checkpoint, string name, int rows, int width)
+    {
+        _name = name; _shape = [rows, width];
+        if (checkpoint.TryGetMappedSingles(name, _shape, out _)) _mapped = checkpoint;
+        else _values = checkpoint.Read(name, _shape);
+    }
+
+    public ReadOnlySpan<float> Values
+    {
+        get
+        {
+            if (_values is not null) return _values;
+            _mapped!.TryGetMappedSingles(_name, _shape, out var values);
+            return values;
+        }
+    }
+}
