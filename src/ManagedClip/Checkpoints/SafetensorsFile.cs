@@ -103,9 +103,12 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long dataLength = fileLength - dataStart;
         var tensors = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var headerBytes = file.Slice(8, (int)headerLength);
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new CheckpointException($"{path}: corrupt safetensors header: the JSON header is not valid UTF-8");
         try
         {
-            using var document = JsonDocument.Parse(file.Slice(8, (int)headerLength).ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
+            using var document = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
             if (document.RootElement.ValueKind != JsonValueKind.Object)
                 throw new CheckpointException($"{path}: corrupt safetensors header: the JSON header is not an object");
             foreach (var property in document.RootElement.EnumerateObject())
