@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Text;
@@ -170,7 +171,14 @@ public sealed class ClipTokenizer
                 using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
                 using var outStream = new MemoryStream();
                 gz.CopyTo(outStream);
-                bytes = outStream.ToArray();
+                var data = outStream.ToArray();
+                // GZipStream returns what it could decode from a cut file without complaint (Python's gzip raises EOFError):
+                // check the trailer, CRC-32 and length of the (single-member) stream.
+                if (bytes.Length < 18
+                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != (uint)data.Length
+                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 8)) != Crc32(data))
+                    throw new VocabularyException($"Vocabulary file '{path}' is truncated or corrupt: its gzip trailer does not match the decompressed data.");
+                bytes = data;
             }
             return new UTF8Encoding(false, true).GetString(bytes);
         }
@@ -366,6 +374,27 @@ public sealed class ClipTokenizer
             if (i > start) parts.Add(TextNormalizer.ToString(cps.GetRange(start, i - start)));
         }
         return parts;
+    }
+
+    private static readonly uint[] Crc32Table = BuildCrc32Table();
+
+    private static uint[] BuildCrc32Table()
+    {
+        var table = new uint[256];
+        for (uint n = 0; n < 256; n++)
+        {
+            uint c = n;
+            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[n] = c;
+        }
+        return table;
+    }
+
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint c = 0xFFFFFFFFu;
+        foreach (var b in data) c = Crc32Table[(c ^ b) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
     }
 
     private static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
