@@ -1,0 +1,401 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+
+namespace ManagedClip.Tokenization;
+
+/// <summary>
+/// CLIP's byte-level BPE tokenizer, exact to OpenAI's <c>clip/simple_tokenizer.py</c> and
+/// <c>clip.tokenize(text, context_length=77, truncate=True)</c> (spec §9), except ftfy's mojibake repair
+/// (see <see cref="Normalize"/>). Immutable after construction; <see cref="Encode"/> may be called from
+/// several threads at once.
+/// </summary>
+public sealed class ClipTokenizer
+{
+    public const int ContextLength = 77, StartOfText = 49406, EndOfText = 49407;
+
+    private const string StartToken = "<|startoftext|>", EndToken = "<|endoftext|>";
+    private const string BpeFileName = "bpe_simple_vocab_16e6.txt.gz", VocabFileName = "vocab.json", MergesFileName = "merges.txt";
+    /// <summary>OpenAI reads lines 1 … 49152−256−2 of the merges file.</summary>
+    private const int OpenAiMergeCount = 49152 - 256 - 2;
+    private const int MaxCacheEntries = 50_000;
+
+    private static readonly string[] ByteEncoder = BuildByteEncoder();
+    /// <summary>The 256 byte symbols in bytes_to_unicode's iteration order (ids 0–255 of OpenAI's vocabulary).</summary>
+    private static readonly string[] ByteSymbolsInMapOrder = BuildMapOrder();
+
+    private readonly Dictionary<string, int> _encoder;
+    private readonly Dictionary<(string, string), int> _ranks;
+    private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+
+    /// <summary>Id of <c>&lt;|startoftext|&gt;</c> in this vocabulary (49406 for OpenAI's).</summary>
+    public int StartOfTextId { get; }
+
+    /// <summary>Id of <c>&lt;|endoftext|&gt;</c> in this vocabulary (49407 for OpenAI's).</summary>
+    public int EndOfTextId { get; }
+
+    /// <summary>Number of entries of the vocabulary (49408 for OpenAI's).</summary>
+    public int VocabularySize => _encoder.Count;
+
+    /// <summary>The file(s) the vocabulary was read from, for messages.</summary>
+    public string Source { get; }
+
+    private ClipTokenizer(Dictionary<string, int> encoder, Dictionary<(string, string), int> ranks, int sot, int eot, string source)
+    {
+        _encoder = encoder;
+        _ranks = ranks;
+        StartOfTextId = sot;
+        EndOfTextId = eot;
+        Source = source;
+    }
+
+    // ------------------------------------------------------------------ loading
+
+    /// <summary>Reads OpenAI's <c>bpe_simple_vocab_16e6.txt.gz</c> (gzip, recognised by its magic bytes) or the same file uncompressed.
+    /// Uses merge lines 1 … 48894 as OpenAI does; SOT/EOT are ids len(merges)+512 and +1.</summary>
+    public static ClipTokenizer FromBpeFile(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var text = ReadText(path, allowGzip: true);
+        var lines = text.Split('\n');
+        if (lines.Length - 1 < OpenAiMergeCount)
+            throw new VocabularyException($"BPE vocabulary '{path}' is truncated: it holds {Math.Max(0, lines.Length - 1)} merge lines, OpenAI's format needs {OpenAiMergeCount} after the header line.");
+        var merges = ParseMerges(lines, 1, OpenAiMergeCount, path);
+
+        // vocab = byte symbols (map order) + the same with </w> + one token per merge + specials; id = position,
+        // and a repeated token keeps its last position, as dict(zip(vocab, range(len(vocab)))) does.
+        var encoder = new Dictionary<string, int>(OpenAiMergeCount + 514, StringComparer.Ordinal);
+        int id = 0;
+        foreach (var s in ByteSymbolsInMapOrder) encoder[s] = id++;
+        foreach (var s in ByteSymbolsInMapOrder) encoder[s + "</w>"] = id++;
+        foreach (var (a, b) in merges) encoder[a + b] = id++;
+        int sot = id++, eot = id++;
+        encoder[StartToken] = sot;
+        encoder[EndToken] = eot;
+        return new ClipTokenizer(encoder, BuildRanks(merges, encoder, path), sot, eot, path);
+    }
+
+    /// <summary>Reads a Hugging Face <c>vocab.json</c> (object token → id) and <c>merges.txt</c> (<c>#version</c> header, then one
+    /// "a b" merge a line). The vocabulary needs the 512 byte symbols, <c>&lt;|startoftext|&gt;</c> and <c>&lt;|endoftext|&gt;</c>, and
+    /// vocabulary size − 514 merges (48894 for OpenAI's); vocabularies of other sizes in this format work the same way.</summary>
+    public static ClipTokenizer FromVocabAndMerges(string vocabJsonPath, string mergesPath)
+    {
+        ArgumentNullException.ThrowIfNull(vocabJsonPath);
+        ArgumentNullException.ThrowIfNull(mergesPath);
+        var encoder = ReadVocabJson(vocabJsonPath);
+        foreach (var s in ByteSymbolsInMapOrder)
+        {
+            if (!encoder.ContainsKey(s) || !encoder.ContainsKey(s + "</w>"))
+                throw new VocabularyException($"Vocabulary '{vocabJsonPath}' lacks the byte symbol '{s}' (or '{s}</w>'); a CLIP vocabulary holds all 512 byte symbols.");
+        }
+        if (!encoder.TryGetValue(StartToken, out var sot) || !encoder.TryGetValue(EndToken, out var eot))
+            throw new VocabularyException($"Vocabulary '{vocabJsonPath}' has no '{StartToken}' or '{EndToken}' entry.");
+
+        var lines = ReadText(mergesPath, allowGzip: false).Trim().Split('\n');
+        if (lines.Length == 0 || !lines[0].StartsWith("#version", StringComparison.Ordinal))
+            throw new VocabularyException($"Merges file '{mergesPath}' does not start with a '#version' header line.");
+        int expected = encoder.Count - 514;
+        if (expected < 0 || lines.Length - 1 < expected)
+            throw new VocabularyException($"Merges file '{mergesPath}' holds {lines.Length - 1} merges; the {encoder.Count}-entry vocabulary '{vocabJsonPath}' needs {Math.Max(0, expected)}.");
+        var merges = ParseMerges(lines, 1, expected, mergesPath);
+        foreach (var (a, b) in merges)
+        {
+            if (!encoder.ContainsKey(a + b))
+                throw new VocabularyException($"Merges file '{mergesPath}' merges '{a} {b}' into '{a + b}', which vocabulary '{vocabJsonPath}' does not hold.");
+        }
+        return new ClipTokenizer(encoder, BuildRanks(merges, encoder, mergesPath), sot, eot, vocabJsonPath);
+    }
+
+    /// <summary>
+    /// Finds the vocabulary: <paramref name="vocabPath"/> if given (a .gz/.txt BPE file, a vocab.json with merges.txt beside it, or a
+    /// folder holding either); otherwise vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz next to the weights
+    /// (<paramref name="modelPath"/> is a .safetensors file or a model folder).
+    /// </summary>
+    public static ClipTokenizer Discover(string? vocabPath, string? modelPath)
+    {
+        if (!string.IsNullOrEmpty(vocabPath))
+        {
+            if (Directory.Exists(vocabPath))
+                return FromFolder(vocabPath) ?? throw NotFound(vocabPath, "the folder given as vocabulary");
+            if (!File.Exists(vocabPath))
+                throw new VocabularyException($"Vocabulary file '{vocabPath}' does not exist. {WhereToGetIt}");
+            var name = Path.GetFileName(vocabPath);
+            var dir = Path.GetDirectoryName(Path.GetFullPath(vocabPath))!;
+            if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            {
+                var merges = Path.Combine(dir, MergesFileName);
+                if (!File.Exists(merges))
+                    throw new VocabularyException($"Vocabulary '{vocabPath}' needs '{MergesFileName}' beside it, but '{merges}' does not exist. {WhereToGetIt}");
+                return FromVocabAndMerges(vocabPath, merges);
+            }
+            if (name.Equals(MergesFileName, StringComparison.OrdinalIgnoreCase) && File.Exists(Path.Combine(dir, VocabFileName)))
+                return FromVocabAndMerges(Path.Combine(dir, VocabFileName), vocabPath);
+            return FromBpeFile(vocabPath);
+        }
+        if (!string.IsNullOrEmpty(modelPath))
+        {
+            string dir = Directory.Exists(modelPath) ? modelPath : Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
+            return FromFolder(dir) ?? throw NotFound(dir, $"the folder of the weights '{modelPath}'");
+        }
+        throw new VocabularyException($"No tokenizer vocabulary: neither a vocabulary path nor a model path was given. {WhereToGetIt}");
+    }
+
+    private const string WhereToGetIt =
+        "Use the Hugging Face model folder's vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz from the openai/CLIP repository (clip/bpe_simple_vocab_16e6.txt.gz), passed with --vocab.";
+
+    private static ClipTokenizer? FromFolder(string dir)
+    {
+        var vocab = Path.Combine(dir, VocabFileName);
+        var merges = Path.Combine(dir, MergesFileName);
+        if (File.Exists(vocab) && File.Exists(merges)) return FromVocabAndMerges(vocab, merges);
+        var bpe = Path.Combine(dir, BpeFileName);
+        if (File.Exists(bpe)) return FromBpeFile(bpe);
+        var plain = Path.Combine(dir, "bpe_simple_vocab_16e6.txt");
+        if (File.Exists(plain)) return FromBpeFile(plain);
+        return null;
+    }
+
+    private static VocabularyException NotFound(string dir, string what) => new(
+        $"No tokenizer vocabulary found in {what}: looked for '{Path.Combine(dir, VocabFileName)}' with '{MergesFileName}' beside it, " +
+        $"and for '{Path.Combine(dir, BpeFileName)}'. {WhereToGetIt}");
+
+    private static string ReadText(string path, bool allowGzip)
+    {
+        try
+        {
+            var bytes = File.ReadAllBytes(path);
+            if (allowGzip && bytes.Length >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B)
+            {
+                using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
+                using var outStream = new MemoryStream();
+                gz.CopyTo(outStream);
+                var data = outStream.ToArray();
+                // GZipStream returns what it could decode from a cut file without complaint (Python's gzip raises EOFError):
+                // check the trailer, CRC-32 and length of the (single-member) stream.
+                if (bytes.Length < 18
+                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != (uint)data.Length
+                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 8)) != Crc32(data))
+                    throw new VocabularyException($"Vocabulary file '{path}' is truncated or corrupt: its gzip trailer does not match the decompressed data.");
+                bytes = data;
+            }
+            return new UTF8Encoding(false, true).GetString(bytes);
+        }
+        catch (FileNotFoundException e) { throw new VocabularyException($"Vocabulary file '{path}' does not exist. {WhereToGetIt}", e); }
+        catch (DirectoryNotFoundException e) { throw new VocabularyException($"Vocabulary file '{path}' does not exist. {WhereToGetIt}", e); }
+        catch (InvalidDataException e) { throw new VocabularyException($"Vocabulary file '{path}' is not a readable gzip file: {e.Message}", e); }
+        catch (DecoderFallbackException e) { throw new VocabularyException($"Vocabulary file '{path}' is not valid UTF-8: {e.Message}", e); }
+        catch (IOException e) { throw new VocabularyException($"Vocabulary file '{path}' could not be read: {e.Message}", e); }
+        catch (UnauthorizedAccessException e) { throw new VocabularyException($"Vocabulary file '{path}' could not be read: {e.Message}", e); }
+    }
+
+    private static List<(string, string)> ParseMerges(string[] lines, int first, int count, string path)
+    {
+        var merges = new List<(string, string)>(count);
+        for (int i = first; i < first + count; i++)
+        {
+            var parts = SplitPythonWhitespace(lines[i]);
+            if (parts.Count != 2)
+                throw new VocabularyException($"Merges in '{path}' are malformed at line {i + 1}: expected two symbols separated by a space, found '{Shorten(lines[i])}'.");
+            merges.Add((parts[0], parts[1]));
+        }
+        return merges;
+    }
+
+    private static Dictionary<(string, string), int> BuildRanks(List<(string, string)> merges, Dictionary<string, int> encoder, string path)
+    {
+        var ranks = new Dictionary<(string, string), int>(merges.Count);
+        for (int i = 0; i < merges.Count; i++)
+        {
+            var (a, b) = merges[i];
+            if (!encoder.ContainsKey(a) || !encoder.ContainsKey(b))
+                throw new VocabularyException($"Merges in '{path}' are malformed at merge {i + 1} ('{a} {b}'): it uses a symbol that is neither a byte symbol nor the result of a merge.");
+            ranks[(a, b)] = i; // dict(zip(merges, range(len(merges)))): a repeated pair keeps its last rank
+        }
+        return ranks;
+    }
+
+    private static Dictionary<string, int> ReadVocabJson(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new VocabularyException(e is FileNotFoundException or DirectoryNotFoundException
+                ? $"Vocabulary file '{path}' does not exist. {WhereToGetIt}"
+                : $"Vocabulary file '{path}' could not be read: {e.Message}", e);
+        }
+        var encoder = new Dictionary<string, int>(StringComparer.Ordinal);
+        try
+        {
+            var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                throw new VocabularyException($"Vocabulary '{path}' is not a JSON object of token → id.");
+            while (reader.Read())
+            {
+                if (reader.TokenType == JsonTokenType.EndObject) break;
+                var token = reader.GetString()!; // a property name inside an object
+                if (!reader.Read() || reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out var id) || id < 0)
+                    throw new VocabularyException($"Vocabulary '{path}' maps '{Shorten(token)}' to something other than a non-negative integer id.");
+                encoder[token] = id;
+            }
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+                throw new VocabularyException($"Vocabulary '{path}' has content after its JSON object.");
+        }
+        catch (JsonException e) { throw new VocabularyException($"Vocabulary '{path}' is not valid JSON: {e.Message}", e); }
+        catch (InvalidOperationException e) { throw new VocabularyException($"Vocabulary '{path}' is not a JSON object of token → id: {e.Message}", e); }
+        return encoder;
+    }
+
+    // ------------------------------------------------------------------ encoding
+
+    /// <summary>The §9.3 normalization OpenAI applies before pre-tokenization: ftfy (without mojibake repair), html.unescape twice,
+    /// strip, whitespace collapse, Python lower-casing.</summary>
+    public static string Normalize(string text) => TextNormalizer.Normalize(text);
+
+    /// <summary>77 ids: SOT, the BPE ids, EOT, zero padding. Over-long texts keep the first 77 ids with the last set to EOT
+    /// (OpenAI's <c>truncate=True</c>).</summary>
+    public int[] Encode(string text)
+    {
+        var bpe = EncodeCore(text);
+        var ids = new int[ContextLength];
+        ids[0] = StartOfTextId;
+        int n = Math.Min(bpe.Count, ContextLength - 2);
+        bpe.CopyTo(0, ids, 1, n);
+        ids[n + 1] = EndOfTextId;
+        return ids;
+    }
+
+    /// <summary>The BPE ids of the text, without SOT/EOT, padding or truncation; a text fits the context when this has at most 75 ids.</summary>
+    public IReadOnlyList<int> EncodeWithoutSpecialTokens(string text) => EncodeCore(text);
+
+    private List<int> EncodeCore(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var cps = TextNormalizer.NormalizeToCodePoints(text);
+        var ids = new List<int>();
+        foreach (var (start, length) in PreTokenizer.Split(cps))
+        {
+            var token = TextNormalizer.ToString(cps.GetRange(start, length));
+            ids.AddRange(TokenIds(token));
+        }
+        return ids;
+    }
+
+    private int[] TokenIds(string token)
+    {
+        if (token == StartToken) return [StartOfTextId];
+        if (token == EndToken) return [EndOfTextId];
+        if (_cache.TryGetValue(token, out var cached)) return cached;
+        var ids = Bpe(token);
+        if (_cache.Count >= MaxCacheEntries) _cache.Clear();
+        _cache.TryAdd(token, ids);
+        return ids;
+    }
+
+    /// <summary>§9.5: UTF-8 bytes → byte symbols, &lt;/w&gt; on the last, then repeatedly merge every non-overlapping occurrence
+    /// (left to right) of the lowest-ranked adjacent pair.</summary>
+    private int[] Bpe(string token)
+    {
+        var bytes = Encoding.UTF8.GetBytes(token);
+        var word = new List<string>(bytes.Length);
+        foreach (var b in bytes) word.Add(ByteEncoder[b]);
+        word[^1] += "</w>";
+        while (word.Count > 1)
+        {
+            int best = int.MaxValue;
+            (string, string) bigram = default;
+            for (int i = 0; i + 1 < word.Count; i++)
+            {
+                if (_ranks.TryGetValue((word[i], word[i + 1]), out var rank) && rank < best)
+                {
+                    best = rank;
+                    bigram = (word[i], word[i + 1]);
+                }
+            }
+            if (best == int.MaxValue) break;
+            var merged = new List<string>(word.Count);
+            for (int i = 0; i < word.Count; i++)
+            {
+                if (i + 1 < word.Count && word[i] == bigram.Item1 && word[i + 1] == bigram.Item2)
+                {
+                    merged.Add(bigram.Item1 + bigram.Item2);
+                    i++;
+                }
+                else merged.Add(word[i]);
+            }
+            word = merged;
+        }
+        var ids = new int[word.Count];
+        for (int i = 0; i < word.Count; i++)
+        {
+            if (!_encoder.TryGetValue(word[i], out ids[i]))
+                throw new VocabularyException($"Vocabulary '{Source}' has no entry for the BPE symbol '{word[i]}'.");
+        }
+        return ids;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// <summary>§9.1 bytes_to_unicode: printable bytes map to themselves, the other 68 to U+0100 … U+0143 in byte order.</summary>
+    private static string[] BuildByteEncoder()
+    {
+        var map = new string[256];
+        int n = 0;
+        for (int b = 0; b < 256; b++)
+        {
+            bool printable = b is (>= 33 and <= 126) or (>= 161 and <= 172) or (>= 174 and <= 255);
+            map[b] = ((char)(printable ? b : 256 + n++)).ToString();
+        }
+        return map;
+    }
+
+    private static string[] BuildMapOrder()
+    {
+        var order = new List<string>(256);
+        for (int b = 0; b < 256; b++)
+            if (b is (>= 33 and <= 126) or (>= 161 and <= 172) or (>= 174 and <= 255)) order.Add(ByteEncoder[b]);
+        for (int b = 0; b < 256; b++)
+            if (!(b is (>= 33 and <= 126) or (>= 161 and <= 172) or (>= 174 and <= 255))) order.Add(ByteEncoder[b]);
+        return [.. order];
+    }
+
+    private static List<string> SplitPythonWhitespace(string line)
+    {
+        var parts = new List<string>(2);
+        var cps = TextNormalizer.ToCodePoints(line);
+        int i = 0;
+        while (i < cps.Count)
+        {
+            while (i < cps.Count && UnicodeData.IsPythonWhitespace(cps[i])) i++;
+            int start = i;
+            while (i < cps.Count && !UnicodeData.IsPythonWhitespace(cps[i])) i++;
+            if (i > start) parts.Add(TextNormalizer.ToString(cps.GetRange(start, i - start)));
+        }
+        return parts;
+    }
+
+    private static readonly uint[] Crc32Table = BuildCrc32Table();
+
+    private static uint[] BuildCrc32Table()
+    {
+        var table = new uint[256];
+        for (uint n = 0; n < 256; n++)
+        {
+            uint c = n;
+            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[n] = c;
+        }
+        return table;
+    }
+
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint c = 0xFFFFFFFFu;
+        foreach (var b in data) c = Crc32Table[(c ^ b) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
+    }
+
+    private static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
+}
