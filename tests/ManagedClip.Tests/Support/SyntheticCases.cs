@@ -198,50 +198,6 @@ public static class SyntheticCases
             r.TryGetProperty("image_f32_vs_f64_relative_error", out var re) ? re.GetDouble() : null);
     }
 
-    /// <summary>
-    /// The metric of shared/reference/README.md: ‖got − ref‖ (Frobenius over all rows) divided by the mean
-    /// over rows of ‖ref_i − centroid(ref)‖. Same as clip_reference.relative_error.
-    /// </summary>
-    public static double RelativeError(IReadOnlyList<float[]> got, IReadOnlyList<float[]> reference)
-    {
-        if (got.Count != reference.Count)
-        {
-            throw new ArgumentException("row count differs", nameof(got));
-        }
-
-        int n = reference.Count, d = reference[0].Length;
-        var centroid = new double[d];
-        foreach (var row in reference)
-        {
-            for (int j = 0; j < d; j++)
-            {
-                centroid[j] += row[j] / (double)n;
-            }
-        }
-
-        double spread = 0, diff2 = 0;
-        for (int i = 0; i < n; i++)
-        {
-            if (got[i].Length != d)
-            {
-                throw new ArgumentException("row length differs", nameof(got));
-            }
-
-            double s = 0;
-            for (int j = 0; j < d; j++)
-            {
-                double c = reference[i][j] - centroid[j];
-                s += c * c;
-                double g = (double)got[i][j] - reference[i][j];
-                diff2 += g * g;
-            }
-
-            spread += Math.Sqrt(s) / n;
-        }
-
-        return Math.Sqrt(diff2) / spread;
-    }
-
     private static float[] Floats(JsonElement a) => a.EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
 
     private static float[][] Matrix(JsonElement a) => a.EnumerateArray().Select(Floats).ToArray();

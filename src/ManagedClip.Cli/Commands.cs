@@ -1,0 +1,224 @@
+using System.Runtime.CompilerServices;
+using ManagedClip.Checkpoints;
+using ManagedClip.Imaging;
+using ManagedClip.Kernels;
+using ManagedClip.Tokenization;
+
+namespace ManagedClip.Cli;
+
+/// <summary>Options shared by the commands that load a model.</summary>
+internal static class ModelOptions
+{
+    public static readonly (string, string) Model = ("--model PATH", "checkpoint: an OpenAI/open_clip .safetensors file, or a folder of either layout");
+    public static readonly (string, string) Vocab = ("--vocab PATH", "tokenizer vocabulary: bpe_simple_vocab_16e6.txt.gz, vocab.json (merges.txt beside it) or a folder; default: next to the weights");
+    public static readonly (string, string) Threads = ("--threads N", "threads for the kernels (default: one per core)");
+
+    public static (string Name, string Help)[] Names(params (string, string)[] options) => options.Select(o => (o.Item1.Split(' ')[0], o.Item1 + ": " + o.Item2)).ToArray();
+
+    public static ClipModel Load(ParsedArguments args) =>
+        ClipModel.Load(args.Required("--model"), new ClipModelOptions
+        {
+            MaxThreads = args.Int("--threads", 1, 1024) ?? 0,
+            VocabularyPath = args.Value("--vocab"),
+        });
+}
+
+internal sealed class InfoCommand : ICommand
+{
+    public CommandSpec Spec { get; } = new("info", "info [--model PATH] [--json]",
+        "Show the runtime (JIT or Native AOT), the SIMD path the kernels use, and with --model the checkpoint's architecture.",
+        ModelOptions.Names(ModelOptions.Model), [], ["managedclip info", "managedclip info --model clip-vit-base-patch32/ --json"]);
+
+    public int Run(ParsedArguments args, Output output)
+    {
+        if (args.Inputs.Count > 0) throw new UsageException($"info takes no inputs, got '{args.Inputs[0]}'");
+        string runtime = RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "AOT";
+        var simd = Simd.Best;
+        string? modelPath = args.Value("--model");
+        using var checkpoint = modelPath is null ? null : Checkpoint.Open(modelPath);
+        var config = checkpoint?.Config;
+
+        if (output.Json)
+        {
+            output.WriteJson(w =>
+            {
+                w.WriteString("runtime", runtime);
+                w.WriteString("simd", Simd.Describe(simd));
+                w.WriteNumber("vector_bits", (int)simd);
+                w.WriteNumber("cores", Environment.ProcessorCount);
+                w.WriteString("framework", System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
+                if (checkpoint is null || config is null) return;
+                w.WriteStartObject("model");
+                w.WriteString("path", checkpoint.SourcePath);
+                w.WriteString("format", checkpoint.Format == CheckpointFormat.OpenAI ? "openai" : "huggingface");
+                w.WriteString("architecture", Architecture(config));
+                w.WriteString("dtype", checkpoint.StorageDType.ToString());
+                w.WriteNumber("parameters", checkpoint.ParameterCount);
+                w.WriteNumber("embed_dim", config.EmbedDim);
+                w.WriteStartObject("vision");
+                var v = config.Vision;
+                w.WriteString("type", v.Architecture == VisionArchitecture.VisionTransformer ? "vit" : "resnet");
+                w.WriteNumber("width", v.Width);
+                w.WriteNumber("layers", v.Layers);
+                w.WriteNumber("heads", v.Heads);
+                if (v.Architecture == VisionArchitecture.VisionTransformer) w.WriteNumber("patch_size", v.PatchSize);
+                else { w.WriteStartArray("blocks"); foreach (int b in v.ResNetBlocks) w.WriteNumberValue(b); w.WriteEndArray(); }
+                w.WriteNumber("resolution", v.ImageSize);
+                w.WriteString("activation", v.Activation.ToString());
+                w.WriteEndObject();
+                var t = config.Text;
+                w.WriteStartObject("text");
+                w.WriteNumber("width", t.Width);
+                w.WriteNumber("layers", t.Layers);
+                w.WriteNumber("heads", t.Heads);
+                w.WriteNumber("context_length", t.ContextLength);
+                w.WriteNumber("vocab_size", t.VocabSize);
+                w.WriteString("activation", t.Activation.ToString());
+                w.WriteEndObject();
+                w.WriteEndObject();
+            });
+            return 0;
+        }
+        output.WriteLine($"runtime      {runtime} ({System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription})");
+        output.WriteLine($"simd         {Simd.Describe(simd)}, {(int)simd}-bit vectors");
+        output.WriteLine($"cores        {Environment.ProcessorCount}");
+        if (checkpoint is null || config is null) return 0;
+        var vc = config.Vision;
+        var tc = config.Text;
+        output.WriteLine($"model        {checkpoint.SourcePath}");
+        output.WriteLine($"format       {(checkpoint.Format == CheckpointFormat.OpenAI ? "OpenAI/open_clip" : "Hugging Face CLIPModel")}, {checkpoint.StorageDType}");
+        output.WriteLine($"architecture {Architecture(config)}");
+        output.WriteLine(vc.Architecture == VisionArchitecture.VisionTransformer
+            ? $"image tower  ViT: width {vc.Width}, {vc.Layers} layers, {vc.Heads} heads, patch {vc.PatchSize}, {vc.ImageSize} px"
+            : $"image tower  ModifiedResNet: stem width {vc.Width}, blocks {string.Join(",", vc.ResNetBlocks)}, pool heads {vc.Heads}, {vc.ImageSize} px");
+        output.WriteLine($"text tower   width {tc.Width}, {tc.Layers} layers, {tc.Heads} heads, context {tc.ContextLength}, vocabulary {tc.VocabSize}");
+        output.WriteLine($"embedding    {config.EmbedDim}");
+        output.WriteLine($"parameters   {checkpoint.ParameterCount:N0}");
+        return 0;
+    }
+
+    /// <summary>The OpenAI name when the shapes are one of the released models, else a description.</summary>
+    static string Architecture(ClipConfig config)
+    {
+        var v = config.Vision;
+        if (v.Architecture == VisionArchitecture.VisionTransformer)
+        {
+            string size = (v.Width, v.Layers) switch { (768, 12) => "B", (1024, 24) => "L", (1280, 32) => "H", _ => "" };
+            return size.Length > 0
+                ? $"ViT-{size}/{v.PatchSize}{(v.ImageSize != 224 ? $"@{v.ImageSize}px" : "")}"
+                : $"ViT (width {v.Width}, {v.Layers} layers, patch {v.PatchSize}, {v.ImageSize} px)";
+        }
+        string? name = string.Join(",", v.ResNetBlocks) switch
+        {
+            "3,4,6,3" when v.Width == 64 => "RN50",
+            "3,4,23,3" when v.Width == 64 => "RN101",
+            "4,6,10,6" when v.Width == 80 => "RN50x4",
+            "6,8,18,8" when v.Width == 96 => "RN50x16",
+            "3,15,36,10" when v.Width == 128 => "RN50x64",
+            _ => null,
+        };
+        return name ?? $"ModifiedResNet (width {v.Width}, blocks {string.Join(",", v.ResNetBlocks)}, {v.ImageSize} px)";
+    }
+}
+
+internal sealed class TokenizeCommand : ICommand
+{
+    public CommandSpec Spec { get; } = new("tokenize", "tokenize (--vocab PATH | --model PATH) [--json] -- TEXT...",
+        "Tokenize texts exactly as OpenAI's clip.tokenize(truncate=True): 77 ids, start and end tokens, zero padded.",
+        ModelOptions.Names(ModelOptions.Vocab, ModelOptions.Model), [],
+        ["managedclip tokenize --vocab bpe_simple_vocab_16e6.txt.gz --json -- \"a photo of a cat\""]);
+
+    public int Run(ParsedArguments args, Output output)
+    {
+        string? vocab = args.Value("--vocab"), model = args.Value("--model");
+        if (vocab is null && model is null) throw new UsageException("tokenize needs --vocab PATH or --model PATH");
+        if (args.Inputs.Count == 0) throw new UsageException("no text given (put texts after --)");
+        var tokenizer = ClipTokenizer.Discover(vocab, model);
+        foreach (var text in args.Inputs)
+        {
+            int[] ids = tokenizer.Encode(text);
+            if (output.Json)
+                output.WriteJson(w =>
+                {
+                    w.WriteString("input", text);
+                    w.WriteStartArray("ids");
+                    foreach (int id in ids) w.WriteNumberValue(id);
+                    w.WriteEndArray();
+                });
+            else
+                output.WriteLine($"{text}\t{string.Join(" ", ids.Reverse().SkipWhile(id => id == 0).Reverse())}");
+        }
+        return output.ExitCode;
+    }
+}
+
+internal sealed class EmbedTextCommand : ICommand
+{
+    public CommandSpec Spec { get; } = new("embed-text", "embed-text --model PATH [--vocab PATH] [--raw] [--json] -- TEXT...",
+        "Encode texts with the text tower. Embeddings are L2-normalized unless --raw.",
+        ModelOptions.Names(ModelOptions.Model, ModelOptions.Vocab, ModelOptions.Threads),
+        [("--raw", "print the projected features before L2 normalization")],
+        ["managedclip embed-text --model clip-vit-base-patch32/ --json -- \"a photo of a cat\" \"a diagram\""]);
+
+    public int Run(ParsedArguments args, Output output)
+    {
+        if (args.Inputs.Count == 0) throw new UsageException("no text given (put texts after --)");
+        using var model = ModelOptions.Load(args);
+        var features = model.EncodeTexts(args.Inputs);
+        for (int i = 0; i < features.Length; i++)
+            Print(output, args.Inputs[i], args.Has("--raw") ? features[i] : ClipModel.Normalize(features[i]));
+        return output.ExitCode;
+    }
+
+    internal static void Print(Output output, string input, float[] embedding)
+    {
+        if (output.Json)
+            output.WriteJson(w =>
+            {
+                w.WriteString("input", input);
+                Output.WriteFloats(w, "embedding", embedding);
+            });
+        else
+            output.WriteLine($"{input}\t{Output.Preview(embedding)}");
+    }
+}
+
+internal sealed class EmbedImageCommand : ICommand
+{
+    public CommandSpec Spec { get; } = new("embed-image", "embed-image --model PATH [--raw] [--json] INPUT...",
+        "Encode images with the image tower. An INPUT ending in .npy is a preprocessed float32 tensor [3,R,R] or [N,3,R,R] (one result per row, named FILE.npy#i).",
+        ModelOptions.Names(ModelOptions.Model, ModelOptions.Threads),
+        [("--raw", "print the projected features before L2 normalization")],
+        ["managedclip embed-image --model clip-vit-base-patch32/ --json batch.npy"]);
+
+    public int Run(ParsedArguments args, Output output)
+    {
+        if (args.Inputs.Count == 0) throw new UsageException("no image given");
+        using var model = ModelOptions.Load(args);
+        int r = model.ImageSize;
+        foreach (var input in args.Inputs)
+        {
+            // Each input succeeds or fails on its own: a bad file is reported and the rest still run.
+            try
+            {
+                var (names, pixels, count) = ReadInput(input, r);
+                var features = model.EncodeImages(pixels, count);
+                for (int i = 0; i < count; i++)
+                    EmbedTextCommand.Print(output, names[i], args.Has("--raw") ? features[i] : ClipModel.Normalize(features[i]));
+            }
+            catch (ClipException e) { output.Fail(input, e.Message); }
+        }
+        return output.ExitCode;
+    }
+
+    static (string[] Names, float[] Pixels, int Count) ReadInput(string input, int r)
+    {
+        if (!input.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
+            throw new ImageInputException($"{input}: image files are not supported yet; pass a preprocessed .npy tensor [3,{r},{r}]");
+        var (data, shape) = NpyFile.Read(input);
+        if (shape.Length == 3 && shape[0] == 3 && shape[1] == r && shape[2] == r) return ([input], data, 1);
+        if (shape.Length == 4 && shape[1] == 3 && shape[2] == r && shape[3] == r)
+            return (Enumerable.Range(0, shape[0]).Select(i => $"{input}#{i}").ToArray(), data, shape[0]);
+        throw new ImageInputException($"{input}: tensor has shape ({string.Join(", ", shape)}), expected (3, {r}, {r}) or (N, 3, {r}, {r}) for this model");
+    }
+}
