@@ -1,0 +1,39 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace ManagedClip.Tests.Cli;
+
+/// <summary>Runs the built <c>managedclip</c> as a user would: a separate process, arguments, exit code, stdout, stderr.</summary>
+public static class CliRunner
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public JsonElement[] JsonLines => Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement.Clone()).ToArray();
+    }
+
+    static readonly Lazy<string> CliAssembly = new(() =>
+    {
+        // Same configuration as the tests (bin/Release or bin/Debug); the test project builds the CLI first.
+        string configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+        string path = Path.Combine(TestData.RepositoryRoot, "src", "ManagedClip.Cli", "bin", configuration, "net10.0", "ManagedClip.Cli.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException($"the CLI is not built at {path}");
+    });
+
+    public static Result Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add("exec");
+        start.ArgumentList.Add(CliAssembly.Value);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"managedclip {string.Join(' ', args)} did not finish in 5 minutes");
+        }
+        return new Result(process.ExitCode, stdout.Result, stderr.Result);
+    }
+}

@@ -1,0 +1,147 @@
+using ManagedClip.Imaging;
+using ManagedClip.Kernels;
+using ManagedClip.Tokenization;
+
+namespace ManagedClip.Tests.Cli;
+
+/// <summary>The CLI contract: JSON lines per input, "error:" lines and exit codes, "--" ending options.</summary>
+public sealed class CliTests : IDisposable
+{
+    readonly string _folder = Directory.CreateTempSubdirectory("managedclip-cli-").FullName;
+    static string Vit => TestData.ReferenceModel("vit-tiny-a");
+    static string VitHf => TestData.ReferenceModel("vit-tiny-a-hf");
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    static void AssertCleanError(CliRunner.Result result, int exitCode, string mentions)
+    {
+        Assert.Equal(exitCode, result.ExitCode);
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEmpty(lines);
+        Assert.All(lines, line => Assert.StartsWith("error: ", line));
+        Assert.Contains(mentions, result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr); // no stack trace without --verbose
+    }
+
+    [Fact]
+    public void InfoReportsRuntimeSimdAndModel()
+    {
+        var result = CliRunner.Run("info", "--model", Vit, "--json");
+        Assert.Equal(0, result.ExitCode);
+        var info = Assert.Single(result.JsonLines);
+        Assert.Equal("JIT", info.GetProperty("runtime").GetString());
+        Assert.Equal((int)Simd.Best, info.GetProperty("vector_bits").GetInt32());
+        Assert.Equal(Environment.ProcessorCount, info.GetProperty("cores").GetInt32());
+        var model = info.GetProperty("model");
+        Assert.Equal("openai", model.GetProperty("format").GetString());
+        Assert.Equal(128, model.GetProperty("vision").GetProperty("width").GetInt32());
+        Assert.Equal(16, model.GetProperty("vision").GetProperty("patch_size").GetInt32());
+        Assert.Equal(64, model.GetProperty("vision").GetProperty("resolution").GetInt32());
+        Assert.Equal(64, model.GetProperty("embed_dim").GetInt32());
+        Assert.Equal("F32", model.GetProperty("dtype").GetString());
+
+        var hf = CliRunner.Run("info", "--model", VitHf, "--json");
+        Assert.Equal("huggingface", hf.JsonLines[0].GetProperty("model").GetProperty("format").GetString());
+        Assert.Equal("F16", hf.JsonLines[0].GetProperty("model").GetProperty("dtype").GetString());
+        Assert.Equal(0, CliRunner.Run("info").ExitCode);
+    }
+
+    [Fact]
+    public void TokenizePrintsIdsPerTextAndDoubleDashEndsOptions()
+    {
+        var result = CliRunner.Run("tokenize", "--vocab", TestData.BpeVocabulary, "--json", "--", "a photo of a cat", "--json is text here");
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.JsonLines;
+        Assert.Equal(2, lines.Length);
+        var tokenizer = ClipTokenizer.FromBpeFile(TestData.BpeVocabulary);
+        Assert.Equal("a photo of a cat", lines[0].GetProperty("input").GetString());
+        Assert.Equal(tokenizer.Encode("a photo of a cat"), lines[0].GetProperty("ids").EnumerateArray().Select(v => v.GetInt32()));
+        Assert.Equal("--json is text here", lines[1].GetProperty("input").GetString());
+        Assert.Equal(77, lines[1].GetProperty("ids").GetArrayLength());
+
+        // A Hugging Face folder brings its vocab.json + merges.txt: same ids.
+        var fromModel = CliRunner.Run("tokenize", "--model", VitHf, "--json", "--", "a photo of a cat");
+        Assert.Equal(lines[0].GetProperty("ids").GetRawText(), fromModel.JsonLines[0].GetProperty("ids").GetRawText());
+    }
+
+    [Fact]
+    public void MissingVocabularyIsAClearError() =>
+        AssertCleanError(CliRunner.Run("tokenize", "--model", Vit, "--", "a cat"), 1, "vocab");
+
+    [Fact]
+    public void EmbedTextMatchesTheReference()
+    {
+        using var expected = TestData.ReadJson(Path.Combine(Vit, "expected.json"));
+        var texts = expected.RootElement.GetProperty("texts").EnumerateArray().Select(t => t.GetString()!).Take(8).ToArray();
+        var result = CliRunner.Run(["embed-text", "--model", Vit, "--vocab", TestData.BpeVocabulary, "--raw", "--json", "--", .. texts]);
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.JsonLines;
+        Assert.Equal(texts, lines.Select(l => l.GetProperty("input").GetString()));
+        var got = lines.Select(l => l.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
+        var reference = TestData.Rows(expected.RootElement.GetProperty("text_features")).Take(8).ToArray();
+        Assert.True(TestData.RelativeError(got, reference) < 1e-4);
+
+        // Without --raw the embedding is L2-normalized.
+        var normalized = CliRunner.Run("embed-text", "--model", Vit, "--vocab", TestData.BpeVocabulary, "--json", "--", texts[0]);
+        var vector = normalized.JsonLines[0].GetProperty("embedding").EnumerateArray().Select(v => (double)v.GetSingle()).ToArray();
+        Assert.Equal(1.0, Math.Sqrt(vector.Sum(v => v * v)), 5);
+    }
+
+    [Fact]
+    public void EmbedImageNamesRowsOfABatchAndKeepsGoingPastBadInputs()
+    {
+        using var expected = TestData.ReadJson(Path.Combine(Vit, "expected.json"));
+        string batch = Path.Combine(Vit, "random_input.npy");
+        string wrongShape = Path.Combine(_folder, "wrong.npy");
+        NpyFile.Write(wrongShape, new float[3 * 8 * 8], [3, 8, 8]);
+        string garbage = Path.Combine(_folder, "garbage.npy");
+        File.WriteAllText(garbage, "not a tensor");
+
+        var result = CliRunner.Run("embed-image", "--model", Vit, "--raw", "--json", wrongShape, batch, garbage);
+        Assert.Equal(1, result.ExitCode);
+        var lines = result.JsonLines;
+        Assert.Equal([$"{batch}#0", $"{batch}#1", $"{batch}#2"], lines.Select(l => l.GetProperty("input").GetString()));
+        var got = lines.Select(l => l.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
+        Assert.True(TestData.RelativeError(got, TestData.Rows(expected.RootElement.GetProperty("tensors").GetProperty("random_input.npy"))) < 1e-4);
+        var errors = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, errors.Length);
+        Assert.Contains(errors, e => e.StartsWith("error: ") && e.Contains(wrongShape) && e.Contains("(3, 64, 64)"));
+        Assert.Contains(errors, e => e.StartsWith("error: ") && e.Contains(garbage));
+    }
+
+    [Theory]
+    [InlineData(new[] { "frobnicate" }, "unknown command")]
+    [InlineData(new[] { "embed-text", "--", "a cat" }, "--model is required")]
+    [InlineData(new[] { "embed-text", "--model" }, "--model needs a value")]
+    [InlineData(new[] { "tokenize", "--bogus", "x" }, "unknown option '--bogus'")]
+    [InlineData(new[] { "tokenize", "--vocab", "v.gz", "-x" }, "after --")]
+    [InlineData(new[] { "tokenize", "--", "a cat" }, "--vocab PATH or --model PATH")]
+    [InlineData(new[] { "embed-text", "--model", "m", "--threads", "0", "--", "x" }, "--threads must be")]
+    public void UsageErrorsExitWithTwo(string[] args, string mentions) =>
+        AssertCleanError(CliRunner.Run(args), 2, mentions);
+
+    [Fact]
+    public void BadModelPathIsNamed()
+    {
+        string missing = Path.Combine(_folder, "nothing-here.safetensors");
+        AssertCleanError(CliRunner.Run("embed-text", "--model", missing, "--vocab", TestData.BpeVocabulary, "--", "a cat"), 1, missing);
+        string garbage = Path.Combine(_folder, "garbage.safetensors");
+        File.WriteAllBytes(garbage, new byte[100]);
+        AssertCleanError(CliRunner.Run("info", "--model", garbage), 1, garbage);
+    }
+
+    [Fact]
+    public void HelpDescribesEveryCommand()
+    {
+        var general = CliRunner.Run("--help");
+        Assert.Equal(0, general.ExitCode);
+        foreach (var command in new[] { "info", "tokenize", "embed-text", "embed-image" })
+        {
+            Assert.Contains(command, general.Stdout);
+            var help = CliRunner.Run(command, "--help");
+            Assert.Equal(0, help.ExitCode);
+            Assert.Contains("usage: managedclip " + command, help.Stdout);
+            Assert.Contains("examples:", help.Stdout);
+        }
+    }
+}
