@@ -26,7 +26,9 @@ public static class Gemm
     internal const int NR = PackedMatrix.PanelWidth; // 64 columns per panel / register tile
     internal const int MR = 6;                       // rows per micro-tile
     internal const int KC = 128;                     // k-block: 128 × 64 × 4 B = 32 KiB of B in L1
-    internal const int MC = 96;                      // rows per task: tile [96 × 64] = 24 KiB; x block 96 × 128 × 4 = 48 KiB in L2
+    internal const int MC = 96;                      // rows per task: packed x block 96 × 128 × 4 B = 48 KiB, in L2
+    internal const int MaxPanelsPerTask = 4;         // columns per task ≤ 256: partial-sum tile [96, 256] = 96 KiB, in L2
+    internal const int TileWidth = MaxPanelsPerTask * NR;
 
     /// <summary>Below this many multiply-adds a call runs on the calling thread: waking workers costs more than it saves.</summary>
     internal const long ParallelThreshold = 1L << 18;
@@ -137,7 +139,7 @@ public static class Gemm
 
     static void Run<TVec, TOps>(in GemmArgs args, int threads) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
-        var job = new GemmJob<TVec, TOps>(args);
+        var job = new GemmJob<TVec, TOps>(args, threads);
         threads = (int)Math.Min(threads, job.Tasks);
         if ((long)args.M * args.N * args.K < ParallelThreshold) threads = 1;
         if (threads <= 1) { job.Work(); return; }
@@ -145,20 +147,26 @@ public static class Gemm
     }
 
     /// <summary>
-    /// One GEMM call's tasks. Task t covers panel t / rowBlocks and row block t % rowBlocks, so consecutive
-    /// tasks (picked up by different threads) share the same B panel in L3 while writing disjoint y tiles.
+    /// One GEMM call's tasks. A task is one row block (≤ MC rows) × a group of up to <see cref="MaxPanelsPerTask"/>
+    /// panels. Per k-block it packs its x block once ([MC/6][kc][6], 48 KiB, stays in L2) and reuses it against
+    /// every panel of the group, so x is read from memory once per group rather than once per panel. Task t
+    /// covers panel group t / rowBlocks and row block t % rowBlocks.
     /// </summary>
     sealed unsafe class GemmJob<TVec, TOps> where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         readonly GemmArgs _g;
-        readonly int _rowBlocks;
+        readonly int _rowBlocks, _panels, _panelsPerTask;
         int _next;
 
-        public GemmJob(in GemmArgs g)
+        public GemmJob(in GemmArgs g, int threads)
         {
             _g = g;
             _rowBlocks = (g.M + MC - 1) / MC;
-            Tasks = (long)_rowBlocks * ((g.N + NR - 1) / NR);
+            _panels = (g.N + NR - 1) / NR;
+            // Group panels while there are still ≥ 4 tasks per thread to balance load. Grouping changes only which
+            // task computes an element, never its summation order, so results stay independent of the thread count.
+            _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (4 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
+            Tasks = (long)_rowBlocks * ((_panels + _panelsPerTask - 1) / _panelsPerTask);
         }
 
         public long Tasks { get; }
@@ -166,33 +174,56 @@ public static class Gemm
         [SkipLocalsInit]
         public void Work()
         {
-            // Per-thread scratch, 64-byte aligned: partial sums [MC, NR] and (unpacked B only) one packed B block [KC, NR].
-            float* tileRaw = stackalloc float[MC * NR + 16];
-            float* tile = Align64(tileRaw);
-            float* blockRaw = stackalloc float[KC * NR + 16];   // used only for unpacked B (32 KiB of stack)
-            float* block = Align64(blockRaw);
+            // Per-thread scratch, 64-byte aligned (176 KiB of stack): partial sums [MC, 4·64], packed x block
+            // [MC, KC], and (unpacked B only) one packed B block [KC, 64].
+            float* tileRaw = stackalloc float[MC * TileWidth + 16];
+            float* aRaw = stackalloc float[MC * KC + 16];
+            float* blockRaw = stackalloc float[KC * NR + 16];
+            float* tile = Align64(tileRaw), aPack = Align64(aRaw), block = Align64(blockRaw);
             long t;
             while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
-                RunTask((int)t, tile, block);
+                RunTask((int)t, tile, aPack, block);
         }
 
         static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
-        void RunTask(int t, float* tile, float* block)
+        void RunTask(int t, float* tile, float* aPack, float* block)
         {
             ref readonly GemmArgs g = ref _g;
-            int panel = t / _rowBlocks, i0 = t % _rowBlocks * MC;
-            int rows = Math.Min(MC, g.M - i0), j0 = panel * NR, cols = Math.Min(NR, g.N - j0);
+            int p0 = t / _rowBlocks * _panelsPerTask, p1 = Math.Min(_panels, p0 + _panelsPerTask);
+            int i0 = t % _rowBlocks * MC, rows = Math.Min(MC, g.M - i0);
+            int j0 = p0 * NR, cols = Math.Min((p1 - p0) * NR, g.N - j0);
             for (int k0 = 0; k0 < g.K; k0 += KC)
             {
                 int kc = Math.Min(KC, g.K - k0);
-                float* bBlock = g.Packed != null
-                    ? g.Packed + ((nint)panel * g.K + k0) * NR
-                    : PackBlock(block, g.BRowMajor, g.N, k0, kc, j0, cols);
-                for (int i = 0; i < rows; i += MR)
-                    MicroTile(Math.Min(MR, rows - i), g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, tile + i * NR, cols, k0 > 0);
+                PackA(aPack, g.X + (nint)i0 * g.K + k0, g.K, rows, kc);
+                for (int p = p0; p < p1; p++)
+                {
+                    int panelCols = Math.Min(NR, g.N - p * NR);
+                    float* bBlock = g.Packed != null
+                        ? g.Packed + ((nint)p * g.K + k0) * NR
+                        : PackBlock(block, g.BRowMajor, g.N, k0, kc, p * NR, panelCols);
+                    float* c = tile + (p - p0) * NR;
+                    for (int i = 0; i < rows; i += MR)
+                        MicroTile(Math.Min(MR, rows - i), aPack + i * kc, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0);
+                }
             }
             Epilogue(tile, rows, cols, g.Y + (nint)i0 * g.N + j0, g.N, g.Bias == null ? null : g.Bias + j0, g.Activation, g.Accumulate);
+        }
+
+        /// <summary>x[0..rows, 0..kc) (row stride lda) → [rows/6][kc][6]: each micro-tile's rows interleaved per k, one contiguous stream.</summary>
+        static void PackA(float* dst, float* x, nint lda, int rows, int kc)
+        {
+            for (int i = 0; i < rows; i += MR)
+            {
+                int r = Math.Min(MR, rows - i);
+                float* d = dst + i * kc;
+                for (int rr = 0; rr < r; rr++)
+                {
+                    float* src = x + (i + rr) * lda;
+                    for (int k = 0; k < kc; k++) d[k * MR + rr] = src[k];
+                }
+            }
         }
 
         /// <summary>Copies B[k0..k0+kc, j0..j0+cols] (row-major, row stride n) into the packed [kc, 64] layout, zero-padding columns.</summary>
@@ -207,19 +238,19 @@ public static class Gemm
             return block;
         }
 
-        /// <summary>One micro-tile: rows ≤ 6 of x (row stride lda) against a [kc, 64] B block, into tile rows (stride 64).</summary>
-        static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load)
+        /// <summary>One micro-tile: rows ≤ 6 of packed x against a [kc, 64] B block, into tile rows (stride <see cref="TileWidth"/>).</summary>
+        static void MicroTile(int rows, float* a, float* b, int kc, float* c, int cols, bool load)
         {
             if (TOps.Count == 16)
             {
                 switch (rows)
                 {
-                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, lda, b, kc, c, load); break;
-                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, lda, b, kc, c, load); break;
-                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, lda, b, kc, c, load); break;
-                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, lda, b, kc, c, load); break;
-                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, lda, b, kc, c, load); break;
-                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, lda, b, kc, c, load); break;
+                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, b, kc, c, TileWidth, load); break;
+                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, b, kc, c, TileWidth, load); break;
+                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, b, kc, c, TileWidth, load); break;
+                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, b, kc, c, TileWidth, load); break;
+                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, b, kc, c, TileWidth, load); break;
+                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, b, kc, c, TileWidth, load); break;
                 }
                 return;
             }
@@ -229,12 +260,12 @@ public static class Gemm
             {
                 switch (rows)
                 {
-                    case 6: GemmMicro.Tile2<TVec, TOps, R6>(a, lda, b + s, kc, c + s, load); break;
-                    case 5: GemmMicro.Tile2<TVec, TOps, R5>(a, lda, b + s, kc, c + s, load); break;
-                    case 4: GemmMicro.Tile2<TVec, TOps, R4>(a, lda, b + s, kc, c + s, load); break;
-                    case 3: GemmMicro.Tile2<TVec, TOps, R3>(a, lda, b + s, kc, c + s, load); break;
-                    case 2: GemmMicro.Tile2<TVec, TOps, R2>(a, lda, b + s, kc, c + s, load); break;
-                    default: GemmMicro.Tile2<TVec, TOps, R1>(a, lda, b + s, kc, c + s, load); break;
+                    case 6: GemmMicro.Tile2<TVec, TOps, R6>(a, b + s, kc, c + s, TileWidth, load); break;
+                    case 5: GemmMicro.Tile2<TVec, TOps, R5>(a, b + s, kc, c + s, TileWidth, load); break;
+                    case 4: GemmMicro.Tile2<TVec, TOps, R4>(a, b + s, kc, c + s, TileWidth, load); break;
+                    case 3: GemmMicro.Tile2<TVec, TOps, R3>(a, b + s, kc, c + s, TileWidth, load); break;
+                    case 2: GemmMicro.Tile2<TVec, TOps, R2>(a, b + s, kc, c + s, TileWidth, load); break;
+                    default: GemmMicro.Tile2<TVec, TOps, R1>(a, b + s, kc, c + s, TileWidth, load); break;
                 }
             }
         }
@@ -245,7 +276,7 @@ public static class Gemm
             int w = TOps.Count;
             for (int r = 0; r < rows; r++)
             {
-                float* t = tile + r * NR, yr = y + (nint)r * ldy;
+                float* t = tile + r * TileWidth, yr = y + (nint)r * ldy;
                 int j;
                 if (bias != null)
                 {
