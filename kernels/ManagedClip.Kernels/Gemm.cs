@@ -7,26 +7,27 @@ namespace ManagedClip.Kernels;
 /// y = act(x·B + bias) [+ y], single precision. x is row-major [m, K], y row-major [m, N].
 /// <para>
 /// Blocking (per core: 48 KiB L1d, 1 MiB L2): B is packed in 64-column panels (<see cref="PackedMatrix"/>).
-/// A task owns a block of ≤ <see cref="MC"/> = 96 rows × one 64-column panel. Inside it, K is cut into
-/// blocks of <see cref="KC"/> = 128, so one B block (128 × 64 floats = 32 KiB) stays in L1 while every
-/// 6-row micro-tile of the row block streams past it; x rows are read in place (row-major, 6 sequential
-/// streams) from L2. Partial sums for the whole task live in a per-thread stack tile [96, 64] (24 KiB), so y
-/// is written exactly once, with the epilogue (bias, activation, residual add) fused into that write.
+/// A task owns a block of ≤ <see cref="MC"/> = 96 rows × a group of ≤ 4 panels (256 columns). Inside it, K
+/// is cut into blocks of <see cref="KC"/> = 128: one B block (128 × 64 floats = 32 KiB) stays in L1 while
+/// the 16 six-row micro-tiles of the row block stream past it, and the x block (96 × 128, read in place,
+/// six sequential row streams per micro-tile) stays in L2 across the panels of the group. Partial sums live
+/// in a per-thread stack tile [96, 256] (96 KiB), so y is written exactly once, with the epilogue (bias,
+/// activation, residual add) fused into that write.
 /// </para>
 /// <para>
-/// Micro-kernels: Vector512 holds a 6 × 64 accumulator tile (24 zmm + 4 for B + 1 broadcast of 32);
-/// Vector256 and Vector128 hold 6 × 2 vectors (12 + 2 + 1 of 16 registers) and sweep the 64-wide panel in
-/// 16- or 8-column strips. Every k-step is one broadcast of x per row and one FMA per accumulator.
+/// Micro-kernels (<see cref="GemmMicro"/>): Vector512 holds a 6 × 64 accumulator tile (24 zmm + 4 for B + 1
+/// broadcast, of 32); Vector256 and Vector128 hold 6 × 2 vectors (12 + 2 + 1 of 16 registers) and sweep the
+/// 64-wide panel in 16- or 8-column strips. Every k-step is one broadcast of x per row and one FMA per accumulator.
 /// </para>
-/// Threads: tasks (row block × panel) are pulled from a shared counter by at most maxThreads workers; each
-/// output element is computed by one task in a fixed order, so results do not depend on the thread count.
+/// Threads: tasks are pulled from a shared counter by at most maxThreads workers; each output element is
+/// computed by one task in a fixed order, so results do not depend on the thread count.
 /// </summary>
 public static class Gemm
 {
     internal const int NR = PackedMatrix.PanelWidth; // 64 columns per panel / register tile
     internal const int MR = 6;                       // rows per micro-tile
     internal const int KC = 128;                     // k-block: 128 × 64 × 4 B = 32 KiB of B in L1
-    internal const int MC = 96;                      // rows per task: packed x block 96 × 128 × 4 B = 48 KiB, in L2
+    internal const int MC = 96;                      // rows per task: x block 96 × 128 × 4 B = 48 KiB, in L2
     internal const int MaxPanelsPerTask = 4;         // columns per task ≤ 256: partial-sum tile [96, 256] = 96 KiB, in L2
     internal const int TileWidth = MaxPanelsPerTask * NR;
 
@@ -148,9 +149,10 @@ public static class Gemm
 
     /// <summary>
     /// One GEMM call's tasks. A task is one row block (≤ MC rows) × a group of up to <see cref="MaxPanelsPerTask"/>
-    /// panels. Per k-block it packs its x block once ([MC/6][kc][6], 48 KiB, stays in L2) and reuses it against
-    /// every panel of the group, so x is read from memory once per group rather than once per panel. Task t
-    /// covers panel group t / rowBlocks and row block t % rowBlocks.
+    /// panels; per k-block its x block (48 KiB) is reused from L2 against every panel of the group, so x comes from
+    /// memory once per group rather than once per panel. Task t covers panel group t / rowBlocks and row block
+    /// t % rowBlocks. (Packing x into 6-row micro-panels was tried and measured ~2× slower on 96×768×256: the
+    /// scalar copy cost more than the contiguous stream saved.)
     /// </summary>
     sealed unsafe class GemmJob<TVec, TOps> where TVec : unmanaged where TOps : IVecOps<TVec>
     {
@@ -174,20 +176,19 @@ public static class Gemm
         [SkipLocalsInit]
         public void Work()
         {
-            // Per-thread scratch, 64-byte aligned (176 KiB of stack): partial sums [MC, 4·64], packed x block
-            // [MC, KC], and (unpacked B only) one packed B block [KC, 64].
+            // Per-thread scratch, 64-byte aligned: partial sums [MC, 4·64] (96 KiB) and, for unpacked B only,
+            // one packed B block [KC, 64] (32 KiB).
             float* tileRaw = stackalloc float[MC * TileWidth + 16];
-            float* aRaw = stackalloc float[MC * KC + 16];
             float* blockRaw = stackalloc float[KC * NR + 16];
-            float* tile = Align64(tileRaw), aPack = Align64(aRaw), block = Align64(blockRaw);
+            float* tile = Align64(tileRaw), block = Align64(blockRaw);
             long t;
             while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
-                RunTask((int)t, tile, aPack, block);
+                RunTask((int)t, tile, block);
         }
 
         static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
-        void RunTask(int t, float* tile, float* aPack, float* block)
+        void RunTask(int t, float* tile, float* block)
         {
             ref readonly GemmArgs g = ref _g;
             int p0 = t / _rowBlocks * _panelsPerTask, p1 = Math.Min(_panels, p0 + _panelsPerTask);
@@ -196,7 +197,6 @@ public static class Gemm
             for (int k0 = 0; k0 < g.K; k0 += KC)
             {
                 int kc = Math.Min(KC, g.K - k0);
-                PackA(aPack, g.X + (nint)i0 * g.K + k0, g.K, rows, kc);
                 for (int p = p0; p < p1; p++)
                 {
                     int panelCols = Math.Min(NR, g.N - p * NR);
@@ -205,25 +205,10 @@ public static class Gemm
                         : PackBlock(block, g.BRowMajor, g.N, k0, kc, p * NR, panelCols);
                     float* c = tile + (p - p0) * NR;
                     for (int i = 0; i < rows; i += MR)
-                        MicroTile(Math.Min(MR, rows - i), aPack + i * kc, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0);
+                        MicroTile(Math.Min(MR, rows - i), g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0);
                 }
             }
             Epilogue(tile, rows, cols, g.Y + (nint)i0 * g.N + j0, g.N, g.Bias == null ? null : g.Bias + j0, g.Activation, g.Accumulate);
-        }
-
-        /// <summary>x[0..rows, 0..kc) (row stride lda) → [rows/6][kc][6]: each micro-tile's rows interleaved per k, one contiguous stream.</summary>
-        static void PackA(float* dst, float* x, nint lda, int rows, int kc)
-        {
-            for (int i = 0; i < rows; i += MR)
-            {
-                int r = Math.Min(MR, rows - i);
-                float* d = dst + i * kc;
-                for (int rr = 0; rr < r; rr++)
-                {
-                    float* src = x + (i + rr) * lda;
-                    for (int k = 0; k < kc; k++) d[k * MR + rr] = src[k];
-                }
-            }
         }
 
         /// <summary>Copies B[k0..k0+kc, j0..j0+cols] (row-major, row stride n) into the packed [kc, 64] layout, zero-padding columns.</summary>
@@ -239,18 +224,18 @@ public static class Gemm
         }
 
         /// <summary>One micro-tile: rows ≤ 6 of packed x against a [kc, 64] B block, into tile rows (stride <see cref="TileWidth"/>).</summary>
-        static void MicroTile(int rows, float* a, float* b, int kc, float* c, int cols, bool load)
+        static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load)
         {
             if (TOps.Count == 16)
             {
                 switch (rows)
                 {
-                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, b, kc, c, TileWidth, load); break;
-                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, b, kc, c, TileWidth, load); break;
-                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, b, kc, c, TileWidth, load); break;
-                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, b, kc, c, TileWidth, load); break;
-                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, b, kc, c, TileWidth, load); break;
-                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, b, kc, c, TileWidth, load); break;
+                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, lda, b, kc, c, TileWidth, load); break;
+                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, lda, b, kc, c, TileWidth, load); break;
                 }
                 return;
             }
@@ -260,12 +245,12 @@ public static class Gemm
             {
                 switch (rows)
                 {
-                    case 6: GemmMicro.Tile2<TVec, TOps, R6>(a, b + s, kc, c + s, TileWidth, load); break;
-                    case 5: GemmMicro.Tile2<TVec, TOps, R5>(a, b + s, kc, c + s, TileWidth, load); break;
-                    case 4: GemmMicro.Tile2<TVec, TOps, R4>(a, b + s, kc, c + s, TileWidth, load); break;
-                    case 3: GemmMicro.Tile2<TVec, TOps, R3>(a, b + s, kc, c + s, TileWidth, load); break;
-                    case 2: GemmMicro.Tile2<TVec, TOps, R2>(a, b + s, kc, c + s, TileWidth, load); break;
-                    default: GemmMicro.Tile2<TVec, TOps, R1>(a, b + s, kc, c + s, TileWidth, load); break;
+                    case 6: GemmMicro.Tile2<TVec, TOps, R6>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 5: GemmMicro.Tile2<TVec, TOps, R5>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 4: GemmMicro.Tile2<TVec, TOps, R4>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 3: GemmMicro.Tile2<TVec, TOps, R3>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 2: GemmMicro.Tile2<TVec, TOps, R2>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    default: GemmMicro.Tile2<TVec, TOps, R1>(a, lda, b + s, kc, c + s, TileWidth, load); break;
                 }
             }
         }

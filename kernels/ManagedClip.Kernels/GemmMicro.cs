@@ -12,8 +12,8 @@ internal readonly struct R5 : IRowCount { public static int Value => 5; }
 internal readonly struct R6 : IRowCount { public static int Value => 6; }
 
 /// <summary>
-/// GEMM micro-kernels. c[r·ldc + j] (+)= Σ_k a[k·6 + r] · b[k·64 + j] for r &lt; TRows: A is a packed
-/// micro-panel (6 rows interleaved per k, one contiguous stream), B a packed block (row stride 64 floats). Accumulators are named locals so the JIT keeps
+/// GEMM micro-kernels. c[r·ldc + j] (+)= Σ_k a[r·lda + k] · b[k·64 + j] for r &lt; TRows: x is read in place
+/// (six sequential row streams; packing it measured slower, the copy cost more than it saved), B is a packed block (row stride 64). Accumulators are named locals so the JIT keeps
 /// them in registers; TRows is a type parameter so rows that do not exist cost nothing.
 /// The bodies are mechanical (every row is the same line with a different index): keep the rows in lockstep.
 /// </summary>
@@ -21,7 +21,7 @@ internal static unsafe class GemmMicro
 {
     /// <summary>6 × 4 vectors: with Vector512, a 6 × 64 tile in 24 zmm accumulators (4 B loads + 6 broadcasts per 24 FMAs).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile4<TVec, TOps, TRows>(float* a, float* b, int kc, float* c, nint ldc, bool load)
+    internal static void Tile4<TVec, TOps, TRows>(float* a, nint lda, float* b, int kc, float* c, nint ldc, bool load)
         where TVec : unmanaged where TOps : IVecOps<TVec> where TRows : struct, IRowCount
     {
         int w = TOps.Count;
@@ -41,16 +41,18 @@ internal static unsafe class GemmMicro
             if (rows > 4) { c40 = TOps.Load(c + 4 * ldc + 0 * w); c41 = TOps.Load(c + 4 * ldc + 1 * w); c42 = TOps.Load(c + 4 * ldc + 2 * w); c43 = TOps.Load(c + 4 * ldc + 3 * w); }
             if (rows > 5) { c50 = TOps.Load(c + 5 * ldc + 0 * w); c51 = TOps.Load(c + 5 * ldc + 1 * w); c52 = TOps.Load(c + 5 * ldc + 2 * w); c53 = TOps.Load(c + 5 * ldc + 3 * w); }
         }
-        for (int k = 0; k < kc; k++, a += Gemm.MR, b += Gemm.NR)
+        // Row r of x is at a + r·lda; the offsets live in registers and the addressing mode adds them.
+        nint o1 = lda, o2 = 2 * lda, o3 = 3 * lda, o4 = 4 * lda, o5 = 5 * lda;
+        for (int k = 0; k < kc; k++, a++, b += Gemm.NR)
         {
             TVec b0 = TOps.Load(b + 0 * w); TVec b1 = TOps.Load(b + 1 * w); TVec b2 = TOps.Load(b + 2 * w); TVec b3 = TOps.Load(b + 3 * w);
             TVec x;
             { x = TOps.Splat(a[0]); c00 = TOps.Fma(x, b0, c00); c01 = TOps.Fma(x, b1, c01); c02 = TOps.Fma(x, b2, c02); c03 = TOps.Fma(x, b3, c03); }
-            if (rows > 1) { x = TOps.Splat(a[1]); c10 = TOps.Fma(x, b0, c10); c11 = TOps.Fma(x, b1, c11); c12 = TOps.Fma(x, b2, c12); c13 = TOps.Fma(x, b3, c13); }
-            if (rows > 2) { x = TOps.Splat(a[2]); c20 = TOps.Fma(x, b0, c20); c21 = TOps.Fma(x, b1, c21); c22 = TOps.Fma(x, b2, c22); c23 = TOps.Fma(x, b3, c23); }
-            if (rows > 3) { x = TOps.Splat(a[3]); c30 = TOps.Fma(x, b0, c30); c31 = TOps.Fma(x, b1, c31); c32 = TOps.Fma(x, b2, c32); c33 = TOps.Fma(x, b3, c33); }
-            if (rows > 4) { x = TOps.Splat(a[4]); c40 = TOps.Fma(x, b0, c40); c41 = TOps.Fma(x, b1, c41); c42 = TOps.Fma(x, b2, c42); c43 = TOps.Fma(x, b3, c43); }
-            if (rows > 5) { x = TOps.Splat(a[5]); c50 = TOps.Fma(x, b0, c50); c51 = TOps.Fma(x, b1, c51); c52 = TOps.Fma(x, b2, c52); c53 = TOps.Fma(x, b3, c53); }
+            if (rows > 1) { x = TOps.Splat(a[o1]); c10 = TOps.Fma(x, b0, c10); c11 = TOps.Fma(x, b1, c11); c12 = TOps.Fma(x, b2, c12); c13 = TOps.Fma(x, b3, c13); }
+            if (rows > 2) { x = TOps.Splat(a[o2]); c20 = TOps.Fma(x, b0, c20); c21 = TOps.Fma(x, b1, c21); c22 = TOps.Fma(x, b2, c22); c23 = TOps.Fma(x, b3, c23); }
+            if (rows > 3) { x = TOps.Splat(a[o3]); c30 = TOps.Fma(x, b0, c30); c31 = TOps.Fma(x, b1, c31); c32 = TOps.Fma(x, b2, c32); c33 = TOps.Fma(x, b3, c33); }
+            if (rows > 4) { x = TOps.Splat(a[o4]); c40 = TOps.Fma(x, b0, c40); c41 = TOps.Fma(x, b1, c41); c42 = TOps.Fma(x, b2, c42); c43 = TOps.Fma(x, b3, c43); }
+            if (rows > 5) { x = TOps.Splat(a[o5]); c50 = TOps.Fma(x, b0, c50); c51 = TOps.Fma(x, b1, c51); c52 = TOps.Fma(x, b2, c52); c53 = TOps.Fma(x, b3, c53); }
         }
         { TOps.Store(c00, c + 0 * ldc + 0 * w); TOps.Store(c01, c + 0 * ldc + 1 * w); TOps.Store(c02, c + 0 * ldc + 2 * w); TOps.Store(c03, c + 0 * ldc + 3 * w); }
         if (rows > 1) { TOps.Store(c10, c + 1 * ldc + 0 * w); TOps.Store(c11, c + 1 * ldc + 1 * w); TOps.Store(c12, c + 1 * ldc + 2 * w); TOps.Store(c13, c + 1 * ldc + 3 * w); }
@@ -62,7 +64,7 @@ internal static unsafe class GemmMicro
 
     /// <summary>6 × 2 vectors: with Vector256 a 6 × 16 strip (12 ymm accumulators), with Vector128 6 × 8.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile2<TVec, TOps, TRows>(float* a, float* b, int kc, float* c, nint ldc, bool load)
+    internal static void Tile2<TVec, TOps, TRows>(float* a, nint lda, float* b, int kc, float* c, nint ldc, bool load)
         where TVec : unmanaged where TOps : IVecOps<TVec> where TRows : struct, IRowCount
     {
         int w = TOps.Count;
@@ -82,16 +84,18 @@ internal static unsafe class GemmMicro
             if (rows > 4) { c40 = TOps.Load(c + 4 * ldc + 0 * w); c41 = TOps.Load(c + 4 * ldc + 1 * w); }
             if (rows > 5) { c50 = TOps.Load(c + 5 * ldc + 0 * w); c51 = TOps.Load(c + 5 * ldc + 1 * w); }
         }
-        for (int k = 0; k < kc; k++, a += Gemm.MR, b += Gemm.NR)
+        // Row r of x is at a + r·lda; the offsets live in registers and the addressing mode adds them.
+        nint o1 = lda, o2 = 2 * lda, o3 = 3 * lda, o4 = 4 * lda, o5 = 5 * lda;
+        for (int k = 0; k < kc; k++, a++, b += Gemm.NR)
         {
             TVec b0 = TOps.Load(b + 0 * w); TVec b1 = TOps.Load(b + 1 * w);
             TVec x;
             { x = TOps.Splat(a[0]); c00 = TOps.Fma(x, b0, c00); c01 = TOps.Fma(x, b1, c01); }
-            if (rows > 1) { x = TOps.Splat(a[1]); c10 = TOps.Fma(x, b0, c10); c11 = TOps.Fma(x, b1, c11); }
-            if (rows > 2) { x = TOps.Splat(a[2]); c20 = TOps.Fma(x, b0, c20); c21 = TOps.Fma(x, b1, c21); }
-            if (rows > 3) { x = TOps.Splat(a[3]); c30 = TOps.Fma(x, b0, c30); c31 = TOps.Fma(x, b1, c31); }
-            if (rows > 4) { x = TOps.Splat(a[4]); c40 = TOps.Fma(x, b0, c40); c41 = TOps.Fma(x, b1, c41); }
-            if (rows > 5) { x = TOps.Splat(a[5]); c50 = TOps.Fma(x, b0, c50); c51 = TOps.Fma(x, b1, c51); }
+            if (rows > 1) { x = TOps.Splat(a[o1]); c10 = TOps.Fma(x, b0, c10); c11 = TOps.Fma(x, b1, c11); }
+            if (rows > 2) { x = TOps.Splat(a[o2]); c20 = TOps.Fma(x, b0, c20); c21 = TOps.Fma(x, b1, c21); }
+            if (rows > 3) { x = TOps.Splat(a[o3]); c30 = TOps.Fma(x, b0, c30); c31 = TOps.Fma(x, b1, c31); }
+            if (rows > 4) { x = TOps.Splat(a[o4]); c40 = TOps.Fma(x, b0, c40); c41 = TOps.Fma(x, b1, c41); }
+            if (rows > 5) { x = TOps.Splat(a[o5]); c50 = TOps.Fma(x, b0, c50); c51 = TOps.Fma(x, b1, c51); }
         }
         { TOps.Store(c00, c + 0 * ldc + 0 * w); TOps.Store(c01, c + 0 * ldc + 1 * w); }
         if (rows > 1) { TOps.Store(c10, c + 1 * ldc + 0 * w); TOps.Store(c11, c + 1 * ldc + 1 * w); }
