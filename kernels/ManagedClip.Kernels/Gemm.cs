@@ -1,0 +1,298 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace ManagedClip.Kernels;
+
+/// <summary>
+/// y = act(x·B + bias) [+ y], single precision. x is row-major [m, K], y row-major [m, N].
+/// <para>
+/// Blocking (per core: 48 KiB L1d, 1 MiB L2): B is packed in 64-column panels (<see cref="PackedMatrix"/>).
+/// A task owns a block of ≤ <see cref="MC"/> = 96 rows × a group of ≤ 4 panels (256 columns). Inside it, K
+/// is cut into blocks of <see cref="KC"/> = 128: one B block (128 × 64 floats = 32 KiB) stays in L1 while
+/// the 16 six-row micro-tiles of the row block stream past it, and the x block (96 × 128, read in place,
+/// six sequential row streams per micro-tile) stays in L2 across the panels of the group. Partial sums live
+/// in a per-thread stack tile [96, 256] (96 KiB), so y is written exactly once, with the epilogue (bias,
+/// activation, residual add) fused into that write.
+/// </para>
+/// <para>
+/// Micro-kernels (<see cref="GemmMicro"/>): Vector512 holds a 6 × 64 accumulator tile (24 zmm + 4 for B + 1
+/// broadcast, of 32); Vector256 and Vector128 hold 6 × 2 vectors (12 + 2 + 1 of 16 registers) and sweep the
+/// 64-wide panel in 16- or 8-column strips. Every k-step is one broadcast of x per row and one FMA per accumulator.
+/// </para>
+/// Threads: tasks are pulled from a shared counter by at most maxThreads workers; each output element is
+/// computed by one task in a fixed order, so results do not depend on the thread count.
+/// </summary>
+public static class Gemm
+{
+    internal const int NR = PackedMatrix.PanelWidth; // 64 columns per panel / register tile
+    internal const int MR = 6;                       // rows per micro-tile
+    internal const int KC = 128;                     // k-block: 128 × 64 × 4 B = 32 KiB of B in L1
+    internal const int MC = 96;                      // rows per task: x block 96 × 128 × 4 B = 48 KiB, in L2
+    internal const int MaxPanelsPerTask = 4;         // columns per task ≤ 256: partial-sum tile [96, 256] = 96 KiB, in L2
+    internal const int TileWidth = MaxPanelsPerTask * NR;
+
+    /// <summary>Below this many multiply-adds a call runs on the calling thread: waking workers costs more than it saves.</summary>
+    internal const long ParallelThreshold = 1L << 18;
+
+    /// <summary>y[m, N] = act(x[m, K]·B + bias), or y += act(x·B + bias) when <paramref name="accumulate"/> (fused residual add).</summary>
+    public static unsafe void Multiply(ReadOnlySpan<float> x, int m, PackedMatrix b, ReadOnlySpan<float> bias, Span<float> y,
+        Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        Validate(x, m, b.K, b.N, bias, y, activation, $"x·B with B [{b.K}, {b.N}]");
+        int threads = KernelCommon.Threads(maxThreads);
+        var l = KernelCommon.Resolve(level);
+        if (m == 0) return;
+        fixed (float* px = x, pb = bias, py = y)
+        {
+            CheckNoOverlap(px, x.Length, py, y.Length, pb, bias.Length);
+            var args = new GemmArgs(px, null, b.Data, m, b.K, b.N, bias.IsEmpty ? null : pb, py, activation, accumulate);
+            if (l == SimdLevel.Scalar) ScalarPacked(args, b);
+            else Run(args, l, threads);
+        }
+        GC.KeepAlive(b);
+    }
+
+    /// <summary>Unpacked form for small or one-off products: y[m, n] = act(x[m, k]·B[k, n] + bias) [+ y], B row-major.</summary>
+    public static unsafe void Multiply(ReadOnlySpan<float> x, ReadOnlySpan<float> bRowMajor, int m, int k, int n, ReadOnlySpan<float> bias,
+        Span<float> y, Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null)
+    {
+        KernelCommon.Positive(k, nameof(k));
+        KernelCommon.Positive(n, nameof(n));
+        KernelCommon.Fits(bRowMajor.Length, (long)k * n, nameof(bRowMajor), $"[{k}, {n}]");
+        Validate(x, m, k, n, bias, y, activation, $"x·B with B [{k}, {n}]");
+        int threads = KernelCommon.Threads(maxThreads);
+        var l = KernelCommon.Resolve(level);
+        if (m == 0) return;
+        fixed (float* px = x, pbm = bRowMajor, pb = bias, py = y)
+        {
+            CheckNoOverlap(px, x.Length, py, y.Length, pb, bias.Length);
+            if (Overlaps(pbm, bRowMajor.Length, py, y.Length))
+                throw new ArgumentException("y must not overlap bRowMajor.", nameof(y));
+            var args = new GemmArgs(px, pbm, null, m, k, n, bias.IsEmpty ? null : pb, py, activation, accumulate);
+            if (l == SimdLevel.Scalar) ScalarRowMajor(args);
+            else Run(args, l, threads);
+        }
+    }
+
+    static void Validate(ReadOnlySpan<float> x, int m, int k, int n, ReadOnlySpan<float> bias, Span<float> y, Activation activation, string what)
+    {
+        KernelCommon.NonNegative(m, nameof(m));
+        Activations.CheckActivation(activation);
+        KernelCommon.Fits(x.Length, (long)m * k, nameof(x), $"[{m}, {k}] for {what}");
+        KernelCommon.Fits(y.Length, (long)m * n, nameof(y), $"[{m}, {n}] for {what}");
+        if (!bias.IsEmpty && bias.Length != n)
+            throw new ArgumentException($"bias has {bias.Length} elements, expected 0 (no bias) or N = {n} for {what}.", nameof(bias));
+    }
+
+    static unsafe void CheckNoOverlap(float* x, int xLength, float* y, int yLength, float* bias, int biasLength)
+    {
+        if (Overlaps(x, xLength, y, yLength)) throw new ArgumentException("y must not overlap x.", nameof(y));
+        if (Overlaps(bias, biasLength, y, yLength)) throw new ArgumentException("y must not overlap bias.", nameof(y));
+    }
+
+    internal static unsafe bool Overlaps(float* a, int aLength, float* b, int bLength)
+        => aLength > 0 && bLength > 0 && a < b + bLength && b < a + aLength;
+
+    // ------------------------------------------------------------------ scalar twins (the oracle)
+
+    static unsafe void ScalarPacked(in GemmArgs g, PackedMatrix b)
+    {
+        for (int i = 0; i < g.M; i++)
+            for (int j = 0; j < g.N; j++)
+            {
+                float s = 0f;
+                for (int p = 0; p < g.K; p++) s += g.X[(nint)i * g.K + p] * b[p, j];
+                Finish(g, i, j, s);
+            }
+    }
+
+    static unsafe void ScalarRowMajor(in GemmArgs g)
+    {
+        for (int i = 0; i < g.M; i++)
+            for (int j = 0; j < g.N; j++)
+            {
+                float s = 0f;
+                for (int p = 0; p < g.K; p++) s += g.X[(nint)i * g.K + p] * g.BRowMajor[(nint)p * g.N + j];
+                Finish(g, i, j, s);
+            }
+    }
+
+    static unsafe void Finish(in GemmArgs g, int i, int j, float s)
+    {
+        if (g.Bias != null) s += g.Bias[j];
+        s = Activations.Scalar(s, g.Activation);
+        float* yij = g.Y + (nint)i * g.N + j;
+        *yij = g.Accumulate ? *yij + s : s;
+    }
+
+    // ------------------------------------------------------------------ SIMD driver
+
+    static void Run(in GemmArgs args, SimdLevel level, int threads)
+    {
+        switch (level)
+        {
+            case SimdLevel.Vector512: Run<Vector512<float>, Ops512>(args, threads); break;
+            case SimdLevel.Vector256: Run<Vector256<float>, Ops256>(args, threads); break;
+            default: Run<Vector128<float>, Ops128>(args, threads); break;
+        }
+    }
+
+    static void Run<TVec, TOps>(in GemmArgs args, int threads) where TVec : unmanaged where TOps : IVecOps<TVec>
+    {
+        var job = new GemmJob<TVec, TOps>(args, threads);
+        threads = (int)Math.Min(threads, job.Tasks);
+        if ((long)args.M * args.N * args.K < ParallelThreshold) threads = 1;
+        if (threads <= 1) { job.Work(); return; }
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => job.Work());
+    }
+
+    /// <summary>
+    /// One GEMM call's tasks. A task is one row block (≤ MC rows) × a group of up to <see cref="MaxPanelsPerTask"/>
+    /// panels; per k-block its x block (48 KiB) is reused from L2 against every panel of the group, so x comes from
+    /// memory once per group rather than once per panel. Task t covers panel group t / rowBlocks and row block
+    /// t % rowBlocks. (Packing x into 6-row micro-panels was tried and measured ~2× slower on 96×768×256: the
+    /// scalar copy cost more than the contiguous stream saved.)
+    /// </summary>
+    sealed unsafe class GemmJob<TVec, TOps> where TVec : unmanaged where TOps : IVecOps<TVec>
+    {
+        readonly GemmArgs _g;
+        readonly int _rowBlocks, _panels, _panelsPerTask;
+        int _next;
+
+        public GemmJob(in GemmArgs g, int threads)
+        {
+            _g = g;
+            _rowBlocks = (g.M + MC - 1) / MC;
+            _panels = (g.N + NR - 1) / NR;
+            // Group panels while there are still ≥ 4 tasks per thread to balance load. Grouping changes only which
+            // task computes an element, never its summation order, so results stay independent of the thread count.
+            _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (4 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
+            Tasks = (long)_rowBlocks * ((_panels + _panelsPerTask - 1) / _panelsPerTask);
+        }
+
+        public long Tasks { get; }
+
+        [SkipLocalsInit]
+        public void Work()
+        {
+            // Per-thread scratch, 64-byte aligned: partial sums [MC, 4·64] (96 KiB) and, for unpacked B only,
+            // one packed B block [KC, 64] (32 KiB).
+            float* tileRaw = stackalloc float[MC * TileWidth + 16];
+            float* blockRaw = stackalloc float[KC * NR + 16];
+            float* tile = Align64(tileRaw), block = Align64(blockRaw);
+            long t;
+            while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
+                RunTask((int)t, tile, block);
+        }
+
+        static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
+        void RunTask(int t, float* tile, float* block)
+        {
+            ref readonly GemmArgs g = ref _g;
+            int p0 = t / _rowBlocks * _panelsPerTask, p1 = Math.Min(_panels, p0 + _panelsPerTask);
+            int i0 = t % _rowBlocks * MC, rows = Math.Min(MC, g.M - i0);
+            int j0 = p0 * NR, cols = Math.Min((p1 - p0) * NR, g.N - j0);
+            for (int k0 = 0; k0 < g.K; k0 += KC)
+            {
+                int kc = Math.Min(KC, g.K - k0);
+                for (int p = p0; p < p1; p++)
+                {
+                    int panelCols = Math.Min(NR, g.N - p * NR);
+                    float* bBlock = g.Packed != null
+                        ? g.Packed + ((nint)p * g.K + k0) * NR
+                        : PackBlock(block, g.BRowMajor, g.N, k0, kc, p * NR, panelCols);
+                    float* c = tile + (p - p0) * NR;
+                    for (int i = 0; i < rows; i += MR)
+                        MicroTile(Math.Min(MR, rows - i), g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0);
+                }
+            }
+            Epilogue(tile, rows, cols, g.Y + (nint)i0 * g.N + j0, g.N, g.Bias == null ? null : g.Bias + j0, g.Activation, g.Accumulate);
+        }
+
+        /// <summary>Copies B[k0..k0+kc, j0..j0+cols] (row-major, row stride n) into the packed [kc, 64] layout, zero-padding columns.</summary>
+        static float* PackBlock(float* block, float* b, int n, int k0, int kc, int j0, int cols)
+        {
+            for (int kk = 0; kk < kc; kk++)
+            {
+                float* src = b + (nint)(k0 + kk) * n + j0, dst = block + kk * NR;
+                new ReadOnlySpan<float>(src, cols).CopyTo(new Span<float>(dst, cols));
+                if (cols < NR) new Span<float>(dst + cols, NR - cols).Clear();
+            }
+            return block;
+        }
+
+        /// <summary>One micro-tile: rows ≤ 6 of packed x against a [kc, 64] B block, into tile rows (stride <see cref="TileWidth"/>).</summary>
+        static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load)
+        {
+            if (TOps.Count == 16)
+            {
+                switch (rows)
+                {
+                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, lda, b, kc, c, TileWidth, load); break;
+                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, lda, b, kc, c, TileWidth, load); break;
+                }
+                return;
+            }
+            // Narrower vectors: sweep the panel in strips of two vectors, skipping strips wholly past N.
+            int strip = 2 * TOps.Count;
+            for (int s = 0; s < cols; s += strip)
+            {
+                switch (rows)
+                {
+                    case 6: GemmMicro.Tile2<TVec, TOps, R6>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 5: GemmMicro.Tile2<TVec, TOps, R5>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 4: GemmMicro.Tile2<TVec, TOps, R4>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 3: GemmMicro.Tile2<TVec, TOps, R3>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 2: GemmMicro.Tile2<TVec, TOps, R2>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    default: GemmMicro.Tile2<TVec, TOps, R1>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                }
+            }
+        }
+
+        /// <summary>y[r, 0..cols) = act(tile + bias) [+ y], row by row while the tile is still in cache.</summary>
+        static void Epilogue(float* tile, int rows, int cols, float* y, int ldy, float* bias, Activation act, bool accumulate)
+        {
+            int w = TOps.Count;
+            for (int r = 0; r < rows; r++)
+            {
+                float* t = tile + r * TileWidth, yr = y + (nint)r * ldy;
+                int j;
+                if (bias != null)
+                {
+                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Add(TOps.Load(t + j), TOps.Load(bias + j)), t + j);
+                    for (; j < cols; j++) t[j] += bias[j];
+                }
+                if (act != Activation.None) Activations.ApplyVector<TVec, TOps>(t, cols, act);
+                if (accumulate)
+                {
+                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Add(TOps.Load(yr + j), TOps.Load(t + j)), yr + j);
+                    for (; j < cols; j++) yr[j] += t[j];
+                }
+                else
+                {
+                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Load(t + j), yr + j);
+                    for (; j < cols; j++) yr[j] = t[j];
+                }
+            }
+        }
+    }
+}
+
+/// <summary>Everything one GEMM call needs, as raw pointers (the spans are pinned by the caller for the call's duration).</summary>
+internal readonly unsafe struct GemmArgs(float* x, float* bRowMajor, float* packed, int m, int k, int n, float* bias, float* y, Activation activation, bool accumulate)
+{
+    public readonly float* X = x;
+    public readonly float* BRowMajor = bRowMajor;
+    public readonly float* Packed = packed;
+    public readonly int M = m, K = k, N = n;
+    public readonly float* Bias = bias;
+    public readonly float* Y = y;
+    public readonly Activation Activation = activation;
+    public readonly bool Accumulate = accumulate;
+}

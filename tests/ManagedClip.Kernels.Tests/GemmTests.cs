@@ -1,0 +1,213 @@
+namespace ManagedClip.Kernels.Tests;
+
+public class GemmTests
+{
+    // Shapes: every m in {1,2,7,50,77} (micro-tile tails of 6), k in {1,3,17,64,768} (k-block tails of 128),
+    // n in {1,5,33,64,513} (panel tails of 64, strip tails of 8/16), plus shapes that cross the 96-row task
+    // block and several k-blocks at once.
+    public static TheoryData<int, int, int> Shapes()
+    {
+        var d = new TheoryData<int, int, int>();
+        foreach (int m in new[] { 1, 7, 77 })
+            foreach (int k in new[] { 1, 17, 768 })
+                foreach (int n in new[] { 1, 5, 33, 64, 513 })
+                    d.Add(m, k, n);
+        d.Add(2, 3, 64);
+        d.Add(50, 64, 33);
+        d.Add(2, 768, 5);
+        d.Add(50, 3, 513);
+        d.Add(130, 300, 200); // two row blocks (96 + 34), three k-blocks (128 + 128 + 44), four panels (last 8 wide)
+        d.Add(97, 129, 65);   // one row past a block, one k past a block, one column past a panel
+        return d;
+    }
+
+    /// <summary>
+    /// |SIMD − scalar| bound. Both sides sum K products in float in different orders (blocked, FMA vs separate
+    /// multiply-add); each is within γ_K·Σ|x||b| of the exact value (Higham, γ_K ≈ K·u), so they are within
+    /// 2K·u·Σ|x||b| of each other. Bias, activation (slope ≤ 1.13) and residual add a few ulps of
+    /// |bias| + |y0| + |result|; 16u covers those.
+    /// </summary>
+    static Func<int, double> Tolerance(float[] x, Func<int, int, float> b, int m, int k, int n, float[] bias, float[]? y0, float[] expected)
+    {
+        var scale = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = bias.Length > 0 ? Math.Abs(bias[j]) : 0;
+                for (int p = 0; p < k; p++) s += Math.Abs(x[i * k + p] * b(p, j));
+                if (y0 != null) s += Math.Abs(y0[i * n + j]);
+                scale[i * n + j] = s;
+            }
+        return idx => (2.0 * k + 16) * TestData.U * (scale[idx] + Math.Abs(expected[idx])) + 1e-30;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Packed_and_unpacked_match_scalar_twin_at_every_level(int m, int k, int n)
+    {
+        var x = TestData.Random(m * k, 1 + m + 7 * k + 31 * n);
+        var w = TestData.Random(k * n, 2 + m + 7 * k + 31 * n);   // row-major [k, n]
+        var bias = TestData.Random(n, 3 + n);
+        var packed = PackedMatrix.FromRowMajor(w, k, n);
+
+        var expected = new float[m * n];
+        Gemm.Multiply(x, m, packed, bias, expected, level: SimdLevel.Scalar);
+        var expectedUnpacked = new float[m * n];
+        Gemm.Multiply(x, w, m, k, n, bias, expectedUnpacked, level: SimdLevel.Scalar);
+        Assert.Equal(expected, expectedUnpacked); // same sums, same order: the packed layout reads back exactly
+        var tol = Tolerance(x, (p, j) => w[p * n + j], m, k, n, bias, null, expected);
+
+        foreach (var level in TestData.VectorLevels)
+        {
+            var y = new float[m * n];
+            Gemm.Multiply(x, m, packed, bias, y, level: level);
+            TestData.Close(expected, y, tol, $"packed {level} [{m},{k},{n}]");
+            var yu = new float[m * n];
+            Gemm.Multiply(x, w, m, k, n, bias, yu, level: level);
+            Assert.Equal(y, yu); // the unpacked path packs each block on the fly and runs the same kernel
+        }
+    }
+
+    public static TheoryData<Activation, bool> Epilogues()
+    {
+        var d = new TheoryData<Activation, bool>();
+        foreach (var a in new[] { Activation.None, Activation.QuickGelu, Activation.Gelu, Activation.Relu })
+        {
+            d.Add(a, false);
+            d.Add(a, true);
+        }
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Epilogues))]
+    public void Fused_epilogue_activation_and_residual_match_scalar_twin(Activation activation, bool accumulate)
+    {
+        foreach (var (m, k, n, withBias) in new[] { (7, 300, 70, true), (1, 17, 5, false), (50, 64, 129, true) })
+        {
+            var x = TestData.Random(m * k, 11 + k);
+            var w = TestData.Random(n * k, 12 + n);                    // Linear weight [out = n, in = k]
+            var bias = withBias ? TestData.Random(n, 13) : [];
+            var y0 = TestData.Random(m * n, 14, scale: 3f);              // residual stream
+            var packed = PackedMatrix.FromLinearWeight(w, n, k);
+
+            var expected = (float[])y0.Clone();
+            Gemm.Multiply(x, m, packed, bias, expected, activation, accumulate, level: SimdLevel.Scalar);
+            var tol = Tolerance(x, (p, j) => w[j * k + p], m, k, n, bias, accumulate ? y0 : null, expected);
+            foreach (var level in TestData.VectorLevels)
+            {
+                var y = (float[])y0.Clone();
+                Gemm.Multiply(x, m, packed, bias, y, activation, accumulate, level: level);
+                TestData.Close(expected, y, tol, $"{activation} accumulate={accumulate} {level} [{m},{k},{n}]");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Epilogues))]
+    public void Scalar_twin_matches_double_precision(Activation activation, bool accumulate)
+    {
+        int m = 5, k = 37, n = 70;
+        var x = TestData.Random(m * k, 21);
+        var w = TestData.Random(n * k, 22);   // Linear weight [n, k]: B[p, j] = w[j, p]
+        var bias = TestData.Random(n, 23);
+        var y0 = TestData.Random(m * n, 24);
+        var y = (float[])y0.Clone();
+        Gemm.Multiply(x, m, PackedMatrix.FromLinearWeight(w, n, k), bias, y, activation, accumulate, level: SimdLevel.Scalar);
+
+        var exact = new float[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = bias[j];
+                for (int p = 0; p < k; p++) s += (double)x[i * k + p] * w[j * k + p];
+                s = TestData.Activate(s, activation);
+                exact[i * n + j] = (float)(accumulate ? y0[i * n + j] + s : s);
+            }
+        // One float sum of K products against the exact value: γ_K·Σ|x||b| (half the two-sided bound).
+        var tol = Tolerance(x, (p, j) => w[j * k + p], m, k, n, bias, accumulate ? y0 : null, exact);
+        TestData.Close(exact, y, i => tol(i) / 2, $"scalar {activation} accumulate={accumulate}");
+    }
+
+    [Fact]
+    public void Linear_weight_is_transposed_into_B()
+    {
+        // W [out = 2, in = 3]; y = x·Wᵀ + b.
+        float[] w = [1, 2, 3, 4, 5, 6];
+        float[] x = [1, 0, -1];
+        float[] b = [10, 20];
+        foreach (var level in Simd.Supported)
+        {
+            var y = new float[2];
+            Gemm.Multiply(x, 1, PackedMatrix.FromLinearWeight(w, 2, 3), b, y, level: level);
+            Assert.Equal([10f + 1 - 3, 20f + 4 - 6], y);
+        }
+        var p = PackedMatrix.FromLinearWeight(w, 2, 3);
+        Assert.Equal(3, p.K);
+        Assert.Equal(2, p.N);
+    }
+
+    [Fact]
+    public void One_and_two_threads_give_identical_results()
+    {
+        int m = 200, k = 300, n = 300;
+        var x = TestData.Random(m * k, 31);
+        var w = TestData.Random(k * n, 32);
+        var bias = TestData.Random(n, 33);
+        var packed = PackedMatrix.FromRowMajor(w, k, n);
+        foreach (var level in TestData.VectorLevels)
+        {
+            var y1 = new float[m * n];
+            var y2 = new float[m * n];
+            var u2 = new float[m * n];
+            Gemm.Multiply(x, m, packed, bias, y1, Activation.QuickGelu, maxThreads: 1, level: level);
+            Gemm.Multiply(x, m, packed, bias, y2, Activation.QuickGelu, maxThreads: 2, level: level);
+            Gemm.Multiply(x, w, m, k, n, bias, u2, Activation.QuickGelu, maxThreads: 2, level: level);
+            Assert.Equal(y1, y2);
+            Assert.Equal(y1, u2);
+        }
+    }
+
+    [Fact]
+    public void Oversized_buffers_are_allowed_and_untouched_past_the_shape()
+    {
+        int m = 3, k = 5, n = 7;
+        var x = TestData.Random(m * k + 4, 41);
+        var w = TestData.Random(k * n, 42);
+        foreach (var level in Simd.Supported)
+        {
+            var y = Enumerable.Repeat(123f, m * n + 9).ToArray();
+            Gemm.Multiply(x, m, PackedMatrix.FromRowMajor(w, k, n), [], y, level: level);
+            Assert.All(y[(m * n)..], v => Assert.Equal(123f, v));
+        }
+    }
+
+    [Fact]
+    public void Zero_rows_is_a_no_op()
+    {
+        var packed = PackedMatrix.FromRowMajor(new float[6], 2, 3);
+        Gemm.Multiply([], 0, packed, [], Span<float>.Empty);
+    }
+
+    [Fact]
+    public void Invalid_arguments_throw()
+    {
+        var packed = PackedMatrix.FromRowMajor(new float[12], 3, 4); // K = 3, N = 4
+        var x = new float[2 * 3];
+        var y = new float[2 * 4];
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[5], 2, packed, [], y));                // x too short
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(x, 2, packed, [], new float[7]));                // y too short
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(x, 2, packed, new float[3], y));                 // bias ≠ N
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, -1, packed, [], y));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, 2, packed, [], y, maxThreads: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, 2, packed, [], y, (Activation)9));
+        Assert.Throws<ArgumentNullException>(() => Gemm.Multiply(x, 2, null!, [], y));
+        var shared = new float[20];
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(shared.AsSpan(0, 6), 2, packed, [], shared.AsSpan(4, 8))); // y overlaps x
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(x, new float[11], 2, 3, 4, [], y));              // B too short
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, new float[12], 2, 0, 4, [], y));
+        Assert.Throws<ArgumentException>(() => PackedMatrix.FromLinearWeight(new float[11], 4, 3));
+        Assert.Throws<ArgumentException>(() => PackedMatrix.FromRowMajor(new float[13], 3, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => PackedMatrix.FromRowMajor([], 0, 4));
+    }
+}

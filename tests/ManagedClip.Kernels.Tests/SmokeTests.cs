@@ -1,1 +1,0 @@
-namespace ManagedClip.Kernels.Tests; public class SmokeTests { [Fact] public void Builds() => Assert.Equal(4, 2 + 2); }
