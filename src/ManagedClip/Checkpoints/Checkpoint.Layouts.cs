@@ -27,7 +27,8 @@ public sealed partial class Checkpoint
             EndOfTextId: tokenEmbedding[0] - 1);
 
         VisionConfig vision;
-        if (Contains("visual.proj"))
+        // build_model tests visual.proj; a ViT missing only that tensor should be told so, hence the class embedding too.
+        if (Contains("visual.proj") || Contains("visual.class_embedding"))
         {
             int[] conv1 = ShapeOf("visual.conv1.weight");
             if (conv1.Length != 4 || conv1[2] != conv1[3]) throw ShapeError("visual.conv1.weight", "[width, 3, patch, patch]");
