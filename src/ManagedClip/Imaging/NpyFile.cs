@@ -10,7 +10,7 @@ namespace ManagedClip.Imaging;
 /// </summary>
 public static class NpyReader
 {
-    private static ReadOnlySpan<byte> Magic => "\x93NUMPY"u8;
+    private static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     public static (float[] data, int[] shape) Read(string path)
     {
