@@ -33,6 +33,7 @@ public class OracleCaseTests
     {
         JsonElement c = Find(file, pipeline, r);
         var opts = pipeline == "hf" ? PreprocessOptions.HuggingFace(r) : PreprocessOptions.OpenAI(r);
+        if (pipeline == "openai_exif") opts = opts with { ApplyExifOrientation = true };
         var pre = new ImagePreprocessor(opts);
         string path = Path.Combine(ImagingTestData.Fixtures, file);
         DecodedImage img = ImageLoader.Load(path, opts);
