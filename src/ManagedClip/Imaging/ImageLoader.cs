@@ -124,6 +124,9 @@ public static class ImageLoader
                     "(possible decompression bomb; raise PreprocessOptions.MaxPixels to allow it)");
 
             stream.Position = start;
+            if (format is PngFormat) TruncationCheck.Png(stream, name);
+            else if (format is JpegFormat) TruncationCheck.Jpeg(stream, name);
+            stream.Position = start;
             DecodedImage img = Decode(config, stream, name, format, info);
             if (options.ApplyExifOrientation)
                 img = ExifOrientation.Apply(img, ReadOrientation(info.Metadata));
