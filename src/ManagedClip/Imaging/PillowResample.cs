@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace ManagedClip.Imaging;
 
 /// <summary>Pillow's resampling filters, numbered as <c>PIL.Image.Resampling</c> (and HF's <c>resample</c> field).</summary>
@@ -165,19 +168,7 @@ internal static class PillowResample
             {
                 ReadOnlySpan<byte> srow = src.Slice(y * w * ch, w * ch);
                 Span<byte> trow = temp.AsSpan((y - r0) * rowLen, rowLen);
-                for (int xx = 0; xx < cw; xx++)
-                {
-                    int ox = x0 + xx;
-                    int xmin = hc.Min[ox], n = hc.Count[ox];
-                    ReadOnlySpan<int> kw = k.AsSpan(ox * ks, n);
-                    ReadOnlySpan<byte> s = srow.Slice(xmin * ch, n * ch);
-                    for (int c = 0; c < ch; c++)
-                    {
-                        int acc = 1 << (PrecisionBits - 1);
-                        for (int j = 0, p = c; j < n; j++, p += ch) acc += s[p] * kw[j];
-                        trow[xx * ch + c] = Clip8(acc);
-                    }
-                }
+                HorizontalRow(srow, trow, ch, x0, cw, hc.Min, hc.Count, k, ks);
             }
         }
         else
@@ -196,16 +187,79 @@ internal static class PillowResample
             int oy = y0 + yy;
             int ymin = vc.Min[oy] - r0, n = vc.Count[oy];
             acc32.AsSpan().Fill(1 << (PrecisionBits - 1));
+            ref int a0 = ref MemoryMarshal.GetArrayDataReference(acc32);
             for (int j = 0; j < n; j++)
             {
                 int wgt = kv[oy * vc.KSize + j];
-                ReadOnlySpan<byte> trow = temp.AsSpan((ymin + j) * rowLen, rowLen);
-                for (int x = 0; x < rowLen; x++) acc32[x] += trow[x] * wgt;
+                ref byte t0 = ref temp[(ymin + j) * rowLen];
+                for (int x = 0; x < rowLen; x++) Unsafe.Add(ref a0, x) += Unsafe.Add(ref t0, x) * wgt;
             }
             Span<byte> drow = dst.AsSpan(yy * rowLen, rowLen);
             for (int x = 0; x < rowLen; x++) drow[x] = Clip8(acc32[x]);
         }
         return dst;
+    }
+
+    /// <summary>One row of the horizontal pass; all channels of a pixel in one sweep over the taps, no bounds checks.</summary>
+    private static void HorizontalRow(ReadOnlySpan<byte> srow, Span<byte> trow, int ch, int x0, int cw, int[] mins, int[] counts, int[] k, int ks)
+    {
+        const int Half = 1 << (PrecisionBits - 1);
+        ref byte s0 = ref MemoryMarshal.GetReference(srow);
+        ref byte d0 = ref MemoryMarshal.GetReference(trow);
+        ref int k0 = ref MemoryMarshal.GetArrayDataReference(k);
+        for (int xx = 0; xx < cw; xx++)
+        {
+            int ox = x0 + xx;
+            int n = counts[ox];
+            ref byte sp = ref Unsafe.Add(ref s0, mins[ox] * ch);
+            ref int kp = ref Unsafe.Add(ref k0, ox * ks);
+            ref byte dp = ref Unsafe.Add(ref d0, xx * ch);
+            switch (ch)
+            {
+                case 1:
+                    {
+                        int a0 = Half;
+                        for (int j = 0; j < n; j++) a0 += Unsafe.Add(ref sp, j) * Unsafe.Add(ref kp, j);
+                        dp = Clip8(a0);
+                        break;
+                    }
+                case 3:
+                    {
+                        int a0 = Half, a1 = Half, a2 = Half;
+                        for (int j = 0, p = 0; j < n; j++, p += 3)
+                        {
+                            int w = Unsafe.Add(ref kp, j);
+                            a0 += Unsafe.Add(ref sp, p) * w;
+                            a1 += Unsafe.Add(ref sp, p + 1) * w;
+                            a2 += Unsafe.Add(ref sp, p + 2) * w;
+                        }
+                        dp = Clip8(a0); Unsafe.Add(ref dp, 1) = Clip8(a1); Unsafe.Add(ref dp, 2) = Clip8(a2);
+                        break;
+                    }
+                case 4:
+                    {
+                        int a0 = Half, a1 = Half, a2 = Half, a3 = Half;
+                        for (int j = 0, p = 0; j < n; j++, p += 4)
+                        {
+                            int w = Unsafe.Add(ref kp, j);
+                            a0 += Unsafe.Add(ref sp, p) * w;
+                            a1 += Unsafe.Add(ref sp, p + 1) * w;
+                            a2 += Unsafe.Add(ref sp, p + 2) * w;
+                            a3 += Unsafe.Add(ref sp, p + 3) * w;
+                        }
+                        dp = Clip8(a0); Unsafe.Add(ref dp, 1) = Clip8(a1); Unsafe.Add(ref dp, 2) = Clip8(a2); Unsafe.Add(ref dp, 3) = Clip8(a3);
+                        break;
+                    }
+                default:
+                    for (int c = 0; c < ch; c++)
+                    {
+                        int acc = Half;
+                        for (int j = 0, p = c; j < n; j++, p += ch) acc += Unsafe.Add(ref sp, p) * Unsafe.Add(ref kp, j);
+                        Unsafe.Add(ref dp, c) = Clip8(acc);
+                    }
+                    break;
+            }
+        }
     }
 
     /// <summary>
