@@ -82,6 +82,28 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void PngWithoutIendIsAcceptedOnlyWhenItsDataIsComplete()
+    {
+        // Pillow loads a PNG whose IEND is missing but refuses one whose image data stops at a chunk boundary.
+        byte[] png = File.ReadAllBytes(Path.Combine(ImagingTestData.Fixtures, "rgb_97x61.png"));
+        var chunks = new List<(string Type, byte[] Data)>();
+        for (int pos = 8; pos < png.Length;)
+        {
+            int len = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(pos));
+            chunks.Add((System.Text.Encoding.ASCII.GetString(png, pos + 4, 4), png[(pos + 8)..(pos + 8 + len)]));
+            pos += 12 + len;
+        }
+        byte[] idat = chunks.Where(c => c.Type == "IDAT").SelectMany(c => c.Data).ToArray();
+        byte[] sig = png[..8];
+        byte[] ihdr = PngChunk("IHDR", chunks.Single(c => c.Type == "IHDR").Data);
+        byte[] complete = [.. sig, .. ihdr, .. PngChunk("IDAT", idat[..100]), .. PngChunk("IDAT", idat[100..])];
+        byte[] cut = [.. sig, .. ihdr, .. PngChunk("IDAT", idat[..100])];
+        var want = _pre.Preprocess(Path.Combine(ImagingTestData.Fixtures, "rgb_97x61.png"));
+        Assert.Equal(want, _pre.Preprocess(Write("no-iend.png", complete)));
+        Assert.Contains("incomplete", Refused(Write("cut-at-chunk.png", cut)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TruncatedJpeg()
     {
         byte[] jpg = Encode(new JpegEncoder { Quality = 90 });
