@@ -1,0 +1,244 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using ManagedClip.Imaging;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Formats.Webp;
+using Xunit.Abstractions;
+
+namespace ManagedClip.Tests.Imaging;
+
+/// <summary>Every bad input must end as an <see cref="ImageInputException"/> naming the file — never another exception, never a hang.</summary>
+public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mclip-imaging-").FullName;
+    private readonly ImagePreprocessor _pre = new(PreprocessOptions.OpenAI(32));
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Write(string name, byte[] bytes)
+    {
+        string p = Path.Combine(_dir, name);
+        File.WriteAllBytes(p, bytes);
+        return p;
+    }
+
+    private ImageInputException Refused(string path)
+    {
+        var ex = Assert.Throws<ImageInputException>(() => _pre.Preprocess(path));
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+        output.WriteLine(ex.Message);
+        return ex;
+    }
+
+    private static byte[] Encode(IImageEncoder enc, int w = 64, int h = 48)
+    {
+        using var img = ImagingTestData.Synthetic(w, h);
+        using var ms = new MemoryStream();
+        img.Save(ms, enc);
+        return ms.ToArray();
+    }
+
+    private static byte[] PngChunk(string type, byte[] data)
+    {
+        var c = new byte[12 + data.Length];
+        BinaryPrimitives.WriteInt32BigEndian(c, data.Length);
+        System.Text.Encoding.ASCII.GetBytes(type, c.AsSpan(4));
+        data.CopyTo(c, 8);
+        BinaryPrimitives.WriteUInt32BigEndian(c.AsSpan(8 + data.Length), Crc32(c.AsSpan(4, 4 + data.Length)));
+        return c;
+    }
+
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+        }
+        return ~crc;
+    }
+
+    [Fact] public void ZeroByteFile() => Assert.Contains("empty", Refused(Write("empty.png", [])).Message, StringComparison.Ordinal);
+
+    [Fact] public void MissingFile() => Refused(Path.Combine(_dir, "no-such-file.jpg"));
+
+    [Fact] public void RandomBytes() => Refused(Write("noise.png", Enumerable.Range(0, 4096).Select(i => (byte)(i * 7919 % 251)).ToArray()));
+
+    [Fact] public void TextFileNamedJpg() => Refused(Write("notes.jpg", "this is not a picture\n"u8.ToArray()));
+
+    [Fact]
+    public void TruncatedPng()
+    {
+        byte[] png = Encode(new PngEncoder());
+        Refused(Write("half.png", png[..(png.Length / 2)]));
+        Refused(Write("header-only.png", png[..40]));
+    }
+
+    [Fact]
+    public void PngWithoutIendIsAcceptedOnlyWhenItsDataIsComplete()
+    {
+        // Pillow loads a PNG whose IEND is missing but refuses one whose image data stops at a chunk boundary.
+        byte[] png = File.ReadAllBytes(Path.Combine(ImagingTestData.Fixtures, "rgb_97x61.png"));
+        var chunks = new List<(string Type, byte[] Data)>();
+        for (int pos = 8; pos < png.Length;)
+        {
+            int len = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(pos));
+            chunks.Add((System.Text.Encoding.ASCII.GetString(png, pos + 4, 4), png[(pos + 8)..(pos + 8 + len)]));
+            pos += 12 + len;
+        }
+        byte[] idat = chunks.Where(c => c.Type == "IDAT").SelectMany(c => c.Data).ToArray();
+        byte[] sig = png[..8];
+        byte[] ihdr = PngChunk("IHDR", chunks.Single(c => c.Type == "IHDR").Data);
+        byte[] complete = [.. sig, .. ihdr, .. PngChunk("IDAT", idat[..100]), .. PngChunk("IDAT", idat[100..])];
+        byte[] cut = [.. sig, .. ihdr, .. PngChunk("IDAT", idat[..100])];
+        var want = _pre.Preprocess(Path.Combine(ImagingTestData.Fixtures, "rgb_97x61.png"));
+        Assert.Equal(want, _pre.Preprocess(Write("no-iend.png", complete)));
+        Assert.Contains("incomplete", Refused(Write("cut-at-chunk.png", cut)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TruncatedJpeg()
+    {
+        byte[] jpg = Encode(new JpegEncoder { Quality = 90 });
+        Refused(Write("half.jpg", jpg[..(jpg.Length / 2)]));
+        Refused(Write("soi-only.jpg", jpg[..20]));
+    }
+
+    [Fact]
+    public void HugeDimensionHeaderIsRefusedBeforeDecoding()
+    {
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, 100_000);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), 100_000);
+        ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
+        byte[] png = [.. new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A }, .. PngChunk("IHDR", ihdr),
+                      .. PngChunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), .. PngChunk("IEND", [])];
+        var sw = Stopwatch.StartNew();
+        var ex = Refused(Write("bomb.png", png));
+        Assert.Contains("10000000000 pixels", ex.Message, StringComparison.Ordinal);
+        Assert.True(sw.ElapsedMilliseconds < 2000, "refusal should not decode anything");
+    }
+
+    [Fact]
+    public void MaxPixelsIsConfigurable()
+    {
+        string p = Path.Combine(ImagingTestData.Fixtures, "rgb_97x61.png");
+        var strict = new ImagePreprocessor(PreprocessOptions.OpenAI(32) with { MaxPixels = 97 * 61 - 1 });
+        Assert.Contains("limit", Assert.Throws<ImageInputException>(() => strict.Preprocess(p)).Message, StringComparison.Ordinal);
+        var exact = new ImagePreprocessor(PreprocessOptions.OpenAI(32) with { MaxPixels = 97 * 61 });
+        Assert.Equal(3 * 32 * 32, exact.Preprocess(p).Length);
+    }
+
+    [Fact]
+    public void CmykJpegDecodesAsRgb()
+    {
+        string p = Path.Combine(ImagingTestData.Fixtures, "cmyk_48x32.jpg");
+        DecodedImage img = ImageLoader.Load(p, PreprocessOptions.OpenAI(32));
+        Assert.Equal(SourceMode.Rgb, img.Mode);
+        Assert.Equal((48, 32), (img.Width, img.Height));
+        Assert.Equal(3 * 32 * 32, _pre.Preprocess(p).Length);
+    }
+
+    [Fact]
+    public void NonSeekableStreamWorks()
+    {
+        byte[] png = File.ReadAllBytes(Path.Combine(ImagingTestData.Fixtures, "rgb_97x61.png"));
+        using var pipe = new NonSeekable(png);
+        Assert.Equal(_pre.Preprocess(Path.Combine(ImagingTestData.Fixtures, "rgb_97x61.png")), _pre.Preprocess(pipe, "pipe"));
+    }
+
+    [Fact]
+    public void BadStreamNamesTheStream()
+    {
+        var ex = Assert.Throws<ImageInputException>(() => _pre.Preprocess(new MemoryStream([1, 2, 3]), "upload #7"));
+        Assert.Contains("upload #7", ex.Message, StringComparison.Ordinal);
+    }
+
+    public static IEnumerable<object[]> FuzzFormats() =>
+    [
+        ["png", 3000], ["jpeg", 3000], ["gif", 1000], ["bmp", 1000], ["tiff", 1000], ["webp", 1000],
+    ];
+
+    /// <summary>Seeded byte mutations (flips, overwrites, truncation, insertion) for a bounded time.</summary>
+    [Theory]
+    [MemberData(nameof(FuzzFormats))]
+    public async Task FuzzedBytesDecodeOrFailCleanly(string format, int millis)
+    {
+        byte[] valid = format switch
+        {
+            "png" => Encode(new PngEncoder()),
+            "jpeg" => Encode(new JpegEncoder { Quality = 80 }),
+            "gif" => Encode(new GifEncoder()),
+            "bmp" => Encode(new BmpEncoder()),
+            "tiff" => Encode(new TiffEncoder()),
+            _ => Encode(new WebpEncoder()),
+        };
+        var pre = new ImagePreprocessor(PreprocessOptions.OpenAI(32) with { MaxPixels = 4_000_000 });
+        var rng = new Random(12345 + format.Length);
+        int ok = 0, refused = 0, n = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.ElapsedMilliseconds < millis)
+        {
+            byte[] m = Mutate(valid, rng);
+            n++;
+            var task = Task.Run(() =>
+            {
+                try { pre.Preprocess(new MemoryStream(m), "fuzz"); return (Exception?)null; }
+                catch (Exception e) { return e; }
+            });
+            Exception? e;
+            try { e = await task.WaitAsync(TimeSpan.FromSeconds(20)); }
+            catch (TimeoutException) { Assert.Fail($"{format} iteration {n}: decode hung"); throw; }
+            if (e is null) ok++;
+            else if (e is ImageInputException iie) { refused++; Assert.Contains("fuzz", iie.Message, StringComparison.Ordinal); }
+            else Assert.Fail($"{format} iteration {n}: {e.GetType().FullName} leaked: {e}");
+        }
+        output.WriteLine($"{format}: {n} mutants, {ok} decoded, {refused} refused");
+        Assert.True(n > 0);
+    }
+
+    private static byte[] Mutate(byte[] src, Random rng)
+    {
+        byte[] m = (byte[])src.Clone();
+        switch (rng.Next(4))
+        {
+            case 0:
+                for (int k = rng.Next(1, 9); k > 0; k--) m[rng.Next(m.Length)] ^= (byte)(1 << rng.Next(8));
+                return m;
+            case 1:
+                for (int k = rng.Next(1, 5); k > 0; k--) m[rng.Next(m.Length)] = (byte)rng.Next(256);
+                return m;
+            case 2:
+                return m[..rng.Next(1, m.Length)];
+            default:
+                {
+                    int at = rng.Next(m.Length);
+                    var ins = new byte[rng.Next(1, 16)];
+                    rng.NextBytes(ins);
+                    return [.. m[..at], .. ins, .. m[at..]];
+                }
+        }
+    }
+
+    private sealed class NonSeekable(byte[] data) : Stream
+    {
+        private readonly MemoryStream _inner = new(data);
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
