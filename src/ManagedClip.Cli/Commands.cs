@@ -185,40 +185,97 @@ internal sealed class EmbedTextCommand : ICommand
 
 internal sealed class EmbedImageCommand : ICommand
 {
-    public CommandSpec Spec { get; } = new("embed-image", "embed-image --model PATH [--raw] [--json] INPUT...",
-        "Encode images with the image tower. An INPUT ending in .npy is a preprocessed float32 tensor [3,R,R] or [N,3,R,R] (one result per row, named FILE.npy#i).",
+    public CommandSpec Spec { get; } = new("embed-image", "embed-image --model PATH [--raw] [--exif-orientation] [--json] INPUT...",
+        "Encode images with the image tower. INPUT is an image file (JPEG, PNG, GIF, BMP, TIFF, WebP, PBM, TGA), preprocessed as the original CLIP does, " +
+        "or a .npy float32 tensor [3,R,R] or [N,3,R,R] already preprocessed (one result per row, named FILE.npy#i). A file that fails is reported and the rest still run.",
         ModelOptions.Names(ModelOptions.Model, ModelOptions.Threads),
-        [("--raw", "print the projected features before L2 normalization")],
-        ["managedclip embed-image --model clip-vit-base-patch32/ --json batch.npy"]);
+        [("--raw", "print the projected features before L2 normalization"), ExifFlag],
+        ["managedclip embed-image --model clip-vit-base-patch32/ --json cat.jpg dog.png", "managedclip embed-image --model ViT-B-32.safetensors batch.npy"]);
+
+    internal static readonly (string, string) ExifFlag = ("--exif-orientation", "rotate images as their EXIF orientation says (the original pipeline ignores it)");
 
     public int Run(ParsedArguments args, Output output)
     {
         if (args.Inputs.Count == 0) throw new UsageException("no image given");
         using var model = ModelOptions.Load(args);
-        int r = model.ImageSize;
+        var preprocessing = model.DefaultPreprocessOptions() with { ApplyExifOrientation = args.Has("--exif-orientation") };
+        bool raw = args.Has("--raw");
+        void Print(string name, float[] features) => EmbedTextCommand.Print(output, name, raw ? features : ClipModel.Normalize(features));
+
+        // Runs of image files go through the batched, prefetching path; .npy tensors are read as they come. Output keeps input order.
+        var images = new List<string>();
+        void FlushImages()
+        {
+            foreach (var result in model.EncodeImageFiles(images, preprocessing))
+                if (result.Features is not null) Print(result.Path, result.Features);
+                else output.Fail(result.Path, result.Error!.Message);
+            images.Clear();
+        }
         foreach (var input in args.Inputs)
         {
-            // Each input succeeds or fails on its own: a bad file is reported and the rest still run.
+            if (!input.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) { images.Add(input); continue; }
+            FlushImages();
             try
             {
-                var (names, pixels, count) = ReadInput(input, r);
+                var (names, pixels, count) = ReadTensor(input, model.ImageSize);
                 var features = model.EncodeImages(pixels, count);
-                for (int i = 0; i < count; i++)
-                    EmbedTextCommand.Print(output, names[i], args.Has("--raw") ? features[i] : ClipModel.Normalize(features[i]));
+                for (int i = 0; i < count; i++) Print(names[i], features[i]);
             }
             catch (ClipException e) { output.Fail(input, e.Message); }
         }
+        FlushImages();
         return output.ExitCode;
     }
 
-    static (string[] Names, float[] Pixels, int Count) ReadInput(string input, int r)
+    static (string[] Names, float[] Pixels, int Count) ReadTensor(string input, int r)
     {
-        if (!input.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
-            throw new ImageInputException($"{input}: image files are not supported yet; pass a preprocessed .npy tensor [3,{r},{r}]");
         var (data, shape) = NpyFile.Read(input);
         if (shape.Length == 3 && shape[0] == 3 && shape[1] == r && shape[2] == r) return ([input], data, 1);
         if (shape.Length == 4 && shape[1] == 3 && shape[2] == r && shape[3] == r)
             return (Enumerable.Range(0, shape[0]).Select(i => $"{input}#{i}").ToArray(), data, shape[0]);
         throw new ImageInputException($"{input}: tensor has shape ({string.Join(", ", shape)}), expected (3, {r}, {r}) or (N, 3, {r}, {r}) for this model");
+    }
+}
+
+internal sealed class PreprocessCommand : ICommand
+{
+    public CommandSpec Spec { get; } = new("preprocess", "preprocess (--size R | --model PATH) [--exif-orientation] [--json] IMAGE --out FILE.npy",
+        "Decode and preprocess one image exactly as the original CLIP pipeline does (Pillow bicubic resize of the shorter side, center crop, normalize) " +
+        "and write the float32 [3,R,R] tensor as .npy. With --model, R and the pipeline come from the checkpoint (a Hugging Face folder's preprocessor_config.json).",
+        ModelOptions.Names(("--size R", "output resolution R (224 for ViT-B/32)"), ModelOptions.Model, ("--out FILE", "the .npy file to write")),
+        [EmbedImageCommand.ExifFlag],
+        ["managedclip preprocess --size 224 cat.jpg --out cat.224.npy"]);
+
+    public int Run(ParsedArguments args, Output output)
+    {
+        if (args.Inputs.Count != 1) throw new UsageException($"preprocess takes one image, got {args.Inputs.Count}");
+        string input = args.Inputs[0], target = args.Required("--out");
+        int? size = args.Int("--size", 1, 4096);
+        string? modelPath = args.Value("--model");
+        PreprocessOptions options;
+        if (modelPath is not null)
+        {
+            using var model = ClipModel.Load(modelPath);
+            options = model.DefaultPreprocessOptions();
+            if (size is not null && size != options.CropSize) throw new UsageException($"--size {size} disagrees with the model's {options.CropSize} px");
+        }
+        else options = PreprocessOptions.OpenAI(size ?? throw new UsageException("preprocess needs --size R or --model PATH"));
+        options = options with { ApplyExifOrientation = args.Has("--exif-orientation") };
+
+        var pixels = new ImagePreprocessor(options).Preprocess(input);
+        int[] shape = [3, options.CropSize, options.CropSize];
+        try { NpyFile.Write(target, pixels, shape); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ImageInputException($"{target}: cannot write ({e.Message})", e); }
+        if (output.Json)
+            output.WriteJson(w =>
+            {
+                w.WriteString("input", input);
+                w.WriteString("output", target);
+                w.WriteStartArray("shape");
+                foreach (int d in shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+            });
+        else output.WriteLine($"{input} -> {target} (float32 [{string.Join(", ", shape)}])");
+        return 0;
     }
 }

@@ -14,6 +14,7 @@ namespace ManagedClip.Cli
             new TokenizeCommand(),
             new EmbedTextCommand(),
             new EmbedImageCommand(),
+            new PreprocessCommand(),
         ];
 
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)

@@ -135,7 +135,7 @@ public sealed class CliTests : IDisposable
     {
         var general = CliRunner.Run("--help");
         Assert.Equal(0, general.ExitCode);
-        foreach (var command in new[] { "info", "tokenize", "embed-text", "embed-image" })
+        foreach (var command in new[] { "info", "tokenize", "embed-text", "embed-image", "preprocess" })
         {
             Assert.Contains(command, general.Stdout);
             var help = CliRunner.Run(command, "--help");
@@ -143,5 +143,50 @@ public sealed class CliTests : IDisposable
             Assert.Contains("usage: managedclip " + command, help.Stdout);
             Assert.Contains("examples:", help.Stdout);
         }
+    }
+
+    [Theory]
+    [InlineData("vit-tiny-a")]
+    [InlineData("vit-tiny-a-hf")]
+    public void EmbedImageFilesEndToEndMatchesTheReference(string name)
+    {
+        // Decoding + Pillow-exact preprocessing + the model, against the original pipeline's features (bound 1e-2 for JPEG decoders).
+        string model = TestData.ReferenceModel(name);
+        using var expected = TestData.ReadJson(Path.Combine(model, "expected.json"));
+        var images = expected.RootElement.GetProperty("images").EnumerateObject().ToArray();
+        string broken = Path.Combine(_folder, "broken.png");
+        File.WriteAllBytes(broken, [0x89, (byte)'P', (byte)'N', (byte)'G', 1, 2, 3]);
+        var paths = images.Select(i => Path.Combine(TestData.Reference, "images", i.Name)).ToList();
+        paths.Insert(2, broken);
+
+        var result = CliRunner.Run(["embed-image", "--model", model, "--raw", "--json", .. paths]);
+        Assert.Equal(1, result.ExitCode);
+        var lines = result.JsonLines;
+        Assert.Equal(paths.Where(p => p != broken), lines.Select(l => l.GetProperty("input").GetString()));
+        var got = lines.Select(l => l.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
+        var reference = images.Select(i => i.Value.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
+        double error = TestData.RelativeError(got, reference);
+        Assert.True(error < 1e-2, $"{name}: end-to-end image features relative error {error:E2}");
+        var stderr = Assert.Single(result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", stderr);
+        Assert.Contains(broken, stderr);
+    }
+
+    [Fact]
+    public void PreprocessWritesTheReferenceTensor()
+    {
+        string image = Path.Combine(TestData.Reference, "images", "chelsea.png");
+        string target = Path.Combine(_folder, "chelsea.npy");
+        var result = CliRunner.Run("preprocess", "--size", "64", "--json", image, "--out", target);
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal("[3,64,64]", result.JsonLines[0].GetProperty("shape").GetRawText());
+        var (got, shape) = NpyFile.Read(target);
+        var (want, _) = NpyFile.Read(Path.Combine(TestData.Reference, "images", "chelsea.64.npy"));
+        Assert.Equal([3, 64, 64], shape);
+        Assert.Equal(want.Length, got.Length);
+        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(want[i] - got[i]) < 1e-5f, $"value {i}: {got[i]} vs {want[i]}");
+
+        AssertCleanError(CliRunner.Run("preprocess", "--size", "64", Path.Combine(_folder, "absent.png"), "--out", target), 1, "absent.png");
+        AssertCleanError(CliRunner.Run("preprocess", image, "--out", target), 2, "--size R or --model PATH");
     }
 }

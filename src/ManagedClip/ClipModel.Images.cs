@@ -1,0 +1,62 @@
+using ManagedClip.Imaging;
+
+namespace ManagedClip;
+
+/// <summary>One image file's outcome: its features, or the error that kept it out (the other files still run).</summary>
+public readonly record struct ImageFileResult(string Path, float[]? Features, ClipException? Error);
+
+public sealed partial class ClipModel
+{
+    /// <summary>
+    /// The preprocessing this checkpoint expects: a Hugging Face folder's preprocessor_config.json when present,
+    /// else the original OpenAI pipeline at the model's resolution.
+    /// </summary>
+    public PreprocessOptions DefaultPreprocessOptions()
+    {
+        string config = Path.Combine(Folder, "preprocessor_config.json");
+        return Format == Checkpoints.CheckpointFormat.HuggingFace && File.Exists(config)
+            ? PreprocessOptions.FromHuggingFace(config, ImageSize)
+            : PreprocessOptions.OpenAI(ImageSize);
+    }
+
+    /// <summary>
+    /// Decodes, preprocesses and encodes image files in batches, in input order. The next batch is decoded on a
+    /// background thread while the current one runs through the image tower. A file that fails to decode is
+    /// reported in its result and the others are still encoded.
+    /// </summary>
+    public IEnumerable<ImageFileResult> EncodeImageFiles(IReadOnlyList<string> paths, PreprocessOptions? preprocessing = null)
+    {
+        var preprocessor = new ImagePreprocessor(preprocessing ?? DefaultPreprocessOptions());
+        if (preprocessor.Options.CropSize != ImageSize)
+            throw new ArgumentException($"preprocessing crops to {preprocessor.Options.CropSize} px, the model takes {ImageSize} px", nameof(preprocessing));
+        return EncodeImageFilesIterator(paths, preprocessor);
+    }
+
+    IEnumerable<ImageFileResult> EncodeImageFilesIterator(IReadOnlyList<string> paths, ImagePreprocessor preprocessor)
+    {
+        int batchSize = _options.MaxBatch, imageLength = 3 * ImageSize * ImageSize;
+        Task<(float[]? Pixels, ClipException? Error)[]> Decode(int start) => Task.Run(() =>
+            paths.Skip(start).Take(batchSize).Select(path =>
+            {
+                try { return ((float[]?)preprocessor.Preprocess(path), (ClipException?)null); }
+                catch (ClipException e) { return (null, e); }
+            }).ToArray());
+
+        var pending = paths.Count > 0 ? Decode(0) : null;
+        for (int start = 0; start < paths.Count; start += batchSize)
+        {
+            var decoded = pending!.GetAwaiter().GetResult();
+            pending = start + batchSize < paths.Count ? Decode(start + batchSize) : null;
+
+            var good = Enumerable.Range(0, decoded.Length).Where(i => decoded[i].Pixels is not null).ToArray();
+            var pixels = new float[good.Length * imageLength];
+            for (int g = 0; g < good.Length; g++) decoded[good[g]].Pixels!.CopyTo(pixels, g * imageLength);
+            var features = EncodeImages(pixels, good.Length);
+            int next = 0;
+            for (int i = 0; i < decoded.Length; i++)
+                yield return decoded[i].Pixels is null
+                    ? new ImageFileResult(paths[start + i], null, decoded[i].Error)
+                    : new ImageFileResult(paths[start + i], features[next++], null);
+        }
+    }
+}
