@@ -14,8 +14,8 @@ namespace ManagedClip.Modeling;
 /// </summary>
 internal sealed class ModifiedResNet : IImageTower
 {
-    /// <summary>Floats per activation buffer; larger batches run in sub-batches that fit (RN50: 10 images, RN50x64: 1).</summary>
-    internal static long ActivationBudget { get; set; } = 1L << 23;
+    /// <summary>Floats per activation buffer (32 MiB); larger batches run in sub-batches that fit (RN50 at 224: 10 images, RN50x64: 1).</summary>
+    public const long DefaultActivationBudget = 1L << 23;
 
     /// <summary>Floats of im2col scratch: enough rows that each GEMM is large, few enough to stay out of the way.</summary>
     const int ColumnBudget = 1 << 21;
@@ -26,13 +26,15 @@ internal sealed class ModifiedResNet : IImageTower
     readonly AttentionPool2d _attentionPool;         // [G², 32W] → [E]
     readonly long _largestActivation;                // floats per image, over every intermediate
     readonly int _minimumScratch;
+    readonly long _activationBudget;
 
     public int ImageSize => _config.ImageSize;
     public int EmbedDim => _attentionPool.OutputDim;
     internal IReadOnlyList<Bottleneck> Blocks => _blocks;
 
-    public ModifiedResNet(Checkpoint checkpoint, ClipConfig config)
+    public ModifiedResNet(Checkpoint checkpoint, ClipConfig config, long activationBudget = DefaultActivationBudget)
     {
+        _activationBudget = activationBudget;
         var v = _config = config.Vision;
         int width = v.Width, size = v.ImageSize;
         _conv1 = ConvBatchNorm.Load(checkpoint, "visual.conv1.weight", "visual.bn1", 3, width / 2, 3, stride: 2);
@@ -70,7 +72,7 @@ internal sealed class ModifiedResNet : IImageTower
     public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads)
     {
         int size = ImageSize, imageLength = 3 * size * size;
-        int chunk = (int)Math.Clamp(ActivationBudget / _largestActivation, 1, Math.Max(1, batch));
+        int chunk = (int)Math.Clamp(_activationBudget / _largestActivation, 1, Math.Max(1, batch));
         var workspace = new ResNetWorkspace(chunk * _largestActivation, Math.Max(_minimumScratch, ColumnBudget), _attentionPool.ScratchLength(chunk), threads);
         for (int start = 0; start < batch; start += chunk)
         {
