@@ -60,6 +60,9 @@ internal sealed class ConvBatchNorm
     /// <summary>Scratch for im2col rows this convolution needs at the least (none for 1×1).</summary>
     public int MinimumScratch => Convolution.MinimumScratch(InChannels, Kernel, Stride, Padding);
 
+    /// <summary>Floats of the whole im2col matrix for one image of <paramref name="height"/>×<paramref name="width"/> (0 for 1×1).</summary>
+    public long ColumnsFor(int height, int width) => (long)OutputSize(height) * OutputSize(width) * MinimumScratch;
+
     /// <summary>x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(bn(conv(x))), or y += … with <paramref name="accumulate"/>.</summary>
     public void Forward(ReadOnlySpan<float> x, int batch, int height, int width, Span<float> y, Span<float> scratch, int threads,
         Activation activation = Activation.None, bool accumulate = false) =>
