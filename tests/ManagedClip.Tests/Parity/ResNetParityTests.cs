@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ManagedClip;
+using ManagedClip.Checkpoints;
 using ManagedClip.Imaging;
 using Xunit.Abstractions;
 
@@ -18,7 +19,7 @@ public class ResNetParityTests(ITestOutputHelper output)
     {
         using var clip = ClipModel.Load(Folder);
         var vision = clip.Config.Vision;
-        Assert.Equal(Checkpoints.VisionArchitecture.ModifiedResNet, vision.Architecture);
+        Assert.Equal(VisionArchitecture.ModifiedResNet, vision.Architecture);
         Assert.Equal([1, 1, 2, 1], vision.ResNetBlocks);
         Assert.Equal(16, vision.Width);
         Assert.Equal(8, vision.Heads);                 // 32·16/64
