@@ -49,6 +49,7 @@ public sealed partial class ClipModel : IDisposable
         _imageTower = checkpoint.Config.Vision.Architecture switch
         {
             VisionArchitecture.VisionTransformer => new VisionTransformer(checkpoint, checkpoint.Config),
+            VisionArchitecture.ModifiedResNet => new ModifiedResNet(checkpoint, checkpoint.Config),
             var other => throw new CheckpointException($"{checkpoint.SourcePath}: the {other} image tower is not supported yet"),
         };
         _textTower = new TextTransformer(checkpoint, checkpoint.Config);

@@ -1,0 +1,139 @@
+using ManagedClip.Checkpoints;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Modeling;
+
+/// <summary>
+/// The ModifiedResNet image tower (spec §4): a 3-convolution stem with a 2×2 average pool, four stages of anti-aliased
+/// bottlenecks, and an attention pool. Activations are channels-last, [B, H, W, C], end to end (see <see cref="Convolution"/>);
+/// every BatchNorm is folded into its convolution at load.
+/// <code>
+/// RN50 at 224:  [3, 224, 224] → stem 112²×32 → 112²×32 → 112²×64 → pool 56²×64
+///               → layer1 56²×256 → layer2 28²×512 → layer3 14²×1024 → layer4 7²×2048 → attnpool [1024]
+/// </code>
+/// </summary>
+internal sealed class ModifiedResNet : IImageTower
+{
+    /// <summary>Floats per activation buffer (32 MiB); larger batches run in sub-batches that fit (RN50 at 224: 10 images, RN50x64: 1).</summary>
+    public const long DefaultActivationBudget = 1L << 23;
+
+    /// <summary>Most floats of im2col scratch (8 MiB): enough rows that each GEMM is large, few enough to stay small.</summary>
+    const int ColumnBudget = 1 << 21;
+
+    readonly VisionConfig _config;
+    readonly ConvBatchNorm _conv1, _conv2, _conv3;   // stem: 3 → W/2 (stride 2), W/2 → W/2, W/2 → W; all 3×3 pad 1
+    readonly Bottleneck[] _blocks;                   // layer1..layer4, in order
+    readonly AttentionPool2d _attentionPool;         // [G², 32W] → [E]
+    readonly long _largestActivation;                // floats per image, over every intermediate
+    readonly int _minimumScratch;                    // im2col floats for one output row of the widest k×k convolution
+    readonly long _largestColumns;                   // im2col floats for a whole image of the largest k×k convolution
+    readonly long _activationBudget;
+
+    public int ImageSize => _config.ImageSize;
+    public int EmbedDim => _attentionPool.OutputDim;
+    internal IReadOnlyList<Bottleneck> Blocks => _blocks;
+
+    public ModifiedResNet(Checkpoint checkpoint, ClipConfig config, long activationBudget = DefaultActivationBudget)
+    {
+        _activationBudget = activationBudget;
+        var v = _config = config.Vision;
+        int width = v.Width, size = v.ImageSize;
+        _conv1 = ConvBatchNorm.Load(checkpoint, "visual.conv1.weight", "visual.bn1", 3, width / 2, 3, stride: 2);
+        _conv2 = ConvBatchNorm.Load(checkpoint, "visual.conv2.weight", "visual.bn2", width / 2, width / 2, 3);
+        _conv3 = ConvBatchNorm.Load(checkpoint, "visual.conv3.weight", "visual.bn3", width / 2, width, 3);
+
+        int stem = _conv1.OutputSize(size);
+        _largestActivation = Math.Max(3L * size * size, (long)stem * stem * width);
+        _minimumScratch = Math.Max(_conv2.MinimumScratch, _conv3.MinimumScratch);
+        _largestColumns = new[] { _conv1.ColumnsFor(size, size), _conv2.ColumnsFor(stem, stem), _conv3.ColumnsFor(stem, stem) }.Max();
+
+        // Stage k has planes W·2^(k−1); its first block takes the stride (1 for layer1, else 2) and the channel change.
+        var blocks = new List<Bottleneck>();
+        int inChannels = width, spatial = stem / 2;
+        for (int stage = 0; stage < 4; stage++)
+        {
+            int planes = width << stage;
+            // OpenAI's _make_layer always builds block 0, so a stage without one is a missing tensor, reported by name.
+            for (int b = 0; b < Math.Max(1, v.ResNetBlocks[stage]); b++)
+            {
+                var block = new Bottleneck(checkpoint, $"visual.layer{stage + 1}.{b}", inChannels, planes, b == 0 && stage > 0 ? 2 : 1);
+                _largestActivation = Math.Max(_largestActivation, block.LargestActivation(spatial, spatial));
+                _minimumScratch = Math.Max(_minimumScratch, block.MinimumScratch);
+                _largestColumns = Math.Max(_largestColumns, block.ColumnsFor(spatial, spatial));
+                spatial = block.OutputSize(spatial);
+                inChannels = block.OutChannels;
+                blocks.Add(block);
+            }
+        }
+        _blocks = blocks.ToArray();
+        if (spatial != v.GridSize)
+            throw new CheckpointException($"{checkpoint.SourcePath}: a {size}px image reaches the attention pool as {spatial}×{spatial}, but 'visual.attnpool.positional_embedding' is for {v.GridSize}×{v.GridSize}");
+        _attentionPool = new AttentionPool2d(checkpoint, "visual.attnpool", v.GridSize, inChannels, v.Heads, config.EmbedDim);
+    }
+
+    /// <summary>pixels [batch, 3, R, R] → features [batch, E] (not normalized).</summary>
+    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads)
+    {
+        int size = ImageSize, imageLength = 3 * size * size;
+        int chunk = (int)Math.Clamp(_activationBudget / _largestActivation, 1, Math.Max(1, batch));
+        int columns = (int)Math.Clamp(chunk * _largestColumns, _minimumScratch, Math.Max(_minimumScratch, ColumnBudget));
+        var workspace = new ResNetWorkspace(chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), threads);
+        for (int start = 0; start < batch; start += chunk)
+        {
+            int count = Math.Min(chunk, batch - start);
+            ForwardChunk(pixels.Slice(start * imageLength, count * imageLength), count, features.Slice(start * EmbedDim, count * EmbedDim), workspace);
+        }
+    }
+
+    void ForwardChunk(ReadOnlySpan<float> pixels, int batch, Span<float> features, ResNetWorkspace workspace)
+    {
+        int size = ImageSize, threads = workspace.Threads;
+        float[] x = workspace.Input, y = workspace.Output;
+        Span<float> scratch = workspace.Columns;
+
+        // Stem.   [B, 3, R, R] → [B, R, R, 3] → [B, R/2, R/2, W/2] → [B, R/2, R/2, W/2] → [B, R/2, R/2, W] → [B, R/4, R/4, W]
+        Convolution.ToChannelsLast(pixels, batch, 3, size, size, x);
+        int h = _conv1.OutputSize(size);
+        _conv1.Forward(x, batch, size, size, y, scratch, threads, Activation.Relu);
+        _conv2.Forward(y, batch, h, h, workspace.First, scratch, threads, Activation.Relu);
+        _conv3.Forward(workspace.First, batch, h, h, y, scratch, threads, Activation.Relu);
+        Pooling.AveragePool(y, batch, h, h, _conv3.OutChannels, 2, x, threads);
+        h /= 2;
+
+        // layer1..layer4.   [B, R/4, R/4, W] → … → [B, G, G, 32W]
+        foreach (var block in _blocks)
+        {
+            block.Forward(x, batch, h, h, y, workspace);
+            (x, y) = (y, x);
+            h = block.OutputSize(h);
+        }
+
+        _attentionPool.Forward(x, batch, features, workspace.Pool, threads);            // [B, E]
+    }
+}
+
+/// <summary>
+/// Scratch for one ModifiedResNet call, sized once for its sub-batch: two activation buffers the blocks ping-pong between,
+/// two temporaries inside a block, im2col rows, and the attention pool's tokens.
+/// </summary>
+internal sealed class ResNetWorkspace
+{
+    public int Threads { get; }
+    public float[] Input { get; }
+    public float[] Output { get; }
+    public float[] First { get; }
+    public float[] Second { get; }
+    public float[] Columns { get; }
+    public float[] Pool { get; }
+
+    public ResNetWorkspace(long activation, int columns, long pool, int threads)
+    {
+        Threads = threads;
+        Input = GC.AllocateUninitializedArray<float>(checked((int)activation));
+        Output = GC.AllocateUninitializedArray<float>(checked((int)activation));
+        First = GC.AllocateUninitializedArray<float>(checked((int)activation));
+        Second = GC.AllocateUninitializedArray<float>(checked((int)activation));
+        Columns = GC.AllocateUninitializedArray<float>(columns);
+        Pool = GC.AllocateUninitializedArray<float>(checked((int)pool));
+    }
+}
