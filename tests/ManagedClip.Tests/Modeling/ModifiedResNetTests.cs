@@ -1,5 +1,5 @@
+using ManagedClip.Tests.Support;
 using System.Text;
-using System.Text.Json;
 using ManagedClip.Checkpoints;
 using ManagedClip.Imaging;
 using ManagedClip.Kernels;
@@ -265,34 +265,8 @@ public class ModifiedResNetTests
         }
         foreach (var (name, value) in add ?? new Dictionary<string, (string, int[], byte[])>()) tensors.Add((name, value.DType, value.Shape, value.Bytes));
         string path = Path.Combine(folder, "model.safetensors");
-        WriteSafetensors(path, tensors);
+        SafetensorsWriter.Write(path, tensors.Select(t => new SafetensorsEntry(t.Name, t.DType.ToUpperInvariant(), t.Shape, () => t.Bytes)).ToList());
         return path;
-    }
-
-    /// <summary>A minimal safetensors writer: 8-byte little-endian header length, JSON header, packed data.</summary>
-    static void WriteSafetensors(string path, IReadOnlyList<(string Name, string DType, int[] Shape, byte[] Bytes)> tensors)
-    {
-        using var json = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(json))
-        {
-            writer.WriteStartObject();
-            long offset = 0;
-            foreach (var (name, dtype, shape, bytes) in tensors)
-            {
-                writer.WriteStartObject(name);
-                writer.WriteString("dtype", dtype);
-                writer.WriteStartArray("shape"); foreach (int d in shape) writer.WriteNumberValue(d); writer.WriteEndArray();
-                writer.WriteStartArray("data_offsets"); writer.WriteNumberValue(offset); writer.WriteNumberValue(offset + bytes.Length); writer.WriteEndArray();
-                writer.WriteEndObject();
-                offset += bytes.Length;
-            }
-            writer.WriteEndObject();
-        }
-        var header = json.ToArray().Concat(Enumerable.Repeat((byte)' ', (8 - (int)(json.Length % 8)) % 8)).ToArray();
-        using var file = File.Create(path);
-        file.Write(BitConverter.GetBytes((ulong)header.Length));
-        file.Write(header);
-        foreach (var tensor in tensors) file.Write(tensor.Bytes);
     }
 
     sealed class TempFolder : IDisposable

@@ -23,7 +23,25 @@ public sealed class SyntheticParityTests(ITestOutputHelper output) : IDisposable
     [Theory, MemberData(nameof(VitCases))]
     public void FeaturesMatchTheReference(string name) => CheckCase(name, Bound, Bound);
 
-    internal void CheckCase(string name, double imageBound, double textBound)
+    [Fact]
+    public void SmallResNetFp16MatchesTheReference() => CheckCase("rn-w32-openai-f16", Bound, Bound);
+
+    /// <summary>
+    /// Full-size RN50: 50 layers of convolutions amplify float32 rounding, and random inputs give nearly identical
+    /// features (a small spread to divide by); the original's own fp32 output lies ~1e-4 from a float64 evaluation,
+    /// so the issue sets the image bound at 1e-3 here. The distance to float64 is printed for the record.
+    /// </summary>
+    [Fact]
+    public void FullSizeResNet50MatchesTheReference()
+    {
+        var features = CheckCase("rn50-openai-f32", 1e-3, Bound);
+        var f64 = SyntheticCases.LoadExpected("rn50-openai-f32").ImageFeaturesF64!;
+        double toFloat64 = TestData.RelativeError(features, f64.Select(r => r.Select(v => (float)v).ToArray()).ToArray());
+        output.WriteLine($"rn50-openai-f32: engine vs float64 evaluation {toFloat64:E2}");
+        Assert.True(toFloat64 < 1e-3, $"engine is {toFloat64:E2} from the float64 evaluation");
+    }
+
+    internal float[][] CheckCase(string name, double imageBound, double textBound)
     {
         var spec = SyntheticCases.LoadAll().Single(c => c.Name == name);
         var expected = SyntheticCases.LoadExpected(name);
@@ -47,9 +65,11 @@ public sealed class SyntheticParityTests(ITestOutputHelper output) : IDisposable
         double textError = TestData.RelativeError(model.EncodeTokens(ids), expected.TextFeatures);
 
         var pixels = SyntheticCheckpoint.GenerateImages(spec);
-        double imageError = TestData.RelativeError(model.EncodeImages(pixels, spec.NumImages), expected.ImageFeatures);
+        var imageFeatures = model.EncodeImages(pixels, spec.NumImages);
+        double imageError = TestData.RelativeError(imageFeatures, expected.ImageFeatures);
         output.WriteLine($"{name}: image relative error {imageError:E2}, text {textError:E2}");
         Assert.True(imageError < imageBound, $"{name}: image features relative error {imageError:E2} exceeds {imageBound:E0}");
         Assert.True(textError < textBound, $"{name}: text features relative error {textError:E2} exceeds {textBound:E0}");
+        return imageFeatures;
     }
 }
