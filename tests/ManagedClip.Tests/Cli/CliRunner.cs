@@ -20,11 +20,13 @@ public static class CliRunner
         return File.Exists(path) ? path : throw new FileNotFoundException($"the CLI is not built at {path}");
     });
 
-    public static Result Run(params string[] args)
+    /// <summary>The JIT build, through <c>dotnet exec</c>.</summary>
+    public static Result Run(params string[] args) => RunProgram("dotnet", ["exec", CliAssembly.Value, .. args]);
+
+    /// <summary>A published executable (the Native AOT builds, the sample).</summary>
+    public static Result RunProgram(string executable, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add("exec");
-        start.ArgumentList.Add(CliAssembly.Value);
+        var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in args) start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
@@ -32,7 +34,7 @@ public static class CliRunner
         if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"managedclip {string.Join(' ', args)} did not finish in 5 minutes");
+            throw new TimeoutException($"{executable} {string.Join(' ', args)} did not finish in 5 minutes");
         }
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
