@@ -9,9 +9,9 @@ public class ReferenceParityTests(ITestOutputHelper output)
 {
     const double Bound = 1e-4;
 
-    public static TheoryData<string> VitModels => new() { "vit-tiny-a", "vit-tiny-a-hf" };
+    public static TheoryData<string> Models => new() { "vit-tiny-a", "vit-tiny-a-hf", "rn-tiny-a" };
 
-    [Theory, MemberData(nameof(VitModels))]
+    [Theory, MemberData(nameof(Models))]
     public void TextFeaturesFromReferenceIdsMatch(string model)
     {
         using var expected = TestData.ReadJson(Path.Combine(TestData.ReferenceModel(model), "expected.json"));
@@ -25,7 +25,7 @@ public class ReferenceParityTests(ITestOutputHelper output)
         Assert.True(error < Bound, $"{model}: text features relative error {error:E2} exceeds {Bound:E0}");
     }
 
-    [Theory, MemberData(nameof(VitModels))]
+    [Theory, MemberData(nameof(Models))]
     public void ImageFeaturesFromRandomInputMatch(string model)
     {
         using var expected = TestData.ReadJson(Path.Combine(TestData.ReferenceModel(model), "expected.json"));
@@ -38,7 +38,7 @@ public class ReferenceParityTests(ITestOutputHelper output)
         Assert.True(error < Bound, $"{model}: image features relative error {error:E2} exceeds {Bound:E0}");
     }
 
-    [Theory, MemberData(nameof(VitModels))]
+    [Theory, MemberData(nameof(Models))]
     public void ImageFeaturesFromReferenceTensorsMatch(string model)
     {
         using var expected = TestData.ReadJson(Path.Combine(TestData.ReferenceModel(model), "expected.json"));
