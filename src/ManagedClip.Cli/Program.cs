@@ -16,6 +16,8 @@ namespace ManagedClip.Cli
             new EmbedImageCommand(),
             new PreprocessCommand(),
             new ClassifyCommand(),
+            new IndexCommand(),
+            new SearchCommand(),
         ];
 
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
