@@ -23,6 +23,7 @@ internal sealed class ProgressBar : IDisposable
 
     public void Report(long done, long total, bool force = false)
     {
+        if (done == 0 && !_drawn) _clock.Restart(); // the rate counts from the start of the work, not of the setup
         long now = _clock.ElapsedMilliseconds;
         if (!force && _lastDraw >= 0 && now - _lastDraw < 100 && done < total) return;
         _lastDraw = now;
