@@ -11,7 +11,8 @@ namespace ManagedClip.ZeroShot;
 /// <remarks>
 /// <para>Where: <see cref="DefaultDirectory"/> — <c>$MANAGEDCLIP_CACHE_DIR</c>, else <c>$XDG_CACHE_HOME/managedclip</c>,
 /// else <c>~/.cache/managedclip</c> (on Windows <c>%LOCALAPPDATA%\managedclip</c>); files go in its <c>classes/</c> folder,
-/// named <c>KEY.bin</c>, KEY being the hex SHA-256 of the model fingerprint, the labels, the templates and the token ids of every prompt.</para>
+/// named <c>KEY.bin</c>, KEY being the hex SHA-256 of the model fingerprint, the labels, the templates and the vocabulary (its files' bytes;
+/// the token ids of every prompt when the files cannot be read).</para>
 /// <para>File (little-endian): magic <c>MCLIPCLS</c> (8 bytes), version u32 = 1, classes u32, embed dim u32, reserved u32 = 0,
 /// the key (32 bytes), then classes × dim float32: the unit class embeddings, row by row. Written to a temporary file,
 /// fsynced and renamed into place. A file that does not match its name (truncated, foreign, another version) is a miss and is rewritten.</para>

@@ -77,7 +77,7 @@ public sealed class ZeroShotClassifier
         labels = labels.ToArray();
         templates = templates.ToArray();
 
-        // Every prompt tokenized (and checked against the context) before anything else; identical prompts share one row.
+        // Identical prompts share one row. A cache hit needs no tokenizing; otherwise every prompt is tokenized and checked against the context first.
         int classCount = labels.Count, templateCount = templates.Count, dim = model.EmbedDim;
         int context = Math.Min(model.Config.Text.ContextLength, Tokenization.ClipTokenizer.ContextLength);
         var tokenizer = model.Tokenizer;
@@ -91,17 +91,26 @@ public sealed class ZeroShotClassifier
                 if (!uniqueIndex.TryGetValue(prompt, out int row)) { uniqueIndex[prompt] = row = uniquePrompts.Count; uniquePrompts.Add(prompt); }
                 promptRow[c * templateCount + t] = row;
             }
+        float scale = MathF.Exp(model.LogitScale);
+        var cache = options.Cache;
+        // The key names the weights, the exact prompts (labels and templates) and the vocabulary's files; when those files
+        // cannot be read, the prompts' token ids stand for the vocabulary instead (that costs tokenizing before the lookup).
+        byte[]? vocabulary = cache is null ? null : VocabularyIdentity(tokenizer);
+        byte[]? key = vocabulary is null ? null : CacheKey(model.Fingerprint, labels, templates, vocabulary, null);
+        if (key is not null && cache!.TryLoad(key, classCount, dim) is { } hit)
+            return new ZeroShotClassifier(labels, templates, hit, dim, scale, 0, true, cache.PathOf(key));
+
         var bpe = new IReadOnlyList<int>[uniquePrompts.Count];
         Parallel.For(0, bpe.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => bpe[i] = tokenizer.EncodeWithoutSpecialTokens(uniquePrompts[i]));
         for (int i = 0; i < bpe.Length; i++)
             if (bpe[i].Count + 2 > context)
                 throw new PromptException($"prompt '{Shorten(uniquePrompts[i])}' is {bpe[i].Count + 2} tokens with its start and end tokens; the model's context holds {context}: shorten the label or the template");
-
-        float scale = MathF.Exp(model.LogitScale);
-        byte[] key = CacheKey(model.Fingerprint, labels, templates, bpe);
-        var cache = options.Cache;
-        if (cache?.TryLoad(key, classCount, dim) is { } cached)
-            return new ZeroShotClassifier(labels, templates, cached, dim, scale, 0, true, cache.PathOf(key));
+        if (cache is not null && key is null)
+        {
+            key = CacheKey(model.Fingerprint, labels, templates, null, bpe);
+            if (cache.TryLoad(key, classCount, dim) is { } cached)
+                return new ZeroShotClassifier(labels, templates, cached, dim, scale, 0, true, cache.PathOf(key));
+        }
 
         // Encode shortest first: the text tower stops at a batch's longest prompt, so similar lengths batch cheaply.
         var order = Enumerable.Range(0, bpe.Length).OrderBy(i => bpe[i].Count).ToArray();
@@ -132,7 +141,7 @@ public sealed class ZeroShotClassifier
             for (int t = 0; t < templateCount; t++) members[t] = unit[promptRow[c * templateCount + t]];
             Ensemble(members, classes.AsSpan(c * dim, dim));
         }
-        string? path = cache?.Store(key, classes, classCount, dim);
+        string? path = cache?.Store(key!, classes, classCount, dim);
         return new ZeroShotClassifier(labels, templates, classes, dim, scale, bpe.Length, false, path);
     }
 
@@ -212,8 +221,30 @@ public sealed class ZeroShotClassifier
 
     static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "...";
 
-    /// <summary>SHA-256 of the model fingerprint, the labels, the templates and every prompt's token ids (so another vocabulary is another key).</summary>
-    static byte[] CacheKey(string fingerprint, IReadOnlyList<string> labels, IReadOnlyList<string> templates, IReadOnlyList<int>[] ids)
+    /// <summary>SHA-256 of the vocabulary's files (the BPE file, or vocab.json and the merges.txt beside it), or null when they cannot be read.</summary>
+    static byte[]? VocabularyIdentity(Tokenization.ClipTokenizer tokenizer)
+    {
+        try
+        {
+            if (!File.Exists(tokenizer.Source)) return null;
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            hash.AppendData(File.ReadAllBytes(tokenizer.Source));
+            if (tokenizer.Source.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            {
+                string merges = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tokenizer.Source))!, "merges.txt");
+                if (!File.Exists(merges)) return null;
+                hash.AppendData(File.ReadAllBytes(merges));
+            }
+            return hash.GetHashAndReset();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>
+    /// SHA-256 of the model fingerprint, the labels, the templates, and the vocabulary: the hash of its files, or else
+    /// every prompt's token ids. Either way another vocabulary is another key.
+    /// </summary>
+    static byte[] CacheKey(string fingerprint, IReadOnlyList<string> labels, IReadOnlyList<string> templates, byte[]? vocabulary, IReadOnlyList<int>[]? ids)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var number = new byte[4];
@@ -223,8 +254,13 @@ public sealed class ZeroShotClassifier
         Text(fingerprint);
         Int(labels.Count); foreach (var label in labels) Text(label);
         Int(templates.Count); foreach (var template in templates) Text(template);
-        Int(ids.Length);
-        foreach (var row in ids) { Int(row.Count); foreach (int id in row) Int(id); }
+        if (vocabulary is not null) { Text("vocabulary-files"); hash.AppendData(vocabulary); }
+        else
+        {
+            Text("token-ids");
+            Int(ids!.Length);
+            foreach (var row in ids) { Int(row.Count); foreach (int id in row) Int(id); }
+        }
         return hash.GetHashAndReset();
     }
 }

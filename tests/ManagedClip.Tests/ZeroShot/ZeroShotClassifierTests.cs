@@ -117,6 +117,14 @@ public sealed class ZeroShotClassifierTests(ITestOutputHelper output) : IDisposa
         Assert.Equal(6, otherModel.EncodedPrompts);
         Assert.True(ZeroShotClassifier.Create(other, labels, templates, options).FromCache);
 
+        // Another vocabulary (here the same one in vocab.json + merges.txt form) is another key.
+        using (var otherVocabulary = ClipModel.Load(TestData.ReferenceModel("vit-tiny-a"), new ClipModelOptions { VocabularyPath = TestData.ReferenceModel("vit-tiny-a-hf") }))
+        {
+            var viaJson = ZeroShotClassifier.Create(otherVocabulary, labels, templates, options);
+            Assert.False(viaJson.FromCache);
+            Assert.Equal(first.ClassEmbeddings.ToArray(), viaJson.ClassEmbeddings.ToArray()); // same ids, same numbers
+        }
+
         // A damaged cache file is a miss and is rewritten, never an error or wrong numbers.
         File.WriteAllBytes(first.CachePath!, File.ReadAllBytes(first.CachePath!)[..40]);
         var rebuilt = ZeroShotClassifier.Create(model, labels, templates, options);
