@@ -27,6 +27,9 @@ internal sealed class Output(bool json, TextWriter stdout, TextWriter stderr)
 
     public void WriteLine(string text) => stdout.WriteLine(text);
 
+    /// <summary>Where notes and progress go (stderr), never mixed with results.</summary>
+    public TextWriter Diagnostics => stderr;
+
     /// <summary>One input failed; the others go on.</summary>
     public void Fail(string input, string message)
     {

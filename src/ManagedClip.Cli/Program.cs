@@ -15,6 +15,9 @@ namespace ManagedClip.Cli
             new EmbedTextCommand(),
             new EmbedImageCommand(),
             new PreprocessCommand(),
+            new ClassifyCommand(),
+            new IndexCommand(),
+            new SearchCommand(),
         ];
 
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)

@@ -26,9 +26,7 @@ public static class CliRunner
     /// <summary>A published executable (the Native AOT builds, the sample).</summary>
     public static Result RunProgram(string executable, params string[] args)
     {
-        var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
+        using var process = StartProgram(executable, args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
@@ -37,5 +35,15 @@ public static class CliRunner
             throw new TimeoutException($"{executable} {string.Join(' ', args)} did not finish in 5 minutes");
         }
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Starts the JIT build without waiting (stdout and stderr redirected): for tests that interrupt it.</summary>
+    public static Process Start(params string[] args) => StartProgram("dotnet", ["exec", CliAssembly.Value, .. args]);
+
+    static Process StartProgram(string executable, string[] args)
+    {
+        var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        return Process.Start(start)!;
     }
 }

@@ -1,0 +1,138 @@
+using ManagedClip.Imaging;
+
+namespace ManagedClip.Search;
+
+/// <summary>How indexing runs: how often it commits, which files count as images, who hears about progress and failures.</summary>
+public sealed record IndexingOptions
+{
+    /// <summary>The index file is rewritten (atomically) after every this many embedded images, so a killed run keeps its progress.</summary>
+    public int CommitEvery { get; init; } = 1000;
+
+    /// <summary>File extensions (with the dot, any case) that are indexed.</summary>
+    public IReadOnlyCollection<string> Extensions { get; init; } = DefaultExtensions;
+
+    /// <summary>Preprocessing; null uses the model's default.</summary>
+    public PreprocessOptions? Preprocessing { get; init; }
+
+    /// <summary>Called as images are embedded: (images done, images to embed).</summary>
+    public Action<int, int>? Progress { get; init; }
+
+    /// <summary>Called for a file that could not be read or decoded; it is left out of the index (and tried again next run).</summary>
+    public Action<string, ClipException>? Failed { get; init; }
+
+    /// <summary>The vocabulary to record in the index, so that search finds it again; null records none.</summary>
+    public string? VocabularyPath { get; init; }
+
+    public static IReadOnlyCollection<string> DefaultExtensions { get; } =
+        [".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pbm", ".tga"];
+}
+
+/// <summary>What an indexing run did.</summary>
+/// <param name="Images">Images under the folders now.</param>
+/// <param name="Embedded">Images run through the model this time (new or changed).</param>
+/// <param name="Reused">Images whose path, size and modification time were unchanged: their stored embedding was kept.</param>
+/// <param name="Removed">Entries of the previous index whose file is gone.</param>
+/// <param name="Failed">Images that could not be read or decoded (reported, not indexed).</param>
+/// <param name="Commits">Times the index file was written.</param>
+/// <param name="Indexed">Entries in the index now.</param>
+public sealed record IndexReport(int Images, int Embedded, int Reused, int Removed, int Failed, int Commits, int Indexed);
+
+/// <summary>
+/// Builds and updates an <see cref="EmbeddingIndex"/> file from folders of images. Incremental: only files that are
+/// new or whose size or modification time changed are embedded; entries of deleted files are dropped. Crash-safe: the
+/// file is replaced atomically every <see cref="IndexingOptions.CommitEvery"/> images, each time a complete index of
+/// the unchanged images plus those embedded so far, so a killed run leaves a valid index and a rerun finishes the rest.
+/// The index holds exactly the images under the folders of the latest run.
+/// </summary>
+public static class ImageIndexer
+{
+    /// <summary>Image files under the folders (recursively; a file given directly is taken as is), as full paths in ordinal order, each once.</summary>
+    public static IReadOnlyList<string> FindImages(IEnumerable<string> roots, IReadOnlyCollection<string>? extensions = null)
+    {
+        var wanted = new HashSet<string>(extensions ?? IndexingOptions.DefaultExtensions, StringComparer.OrdinalIgnoreCase);
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        var enumeration = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System, ReturnSpecialDirectories = false };
+        foreach (var root in roots)
+        {
+            string full = Path.GetFullPath(root);
+            if (File.Exists(full)) { found.Add(full); continue; }
+            if (!Directory.Exists(full)) throw new ImageInputException($"{root}: no such folder");
+            foreach (var file in Directory.EnumerateFiles(full, "*", enumeration))
+                if (wanted.Contains(Path.GetExtension(file))) found.Add(file);
+        }
+        return found.ToArray();
+    }
+
+    /// <summary>Creates or updates the index at <paramref name="indexPath"/> with the images under <paramref name="roots"/>.</summary>
+    public static IndexReport Update(ClipModel model, string indexPath, IReadOnlyList<string> roots, IndexingOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        options ??= new IndexingOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.CommitEvery, 1);
+        if (roots.Count == 0) throw new ArgumentException("no folders to index", nameof(roots));
+
+        EmbeddingIndex? previous = null;
+        if (File.Exists(indexPath))
+        {
+            previous = EmbeddingIndex.Load(indexPath);
+            if (previous.Fingerprint != model.Fingerprint)
+                throw new IndexException($"{indexPath}: this index was built with another model (fingerprint {previous.Fingerprint[..12]}…, recorded model {previous.ModelPath}); " +
+                    $"index into a new file, or delete this one to rebuild it with {model.SourcePath}");
+        }
+        var files = FindImages(roots, options.Extensions);
+        var index = EmbeddingIndex.For(model, options.VocabularyPath);
+        var known = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (previous is not null)
+            for (int i = 0; i < previous.Count; i++) known[previous.Entries[i].Path] = i;
+
+        var pending = new List<IndexEntry>();
+        int reused = 0;
+        foreach (var path in files)
+        {
+            IndexEntry entry;
+            try
+            {
+                var info = new FileInfo(path);
+                entry = new IndexEntry(path, info.Length, info.LastWriteTimeUtc.Ticks);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                options.Failed?.Invoke(path, new ImageInputException($"{path}: cannot read ({e.Message})", e));
+                continue;
+            }
+            if (previous is not null && known.TryGetValue(path, out int old) && previous.Entries[old].Size == entry.Size && previous.Entries[old].ModifiedTicks == entry.ModifiedTicks)
+            {
+                index.Add(entry, previous.EmbeddingOf(old));
+                reused++;
+            }
+            else pending.Add(entry);
+        }
+        var present = files.ToHashSet(StringComparer.Ordinal);
+        int removed = previous?.Entries.Count(e => !present.Contains(e.Path)) ?? 0;
+
+        int commits = 0, embedded = 0, failed = 0;
+        void Commit() { index.Save(indexPath); commits++; }
+        // Nothing new, nothing gone: the file on disk is already this index.
+        if (pending.Count == 0 && previous is not null && removed == 0 && previous.Count == index.Count)
+            return new IndexReport(files.Count, 0, reused, 0, 0, 0, index.Count);
+        if (pending.Count == 0 || reused > 0 || removed > 0) Commit(); // deletions and the kept entries are committed before the long part
+
+        options.Progress?.Invoke(0, pending.Count);
+        var preprocessing = options.Preprocessing ?? model.DefaultPreprocessOptions();
+        int done = 0;
+        for (int start = 0; start < pending.Count; start += options.CommitEvery)
+        {
+            var group = pending.GetRange(start, Math.Min(options.CommitEvery, pending.Count - start));
+            int i = 0;
+            foreach (var result in model.EncodeImageFiles(group.Select(e => e.Path).ToArray(), preprocessing))
+            {
+                if (result.Features is not null) { index.Add(group[i], result.Features); embedded++; }
+                else { failed++; options.Failed?.Invoke(result.Path, result.Error!); }
+                i++;
+                options.Progress?.Invoke(++done, pending.Count);
+            }
+            Commit();
+        }
+        return new IndexReport(files.Count, embedded, reused, removed, failed, commits, index.Count);
+    }
+}

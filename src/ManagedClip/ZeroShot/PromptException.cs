@@ -1,0 +1,8 @@
+namespace ManagedClip.ZeroShot;
+
+/// <summary>A label, template, prompt or query is unusable: empty, without <c>{}</c>, or longer than the model's context. The message says which and why.</summary>
+public sealed class PromptException : ClipException
+{
+    public PromptException(string message) : base(message) { }
+    public PromptException(string message, Exception inner) : base(message, inner) { }
+}

@@ -1,0 +1,106 @@
+using ManagedClip.Search;
+using ManagedClip.Tests.ZeroShot;
+
+namespace ManagedClip.Tests.Search;
+
+/// <summary>Indexing folders: embeddings as the model gives them, incremental updates that touch only changed files, failures skipped.</summary>
+public sealed class ImageIndexerTests : IDisposable
+{
+    readonly string _folder = Directory.CreateTempSubdirectory("managedclip-indexer-").FullName;
+    string Photos => Path.Combine(_folder, "photos");
+    string IndexPath => Path.Combine(_folder, "photos.mcidx");
+
+    public ImageIndexerTests()
+    {
+        Directory.CreateDirectory(Path.Combine(Photos, "nested", "deeper"));
+        for (int i = 0; i < 6; i++) SearchTestData.WritePng(Path.Combine(Photos, i < 3 ? "" : "nested", $"p{i}.png"), i);
+        File.WriteAllText(Path.Combine(Photos, "notes.txt"), "not an image, not indexed");
+        File.WriteAllText(Path.Combine(Photos, "nested", "deeper", "broken.png"), "not a png at all");
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public void SecondRunEmbedsOnlyNewOrChangedFilesAndDropsDeletedOnes()
+    {
+        using var model = ZeroShotTestData.Load("vit-tiny-a");
+        var failures = new List<string>();
+        var embeddedPaths = new List<string>();
+        IndexReport Run(int commitEvery = 1000)
+        {
+            embeddedPaths.Clear();
+            failures.Clear();
+            int last = 0;
+            return ImageIndexer.Update(model, IndexPath, [Photos], new IndexingOptions
+            {
+                CommitEvery = commitEvery,
+                Failed = (path, _) => failures.Add(Path.GetFileName(path)),
+                Progress = (done, total) => { Assert.True(done >= last && done <= total); last = done; },
+            });
+        }
+
+        var first = Run(commitEvery: 4);
+        Assert.Equal(new IndexReport(Images: 7, Embedded: 6, Reused: 0, Removed: 0, Failed: 1, Commits: 2, Indexed: 6), first);
+        Assert.Equal(["broken.png"], failures);
+        var index = EmbeddingIndex.Load(IndexPath);
+        Assert.Equal(model.Fingerprint, index.Fingerprint);
+        Assert.Equal(Path.GetFullPath(model.SourcePath), index.ModelPath);
+
+        // The stored embeddings are the model's, normalized.
+        var paths = index.Entries.Select(e => e.Path).ToArray();
+        var direct = model.EncodeImageFiles(paths).Select(r => ClipModel.Normalize(r.Features!)).ToArray();
+        for (int i = 0; i < paths.Length; i++) Assert.Equal(direct[i], index.EmbeddingOf(i).ToArray(), (a, b) => Math.Abs(a - b) < 1e-6f);
+
+        // Nothing changed: nothing embedded but the broken file, tried again.
+        var second = Run();
+        Assert.Equal((0, 6, 0, 1), (second.Embedded, second.Reused, second.Removed, second.Failed));
+
+        // One rewritten, one touched (same bytes, new time), one added, one deleted.
+        SearchTestData.WritePng(Path.Combine(Photos, "p1.png"), 101);
+        File.SetLastWriteTimeUtc(Path.Combine(Photos, "nested", "p4.png"), DateTime.UtcNow.AddMinutes(1));
+        SearchTestData.WritePng(Path.Combine(Photos, "nested", "deeper", "p9.png"), 9);
+        File.Delete(Path.Combine(Photos, "p2.png"));
+        File.Delete(Path.Combine(Photos, "nested", "deeper", "broken.png"));
+        int encoded = 0;
+        var third = ImageIndexer.Update(model, IndexPath, [Photos], new IndexingOptions { Progress = (done, _) => encoded = done });
+        Assert.Equal(new IndexReport(Images: 6, Embedded: 3, Reused: 3, Removed: 1, Failed: 0, Commits: 2, Indexed: 6), third);
+        Assert.Equal(3, encoded);
+        var updated = EmbeddingIndex.Load(IndexPath);
+        Assert.DoesNotContain(updated.Entries, e => e.Path.EndsWith("p2.png", StringComparison.Ordinal));
+        // Unchanged files kept their stored vectors bit for bit; the rewritten one has its new embedding.
+        foreach (var name in new[] { "p0.png", Path.Combine("nested", "p3.png"), Path.Combine("nested", "p5.png") })
+        {
+            string path = Path.Combine(Photos, name);
+            int before = index.Entries.ToList().FindIndex(e => e.Path == path), after = updated.Entries.ToList().FindIndex(e => e.Path == path);
+            Assert.Equal(index.EmbeddingOf(before).ToArray(), updated.EmbeddingOf(after).ToArray());
+        }
+        int rewritten = updated.Entries.ToList().FindIndex(e => e.Path == Path.Combine(Photos, "p1.png"));
+        var fresh = ClipModel.Normalize(model.EncodeImageFiles([Path.Combine(Photos, "p1.png")]).Single().Features!);
+        Assert.Equal(fresh, updated.EmbeddingOf(rewritten).ToArray(), (a, b) => Math.Abs(a - b) < 1e-6f);
+
+        var fourth = Run();
+        Assert.Equal(new IndexReport(Images: 6, Embedded: 0, Reused: 6, Removed: 0, Failed: 0, Commits: 0, Indexed: 6), fourth);
+    }
+
+    [Fact]
+    public void AnIndexOfAnotherModelIsRefused()
+    {
+        using (var model = ZeroShotTestData.Load("vit-tiny-a")) ImageIndexer.Update(model, IndexPath, [Photos]);
+        using var other = ZeroShotTestData.Load("rn-tiny-a");
+        var error = Assert.Throws<IndexException>(() => ImageIndexer.Update(other, IndexPath, [Photos]));
+        Assert.Contains("built with another model", error.Message);
+        using var again = ZeroShotTestData.Load("vit-tiny-a");
+        Assert.Contains("no such folder", Assert.Throws<ImageInputException>(() => ImageIndexer.Update(again, IndexPath, [Path.Combine(_folder, "nowhere")])).Message);
+    }
+
+    [Fact]
+    public void FindImagesWalksFoldersByExtension()
+    {
+        File.WriteAllText(Path.Combine(Photos, "UPPER.JPG"), "x");
+        var found = ImageIndexer.FindImages([Photos, Path.Combine(Photos, "p0.png")]);
+        Assert.Equal(8, found.Count);
+        Assert.Equal(found.Order(StringComparer.Ordinal), found);
+        Assert.All(found, p => Assert.True(Path.IsPathRooted(p)));
+        Assert.DoesNotContain(found, p => p.EndsWith(".txt", StringComparison.Ordinal));
+    }
+}
