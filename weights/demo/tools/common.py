@@ -63,15 +63,19 @@ def unit_polygon(shape):
     raise ValueError(shape)
 
 
-def sample_spec(rng, shape=None, color=None, size=None, bg=None):
-    """A random scene; attributes not given are drawn. rng: random.Random."""
+def sample_spec(rng, shape=None, color=None, size=None, bg=None, dims=None):
+    """A random scene; attributes not given are drawn; dims = (w, h) fixes the image size. rng: random.Random."""
     spec = dict(
         shape=shape or rng.choice(SHAPES), color=color or rng.choice(COLOR_NAMES),
         size=size or rng.choice(SIZE_NAMES), bg=bg or rng.choice(BG_NAMES),
     )
-    short = rng.randint(48, 96)
-    long_ = int(short * rng.uniform(1.0, 1.7))
-    w, h = (short, long_) if rng.random() < 0.5 else (long_, short)
+    if dims is None:
+        short = rng.randint(48, 96)
+        long_ = int(short * rng.uniform(1.0, 1.7))
+        w, h = (short, long_) if rng.random() < 0.5 else (long_, short)
+    else:
+        w, h = dims
+        short = min(w, h)
     lo, hi = SIZES[spec["size"]]
     r = short * rng.uniform(lo, hi)
     # keep the shape inside the central square the center crop keeps
@@ -190,5 +194,5 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)   # one thread: see README (2 threads on a busy 2-core machine ran ~10x slower)
     torch.use_deterministic_algorithms(True)
