@@ -25,7 +25,7 @@ HELDOUT_SEED, SAMPLES_SEED = 4242, 777
 PER_LABEL = 5
 SAMPLES = [("red", "circle", "large", "white", (128, 96)), ("blue", "square", "large", "gray", (96, 128)),
            ("green", "triangle", "small", "black", (120, 96)), ("yellow", "star", "large", "black", (96, 96)),
-           ("purple", "cross", "large", "white", (128, 96)), ("orange", "star", "small", "gray", (96, 120))]
+           ("purple", "cross", "large", "white", (128, 96)), ("orange", "star", "large", "gray", (96, 120))]
 
 
 def save_png(arr, path):

@@ -12,7 +12,8 @@ the targets spread evenly over the positives (multi-positive InfoNCE). Captions 
 step from the scene attributes. The text tower runs on the first L positions (the longest caption); its
 positional table has 77 rows, as the engine's tokenizer emits 77 ids, and rows >= L stay at their
 initialization (by the causal mask they never reach the pooled end-of-text state of a shorter text).
-Seeded, 2 threads, deterministic algorithms."""
+Seeded, one thread (common.seed_everything), deterministic algorithms."""
+import hashlib
 import math
 import os
 import random
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 import common as c
 
 SEED = 20240607
-STEPS = int(os.environ.get("DEMO_STEPS", 3000))
+STEPS = int(os.environ.get("DEMO_STEPS", 3000))   # DEMO_STEPS / DEMO_STATE: shorter runs (determinism checks) and their output
 BATCH = 128
 LR, WARMUP, WD = 2e-3, 200, 0.05
 
@@ -167,7 +168,10 @@ def main():
             print(f"step {step:5d}  loss {loss.item():.4f}  scale {model.logit_scale.exp().item():6.2f}  "
                   f"val zero-shot {acc:.3f}  {time.time() - start:6.1f} s", flush=True)
     print(f"training time: {time.time() - start:.1f} s")
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, os.path.join(c.BUILD, "train_state.pt"))
+    out = os.environ.get("DEMO_STATE", os.path.join(c.BUILD, "train_state.pt"))
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out)
+    digest = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(model.state_dict().items()))).hexdigest()
+    print(f"wrote {out}; sha256 of the parameters: {digest}")
 
 
 if __name__ == "__main__":
