@@ -12,7 +12,17 @@ namespace ManagedClip.Tests.Demo;
 /// </summary>
 public sealed class DemoModelTests(ITestOutputHelper output)
 {
-    static string DemoFolder => Path.Combine(TestData.RepositoryRoot, "weights", "demo");
+    /// <summary>weights/demo of this checkout (found from the test assembly; unlike the parity tests, these need nothing beside the repository).</summary>
+    static string DemoFolder { get; } = FindDemoFolder();
+
+    static string FindDemoFolder()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "ManagedClip.sln"))) return Path.Combine(dir.FullName, "weights", "demo");
+        throw new DirectoryNotFoundException("ManagedClip.sln not found above the test assembly");
+    }
+
+    static JsonDocument ReadJson(string path) => JsonDocument.Parse(File.ReadAllBytes(path));
     static string Fixture => Path.Combine(DemoFolder, "heldout", "predictions.json");
 
     sealed record Prompts(string Template, string[] Labels, float[][] Features);
@@ -47,7 +57,7 @@ public sealed class DemoModelTests(ITestOutputHelper output)
     [Fact]
     public void HeldOutSet_EngineReaches90Percent_AndAgreesWithPyTorch()
     {
-        using var json = TestData.ReadJson(Fixture);
+        using var json = ReadJson(Fixture);
         var root = json.RootElement;
         string template = root.GetProperty("template").GetString()!;
         string[] labels = root.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!).ToArray();
@@ -103,7 +113,7 @@ public sealed class DemoModelTests(ITestOutputHelper output)
     public void Samples_AreClassifiedAsTheirFileNames()
     {
         using var model = ClipModel.Load(DemoFolder);
-        using var json = TestData.ReadJson(Fixture);
+        using var json = ReadJson(Fixture);
         string template = json.RootElement.GetProperty("template").GetString()!;
         var labels = File.ReadAllLines(Path.Combine(DemoFolder, "labels.txt")).Where(l => l.Length > 0).ToArray();
         var prompts = EncodePrompts(model, template, labels);
@@ -125,7 +135,7 @@ public sealed class DemoModelTests(ITestOutputHelper output)
     public void CSharpRenderedScenes_Reach90Percent()
     {
         using var model = ClipModel.Load(DemoFolder);
-        using var json = TestData.ReadJson(Fixture);
+        using var json = ReadJson(Fixture);
         string template = json.RootElement.GetProperty("template").GetString()!;
         var labels = File.ReadAllLines(Path.Combine(DemoFolder, "labels.txt")).Where(l => l.Length > 0).ToArray();
         var prompts = EncodePrompts(model, template, labels);
