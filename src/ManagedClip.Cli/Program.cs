@@ -15,6 +15,7 @@ namespace ManagedClip.Cli
             new EmbedTextCommand(),
             new EmbedImageCommand(),
             new PreprocessCommand(),
+            new BenchCommand(),
         ];
 
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
