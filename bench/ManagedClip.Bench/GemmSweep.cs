@@ -53,15 +53,21 @@ public static class GemmSweep
         double flops = 2.0 * m * k * n;
         int reps = (int)Math.Clamp(2e10 / flops, 5, 20000);
         var times = new double[reps];
-        for (int r = -3; r < reps; r++)
+        for (int r = 0; r < 3; r++) Gemm.Multiply(x, m, packed, [], y, Activation.None, false, threads);
+        var process = Process.GetCurrentProcess();
+        var cpu0 = process.TotalProcessorTime;
+        for (int r = 0; r < reps; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
             Gemm.Multiply(x, m, packed, [], y, Activation.None, false, threads);
-            if (r >= 0) times[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            times[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
+        process.Refresh();
+        // CPU time is immune to the time slices other processes take on a shared machine: GFLOP/s per busy core.
+        double cpu = (process.TotalProcessorTime - cpu0).TotalSeconds / reps;
         Array.Sort(times);
-        double best = flops / times[0] / 1e9, median = flops / times[reps / 2] / 1e9;
-        Console.WriteLine($"{m}x{k}x{n} thr {threads}: median {median:0.0} GFLOP/s ({100 * median / (Shapes.PeakGflopsPerCore * threads):0}%), best {best:0.0}, load {LoadAverage()}");
+        double best = flops / times[0] / 1e9, median = flops / times[reps / 2] / 1e9, perCpu = flops / cpu / 1e9;
+        Console.WriteLine($"{m}x{k}x{n} thr {threads}: per busy core {perCpu / 1:0.0} GFLOP/s ({100 * perCpu / Shapes.PeakGflopsPerCore:0}% of one core's peak); wall median {median:0.0}, best {best:0.0}; load {LoadAverage()}");
     }
 
     public static string LoadAverage()

@@ -25,6 +25,29 @@ if (args.Length >= 4 && args[0] == "shape")
     GemmSweep.One(int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]), args.Length > 4 ? int.Parse(args[4]) : 1);
     return 0;
 }
+if (args.Length >= 1 && args[0] == "peak")
+{
+    Console.WriteLine($"FMA peak, one thread, best of 20: Vector512 {Peak.Measure():0.0} GFLOP/s, Vector256 {Peak.Measure(false):0.0} GFLOP/s; load {GemmSweep.LoadAverage()}");
+    return 0;
+}
+if (args.Length >= 1 && args[0] == "attention")
+{
+    var suite = new AttentionBenchmarks { Threads = 1 };
+    suite.Setup();
+    foreach (var (name, call) in new (string, Action)[] { ("vit b8 50x50 h12", suite.VitAttention), ("text b8 77x77 causal h8", suite.TextAttention) })
+    {
+        var times = new double[60];
+        call();
+        var process = Process.GetCurrentProcess();
+        var cpu0 = process.TotalProcessorTime;
+        for (int r = 0; r < times.Length; r++) { long t0 = Stopwatch.GetTimestamp(); call(); times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds; }
+        process.Refresh();
+        double cpu = (process.TotalProcessorTime - cpu0).TotalMilliseconds / times.Length;
+        Array.Sort(times);
+        Console.WriteLine($"{name,-26} 1 thread: CPU {cpu:0.000} ms/call; wall median {times[30]:0.000} ms, best {times[0]:0.000} ms, load {GemmSweep.LoadAverage()}");
+    }
+    return 0;
+}
 if (args.Length >= 1 && args[0] == "gemm")
 {
     GemmSweep.Run(args.Contains("--quick"));
