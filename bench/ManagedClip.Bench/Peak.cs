@@ -7,6 +7,15 @@ namespace ManagedClip.Bench;
 /// <summary>The machine's FMA ceiling right now: 24 independent Vector512 (or Vector256) FMA chains, no memory traffic, one thread.</summary>
 public static class Peak
 {
+    /// <summary>Both cores at once: the sum of two threads' FMA rates (≈ 2× one thread on two physical cores; ≈ 1× when they share one).</summary>
+    public static double MeasureTwoThreads()
+    {
+        double a = 0, b = 0;
+        var t1 = new Thread(() => a = Measure()); var t2 = new Thread(() => b = Measure());
+        t1.Start(); t2.Start(); t1.Join(); t2.Join();
+        return a + b;
+    }
+
     public static double Measure(bool wide = true)
     {
         double best = 0;

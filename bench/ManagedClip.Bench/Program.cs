@@ -28,6 +28,7 @@ if (args.Length >= 4 && args[0] == "shape")
 if (args.Length >= 1 && args[0] == "peak")
 {
     Console.WriteLine($"FMA peak, one thread, best of 20: Vector512 {Peak.Measure():0.0} GFLOP/s, Vector256 {Peak.Measure(false):0.0} GFLOP/s; load {GemmSweep.LoadAverage()}");
+    Console.WriteLine($"FMA peak, two threads at once (sum): Vector512 {Peak.MeasureTwoThreads():0.0} GFLOP/s; load {GemmSweep.LoadAverage()}");
     return 0;
 }
 if (args.Length >= 1 && args[0] == "attention")

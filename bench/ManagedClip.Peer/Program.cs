@@ -14,6 +14,8 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (args.Length >= 4 && args[0] == "memory") return Peer.Memory(args[1], args[2], args[3]);
 if (args.Length >= 2 && args[0] == "run") return Peer.Run(args[1], args[2..]);
+if (args.Length >= 2 && args[0] == "check") return Peer.Check(args[1]) ? 0 : 1;
+if (args.Length >= 3 && args[0] == "cpu") { Peer.Cpu(args[1], args[2]); return 0; }
 Console.Error.WriteLine("usage: ManagedClip.Peer run DIR [--rounds R] [--seconds S] [--out FILE] [--no-pytorch] | memory managedclip|ort DIR MODEL");
 return 2;
 
@@ -99,6 +101,73 @@ static class Peer
         File.WriteAllText(output, report);
         Console.WriteLine(report);
         return 0;
+    }
+
+    /// <summary>Wall and process CPU time of ManagedClip and ONNX Runtime on one image tower, batch 8, alternating 4 s windows.</summary>
+    public static void Cpu(string dir, string name)
+    {
+        using var model = ClipModel.Load(Path.Combine(dir, name + ".safetensors"), new ClipModelOptions { MaxThreads = Threads });
+        using var image = new InferenceSession(Path.Combine(dir, $"{name}.image.onnx"), new SessionOptions { IntraOpNumThreads = Threads });
+        var pixels = Pixels(8, model.ImageSize);
+        var tensor = new DenseTensor<float>(pixels, [8, 3, model.ImageSize, model.ImageSize]);
+        var process = Process.GetCurrentProcess();
+        foreach (var (label, call) in new (string, Action)[] { ("managedclip", () => model.EncodeImages(pixels, 8)), ("onnxruntime", () => Infer(image, "pixels", tensor)),
+            ("managedclip", () => model.EncodeImages(pixels, 8)), ("onnxruntime", () => Infer(image, "pixels", tensor)) })
+        {
+            call();
+            process.Refresh();
+            var cpu0 = process.TotalProcessorTime;
+            var watch = Stopwatch.StartNew();
+            int calls = 0;
+            while (watch.Elapsed.TotalSeconds < 4) { call(); calls++; }
+            process.Refresh();
+            double wall = watch.Elapsed.TotalSeconds, cpu = (process.TotalProcessorTime - cpu0).TotalSeconds;
+            Console.WriteLine($"{label,-12} {8 * calls / wall,6:0.0} images/s, CPU {cpu / wall:0.00} cores busy, load {LoadAverage()}");
+        }
+    }
+
+    /// <summary>The peers compute the same thing: ONNX Runtime's features against ManagedClip's on the same inputs (relative error over the reference spread).</summary>
+    public static bool Check(string dir, Action<string>? log = null)
+    {
+        log ??= Console.WriteLine;
+        bool ok = true;
+        foreach (string name in Models)
+        {
+            using var model = ClipModel.Load(Path.Combine(dir, name + ".safetensors"), new ClipModelOptions { MaxThreads = Threads });
+            var options = new SessionOptions { IntraOpNumThreads = Threads };
+            int size = model.ImageSize, batch = 4, e = model.EmbedDim;
+            var pixels = Pixels(batch, size);
+            var mc = model.EncodeImages(pixels, batch).SelectMany(r => r).ToArray();
+            using var image = new InferenceSession(Path.Combine(dir, $"{name}.image.onnx"), options);
+            using var imageOut = image.Run([NamedOnnxValue.CreateFromTensor("pixels", new DenseTensor<float>(pixels, [batch, 3, size, size]))]);
+            var ort = imageOut.First().AsTensor<float>().ToArray();
+            double imageError = RelativeError(mc, ort, batch, e);
+            var ids = Prompts(batch, 77, 77);
+            var mcText = model.EncodeTokens(ids, fullContext: true).SelectMany(r => r).ToArray();
+            using var text = new InferenceSession(Path.Combine(dir, $"{name}.text.onnx"), options);
+            using var textOut = text.Run([NamedOnnxValue.CreateFromTensor("ids", new DenseTensor<long>(ids.SelectMany(r => r.Select(i => (long)i)).ToArray(), [batch, 77]))]);
+            double textError = RelativeError(mcText, textOut.First().AsTensor<float>().ToArray(), batch, e);
+            log($"{name}: ManagedClip vs ONNX Runtime, relative error image {imageError:E2}, text {textError:E2} (batch {batch}, {ort.Length / batch} features each)");
+            ok &= ort.Length == mc.Length && imageError < 1e-3 && textError < 1e-3;
+        }
+        return ok;
+    }
+
+    /// <summary>‖a − b‖ / ‖b − mean row of b‖, worst row: the parity tests' measure.</summary>
+    static double RelativeError(float[] a, float[] b, int rows, int width)
+    {
+        if (a.Length != b.Length) return double.PositiveInfinity;
+        var mean = new double[width];
+        for (int r = 0; r < rows; r++) for (int j = 0; j < width; j++) mean[j] += b[r * width + j] / rows;
+        double spread = 0, worst = 0;
+        for (int r = 0; r < rows; r++) for (int j = 0; j < width; j++) spread = Math.Max(spread, Math.Abs(b[r * width + j] - mean[j]));
+        for (int r = 0; r < rows; r++)
+        {
+            double d = 0, s = 0;
+            for (int j = 0; j < width; j++) { double x = a[r * width + j] - b[r * width + j]; d += x * x; double y = b[r * width + j] - mean[j]; s += y * y; }
+            worst = Math.Max(worst, Math.Sqrt(d) / Math.Max(Math.Sqrt(s), 1e-30));
+        }
+        return worst;
     }
 
     static void Infer(InferenceSession session, string input, Tensor<float> tensor)

@@ -21,6 +21,9 @@ namespace ManagedClip.Kernels;
 /// </summary>
 public static class Convolution
 {
+    const int ColumnChunkFloats = 1 << 18;
+    const int ColumnChunkRows = 384;
+
     /// <summary>Output side of a convolution: ⌊(size + 2·padding − kernel) / stride⌋ + 1.</summary>
     public static int OutputSize(int size, int kernel, int stride, int padding)
     {
@@ -78,7 +81,9 @@ public static class Convolution
             return;
         }
 
-        int chunk = (int)Math.Min(rows, scratch.Length / rowLength);
+        // Chunks of im2col rows small enough to stay in L2 between being written and being read by the GEMM (≈ 1 MiB), but
+        // never under ColumnChunkRows rows, so that each pass over the weights still feeds enough rows.
+        int chunk = (int)Math.Min(rows, Math.Min(scratch.Length / rowLength, Math.Max(ColumnChunkRows, ColumnChunkFloats / rowLength)));
         Check(chunk >= 1, $"scratch has {scratch.Length} values, a {kernel}×{kernel} convolution over {inChannels} channels needs at least {rowLength}");
         for (int start = 0; start < rows; start += chunk)
         {

@@ -240,7 +240,10 @@ public static class Gemm
         /// <summary>One micro-tile: rows ≤ 6 of packed x against a [kc, 64] B block, into tile rows (stride <see cref="TileWidth"/>).</summary>
         static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load)
         {
-            if (TOps.Count == 16)
+            // A full-width tile when the panel has more than two vectors of live columns; a narrow panel (N ≤ 32 at Vector512,
+            // the ResNet stem's 32 channels, or the last panel of an N just past a multiple of 64) takes the strip path below
+            // instead of multiplying zero padding.
+            if (TOps.Count == 16 && cols > 2 * TOps.Count)
             {
                 switch (rows)
                 {
