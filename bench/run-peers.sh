@@ -21,4 +21,6 @@ dotnet "$bench" weights "$data"
   dotnet "$bench" peak
   dotnet "$bench" gemm
   echo '```'
+  echo
+  cat "$root/bench/notes.md"
 } >> "$root/BENCHMARKS.md"

@@ -28,6 +28,9 @@ static class Peer
     sealed record Case(string Model, string Runtime, string Tower, int Batch, string Note, long FlopsPerItem, Action Call)
     {
         public List<double> Seconds { get; } = [];
+        public double Wall { get; set; }
+        public double Cpu { get; set; }
+        public double CoresBusy => Wall > 0 ? Cpu / Wall : 0;
         public string Key => $"{Model}|{Tower}|{Batch}|{Note}";
     }
 
@@ -77,6 +80,8 @@ static class Peer
         {
             foreach (var c in cases)
             {
+                var process = Process.GetCurrentProcess();
+                var cpu0 = process.TotalProcessorTime;
                 var watch = Stopwatch.StartNew();
                 do
                 {
@@ -84,6 +89,9 @@ static class Peer
                     c.Call();
                     c.Seconds.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
                 } while (watch.Elapsed.TotalSeconds < seconds);
+                process.Refresh();
+                c.Wall += watch.Elapsed.TotalSeconds;
+                c.Cpu += (process.TotalProcessorTime - cpu0).TotalSeconds;
             }
             Console.WriteLine($"round {round + 1}: load {LoadAverage()}");
             if (pytorch) torchInfo = PyTorchRound(dir, torchSamples);
@@ -91,13 +99,15 @@ static class Peer
         string loadAfter = LoadAverage();
         foreach (var d in disposables) d.Dispose();
 
+        var checks = new List<string>();
+        Check(dir, checks.Add);
         var memory = new List<(string Runtime, long Peak, long Checkpoint)>();
         foreach (string runtime in new[] { "managedclip", "onnxruntime" })
         {
             var (peak, checkpoint) = MemoryChild(runtime, dir, "vit-b32");
             memory.Add((runtime, peak, checkpoint));
         }
-        string report = Report(cases, torchSamples, torchInfo, memory, loadBefore, loadAfter, rounds, seconds);
+        string report = Report(cases, torchSamples, torchInfo, memory, loadBefore, loadAfter, rounds, seconds, checks);
         File.WriteAllText(output, report);
         Console.WriteLine(report);
         return 0;
@@ -249,7 +259,7 @@ static class Peer
     }
 
     static string Report(List<Case> cases, Dictionary<string, List<double>> torch, JsonElement? torchInfo,
-        List<(string Runtime, long Peak, long Checkpoint)> memory, string loadBefore, string loadAfter, int rounds, double seconds)
+        List<(string Runtime, long Peak, long Checkpoint)> memory, string loadBefore, string loadAfter, int rounds, double seconds, List<string> checks)
     {
         var sb = new StringBuilder();
         string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "?";
@@ -264,8 +274,8 @@ static class Peer
             $"PyTorch {(torchInfo?.GetProperty("torch").GetString() ?? "-")} (`torch.set_num_threads({Threads})`, OpenBLAS kernel `{(torchInfo?.GetProperty("openblas").GetProperty("corename").GetString() ?? "-")}` chosen by OpenBLAS itself). " +
             $"{rounds} interleaved rounds of {seconds:0} s per case; the figure is the median over all timed calls.");
         sb.AppendLine();
-        sb.AppendLine("| model | tower | batch | ManagedClip items/s | ONNX Runtime items/s | PyTorch items/s | ManagedClip / ORT | ManagedClip / PyTorch | ManagedClip GFLOP/s | ms/item (MC / ORT) |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| model | tower | batch | ManagedClip items/s | ONNX Runtime items/s | PyTorch items/s | ManagedClip / ORT | ManagedClip / PyTorch | ManagedClip GFLOP/s | ms/item (MC / ORT) | cores busy (MC / ORT) | MC / ORT per busy core |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var group in cases.GroupBy(c => c.Key))
         {
             var mc = group.FirstOrDefault(c => c.Runtime == "managedclip");
@@ -277,7 +287,9 @@ static class Peer
             string tower = mc.Tower + (mc.Note.Length > 0 ? $" ({mc.Note})" : "");
             sb.AppendLine($"| {(mc.Model == "vit-b32" ? "ViT-B/32" : "RN50")} | {tower} | {mc.Batch} | {mcRate:0.0} | {Fmt(ortRate)} | {Fmt(torchRate)} | " +
                 $"{(ortRate is null ? (mc.Note.Contains("EOT") ? "see text" : "-") : $"{mcRate / ortRate:0.00}×")} | {(torchRate is null ? "-" : $"{mcRate / torchRate:0.00}×")} | " +
-                $"{mc.FlopsPerItem * mcRate / 1e9:0} | {1000 / mcRate:0.0} / {(ortRate is null ? "-" : $"{1000 / ortRate:0.0}")} |");
+                $"{mc.FlopsPerItem * mcRate / 1e9:0} | {1000 / mcRate:0.0} / {(ortRate is null ? "-" : $"{1000 / ortRate:0.0}")} | " +
+                $"{mc.CoresBusy:0.00} / {(ort is null ? "-" : $"{ort.CoresBusy:0.00}")} | " +
+                $"{(ort is null || ortRate is null || ort.CoresBusy == 0 ? "-" : $"{mcRate / mc.CoresBusy / (ortRate.Value / ort.CoresBusy):0.00}×")} |");
         }
         var eot = cases.FirstOrDefault(c => c.Note.Contains("EOT") && c.Batch == 8);
         var ortText = cases.FirstOrDefault(c => c.Runtime == "onnxruntime" && c.Tower == "text" && c.Batch == 8);
@@ -287,6 +299,11 @@ static class Peer
             sb.AppendLine($"With the end-of-text shortcut, {PromptTokens}-token prompts at batch 8 run at {eot.Batch / Median(eot.Seconds):0} prompts/s, " +
                 $"{Median(ortText.Seconds) / Median(eot.Seconds):0.0}× ONNX Runtime's full-context rate (which is the same for any prompt length).");
         }
+        sb.AppendLine();
+        sb.AppendLine("Cores busy = process CPU time / wall time during that runtime's windows: on this shared machine the second core is often taken by other jobs, " +
+            "so the per-busy-core ratio is the steadier comparison of the two engines' efficiency.");
+        sb.AppendLine();
+        sb.AppendLine("Same results: " + string.Join("; ", checks) + ".");
         sb.AppendLine();
         sb.AppendLine("Peak memory (VmHWM of a fresh process that loads the whole model, both towers, and encodes 8 images three times; ViT-B/32 fp32 checkpoint):");
         sb.AppendLine();
