@@ -12,9 +12,6 @@ public static class Attention
     /// <summary>Keys per score tile. A tile of scores lives on the stack (1 KiB); longer sequences use an online softmax across tiles.</summary>
     internal const int KeyTile = 256;
 
-    /// <summary>Queries per parallel task: enough work to amortize scheduling, small enough to spread batch-1 text (77 queries × 8 heads) over cores.</summary>
-    internal const int QueryBlock = 16;
-
     /// <summary>
     /// For batch b, head h, query i: output[(b·Lq + i)·outputStride + h·headDim ..+headDim] =
     /// Σ_j softmax_j(q_i·k_j / √headDim) v_j, with q_i = q[(b·Lq + i)·queryStride + h·headDim ..] and
@@ -103,84 +100,186 @@ public static class Attention
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => job.Work());
     }
 
+    /// <summary>
+    /// One call's tasks: one (batch item, head) each. Per key tile, the task transposes the tile's keys once into
+    /// [headDim, ≤ KeyTile] (Kᵀ, rows padded to two vectors), so that a query's scores are a row-vector × matrix product: one broadcast of
+    /// q[x] and one FMA per vector of keys, with no horizontal sums; two queries share each Kᵀ load. Each score is still one
+    /// dot product summed over x in order, so a query's result depends on its own keys only, never on how many queries or
+    /// keys follow it (the text tower's end-of-text shortcut relies on that).
+    /// </summary>
     sealed unsafe class AttentionJob<TVec, TOps>(AttentionArgs a) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         readonly AttentionArgs _a = a;
-        readonly int _queryBlocks = (a.QueryLength + QueryBlock - 1) / QueryBlock;
         int _next;
 
-        public long Tasks => (long)_a.Batch * _a.Heads * _queryBlocks;
+        public long Tasks => (long)_a.Batch * _a.Heads;
 
-        [SkipLocalsInit]
         public void Work()
         {
-            float* scores = stackalloc float[KeyTile];
-            long t;
-            while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
+            int d = _a.HeadDim;
+            // Per worker: Kᵀ tile [d, ≤ KeyTile], two score rows, and the running max and sum of every query. Cleared once so
+            // padding lanes past a tile's keys are always finite.
+            float[] buffer = System.Buffers.ArrayPool<float>.Shared.Rent(d * KeyTile + 2 * KeyTile + 2 * _a.QueryLength + 16);
+            Array.Clear(buffer);
+            try
             {
-                int qb = (int)(t % _queryBlocks), bh = (int)(t / _queryBlocks);
-                int b = bh / _a.Heads, h = bh % _a.Heads;
-                int iEnd = Math.Min(_a.QueryLength, (qb + 1) * QueryBlock);
-                for (int i = qb * QueryBlock; i < iEnd; i++) Query(b, h, i, scores);
+                fixed (float* raw = buffer)
+                {
+                    float* keysT = (float*)(((nint)raw + 63) & ~(nint)63);
+                    float* s0 = keysT + d * KeyTile, s1 = s0 + KeyTile, max = s1 + KeyTile, sum = max + _a.QueryLength;
+                    long t;
+                    while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
+                        RunHead((int)(t / _a.Heads), (int)(t % _a.Heads), keysT, s0, s1, max, sum);
+                }
             }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(buffer); }
         }
 
         /// <summary>
-        /// One query row with an online softmax over key tiles: running max m and sum ℓ; when a tile raises the max,
-        /// the accumulated output and ℓ are rescaled by e^(m_old − m_new). The output row itself is the accumulator.
+        /// All queries of (b, h), each with an online softmax over key tiles: running max m and sum ℓ per query; when a tile
+        /// raises the max, the accumulated output and ℓ are rescaled by e^(m_old − m_new). The output rows are the accumulators.
         /// </summary>
-        void Query(int b, int h, int i, float* scores)
+        void RunHead(int b, int h, float* keysT, float* s0, float* s1, float* max, float* sum)
         {
             ref readonly AttentionArgs a = ref _a;
-            int d = a.HeadDim, w = TOps.Count;
-            float* qi = a.Query(b, h, i), oi = a.Output(b, h, i);
+            int d = a.HeadDim, lq = a.QueryLength, w = TOps.Count;
             float scale = 1f / MathF.Sqrt(d);
-            new Span<float>(oi, d).Clear();
-            int keyEnd = a.Causal ? i + 1 : a.KeyLength;
-            float runningMax = float.NegativeInfinity, runningSum = 0f;
+            new Span<float>(max, lq).Fill(float.NegativeInfinity);
+            new Span<float>(sum, lq).Clear();
+            for (int i = 0; i < lq; i++) new Span<float>(a.Output(b, h, i), d).Clear();
+            int keyEnd = a.Causal ? lq : a.KeyLength;
             for (int j0 = 0; j0 < keyEnd; j0 += KeyTile)
             {
                 int n = Math.Min(KeyTile, keyEnd - j0);
-                float tileMax = float.NegativeInfinity;
+                // Kᵀ rows as long as the tile rounded up to two vectors: compact, so the tile stays in L1.
+                int stride = (n + 2 * w - 1) / (2 * w) * (2 * w);
                 for (int j = 0; j < n; j++)
                 {
-                    float s = Dot(qi, a.Key(b, h, j0 + j), d) * scale;
-                    scores[j] = s;
-                    tileMax = MathF.Max(tileMax, s);
+                    float* kj = a.Key(b, h, j0 + j);
+                    for (int x = 0; x < d; x++) keysT[x * stride + j] = kj[x];
                 }
-                if (tileMax > runningMax)
+                int first = a.Causal ? j0 : 0;   // under the mask, queries before j0 see nothing of this tile
+                for (int i = first; i < lq; i += 2)
                 {
-                    if (runningSum != 0f)
-                    {
-                        float f = MathF.Exp(runningMax - tileMax);
-                        Softmax.Scale<TVec, TOps>(oi, d, f);
-                        runningSum *= f;
-                    }
-                    runningMax = tileMax;
-                }
-                runningSum += Softmax.ExpSubtractAndSum<TVec, TOps>(scores, n, runningMax);
-                for (int j = 0; j < n; j++)
-                {
-                    // o += p_j · v_j
-                    float* vj = a.Value(b, h, j0 + j);
-                    var p = TOps.Splat(scores[j]);
-                    int x = 0;
-                    for (; x <= d - w; x += w) TOps.Store(TOps.Fma(p, TOps.Load(vj + x), TOps.Load(oi + x)), oi + x);
-                    for (; x < d; x++) oi[x] += scores[j] * vj[x];
+                    bool pair = i + 1 < lq;
+                    int n0 = KeysSeen(i, j0, n), n1 = pair ? KeysSeen(i + 1, j0, n) : 0;
+                    Scores(a.Query(b, h, i), pair ? a.Query(b, h, i + 1) : a.Query(b, h, i), keysT, stride, Math.Max(n0, n1), d, scale, s0, s1);
+                    Accumulate(b, h, i, j0, s0, n0, ref max[i], ref sum[i]);
+                    if (pair) Accumulate(b, h, i + 1, j0, s1, n1, ref max[i + 1], ref sum[i + 1]);
                 }
             }
-            Softmax.Scale<TVec, TOps>(oi, d, 1f / runningSum);
+            for (int i = 0; i < lq; i++) Softmax.Scale<TVec, TOps>(a.Output(b, h, i), d, 1f / sum[i]);
         }
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static float Dot(float* x, float* y, int n)
+        /// <summary>Keys of the tile starting at j0 (n of them) that query i attends to: all, or up to i under the causal mask.</summary>
+        int KeysSeen(int i, int j0, int n) => _a.Causal ? Math.Min(n, i + 1 - j0) : n;
+
+        /// <summary>s0[j] = q0·k_j·scale and s1[j] = q1·k_j·scale for j &lt; n (whole vectors; lanes past n are ignored), from Kᵀ.</summary>
+        static void Scores(float* q0, float* q1, float* keysT, int stride, int n, int d, float scale, float* s0, float* s1)
         {
-            int w = TOps.Count, i = 0;
-            var acc = TOps.Zero;
-            for (; i <= n - w; i += w) acc = TOps.Fma(TOps.Load(x + i), TOps.Load(y + i), acc);
-            float s = TOps.Sum(acc);
-            for (; i < n; i++) s += x[i] * y[i];
-            return s;
+            int w = TOps.Count;
+            var vscale = TOps.Splat(scale);
+            int jv = 0;
+            while (jv < n)
+            {
+                if (n - jv > 2 * w && jv + 4 * w <= stride)
+                {
+                    // Four vectors of keys × two queries: eight independent FMA chains, enough to hide the FMA latency.
+                    TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
+                    TVec c0 = TOps.Zero, c1 = TOps.Zero, c2 = TOps.Zero, c3 = TOps.Zero;
+                    float* k = keysT + jv;
+                    for (int x = 0; x < d; x++, k += stride)
+                    {
+                        TVec k0 = TOps.Load(k), k1 = TOps.Load(k + w), k2 = TOps.Load(k + 2 * w), k3 = TOps.Load(k + 3 * w);
+                        TVec x0 = TOps.Splat(q0[x]), x1 = TOps.Splat(q1[x]);
+                        a0 = TOps.Fma(x0, k0, a0); a1 = TOps.Fma(x0, k1, a1); a2 = TOps.Fma(x0, k2, a2); a3 = TOps.Fma(x0, k3, a3);
+                        c0 = TOps.Fma(x1, k0, c0); c1 = TOps.Fma(x1, k1, c1); c2 = TOps.Fma(x1, k2, c2); c3 = TOps.Fma(x1, k3, c3);
+                    }
+                    TOps.Store(TOps.Mul(a0, vscale), s0 + jv); TOps.Store(TOps.Mul(a1, vscale), s0 + jv + w);
+                    TOps.Store(TOps.Mul(a2, vscale), s0 + jv + 2 * w); TOps.Store(TOps.Mul(a3, vscale), s0 + jv + 3 * w);
+                    TOps.Store(TOps.Mul(c0, vscale), s1 + jv); TOps.Store(TOps.Mul(c1, vscale), s1 + jv + w);
+                    TOps.Store(TOps.Mul(c2, vscale), s1 + jv + 2 * w); TOps.Store(TOps.Mul(c3, vscale), s1 + jv + 3 * w);
+                    jv += 4 * w;
+                }
+                else
+                {
+                    // Two vectors (the stride is a multiple of 2w; lanes past n are ignored).
+                    TVec a0 = TOps.Zero, a1 = TOps.Zero, c0 = TOps.Zero, c1 = TOps.Zero;
+                    float* k = keysT + jv;
+                    for (int x = 0; x < d; x++, k += stride)
+                    {
+                        TVec k0 = TOps.Load(k), k1 = TOps.Load(k + w);
+                        TVec x0 = TOps.Splat(q0[x]), x1 = TOps.Splat(q1[x]);
+                        a0 = TOps.Fma(x0, k0, a0); a1 = TOps.Fma(x0, k1, a1);
+                        c0 = TOps.Fma(x1, k0, c0); c1 = TOps.Fma(x1, k1, c1);
+                    }
+                    TOps.Store(TOps.Mul(a0, vscale), s0 + jv); TOps.Store(TOps.Mul(a1, vscale), s0 + jv + w);
+                    TOps.Store(TOps.Mul(c0, vscale), s1 + jv); TOps.Store(TOps.Mul(c1, vscale), s1 + jv + w);
+                    jv += 2 * w;
+                }
+            }
+        }
+
+        /// <summary>Online-softmax update of query i's output row with the n scores of the tile at j0.</summary>
+        void Accumulate(int b, int h, int i, int j0, float* scores, int n, ref float runningMax, ref float runningSum)
+        {
+            ref readonly AttentionArgs a = ref _a;
+            int d = a.HeadDim, w = TOps.Count;
+            float* oi = a.Output(b, h, i);
+            float tileMax = float.NegativeInfinity;
+            for (int j = 0; j < n; j++) tileMax = MathF.Max(tileMax, scores[j]);
+            if (tileMax > runningMax)
+            {
+                if (runningSum != 0f)
+                {
+                    float f = MathF.Exp(runningMax - tileMax);
+                    Softmax.Scale<TVec, TOps>(oi, d, f);
+                    runningSum *= f;
+                }
+                runningMax = tileMax;
+            }
+            runningSum += Softmax.ExpSubtractAndSum<TVec, TOps>(scores, n, runningMax);
+            // o += Σ_j p_j · v_j with the row in registers: four vectors of it at a time, even and odd keys in separate
+            // accumulators (eight FMA chains), added at the end. The order depends only on n, this query's own key count.
+            int x = 0;
+            for (; x + 4 * w <= d; x += 4 * w)
+            {
+                TVec e0 = TOps.Zero, e1 = TOps.Zero, e2 = TOps.Zero, e3 = TOps.Zero;
+                TVec f0 = TOps.Zero, f1 = TOps.Zero, f2 = TOps.Zero, f3 = TOps.Zero;
+                int j = 0;
+                for (; j + 1 < n; j += 2)
+                {
+                    float* v0 = a.Value(b, h, j0 + j) + x, v1 = a.Value(b, h, j0 + j + 1) + x;
+                    var p0 = TOps.Splat(scores[j]); var p1 = TOps.Splat(scores[j + 1]);
+                    e0 = TOps.Fma(p0, TOps.Load(v0), e0); e1 = TOps.Fma(p0, TOps.Load(v0 + w), e1);
+                    e2 = TOps.Fma(p0, TOps.Load(v0 + 2 * w), e2); e3 = TOps.Fma(p0, TOps.Load(v0 + 3 * w), e3);
+                    f0 = TOps.Fma(p1, TOps.Load(v1), f0); f1 = TOps.Fma(p1, TOps.Load(v1 + w), f1);
+                    f2 = TOps.Fma(p1, TOps.Load(v1 + 2 * w), f2); f3 = TOps.Fma(p1, TOps.Load(v1 + 3 * w), f3);
+                }
+                if (j < n)
+                {
+                    float* v0 = a.Value(b, h, j0 + j) + x;
+                    var p0 = TOps.Splat(scores[j]);
+                    e0 = TOps.Fma(p0, TOps.Load(v0), e0); e1 = TOps.Fma(p0, TOps.Load(v0 + w), e1);
+                    e2 = TOps.Fma(p0, TOps.Load(v0 + 2 * w), e2); e3 = TOps.Fma(p0, TOps.Load(v0 + 3 * w), e3);
+                }
+                TOps.Store(TOps.Add(TOps.Load(oi + x), TOps.Add(e0, f0)), oi + x);
+                TOps.Store(TOps.Add(TOps.Load(oi + x + w), TOps.Add(e1, f1)), oi + x + w);
+                TOps.Store(TOps.Add(TOps.Load(oi + x + 2 * w), TOps.Add(e2, f2)), oi + x + 2 * w);
+                TOps.Store(TOps.Add(TOps.Load(oi + x + 3 * w), TOps.Add(e3, f3)), oi + x + 3 * w);
+            }
+            for (; x + w <= d; x += w)
+            {
+                TVec o0 = TOps.Load(oi + x);
+                for (int j = 0; j < n; j++) o0 = TOps.Fma(TOps.Splat(scores[j]), TOps.Load(a.Value(b, h, j0 + j) + x), o0);
+                TOps.Store(o0, oi + x);
+            }
+            for (; x < d; x++)
+            {
+                float o = oi[x];
+                for (int j = 0; j < n; j++) o += scores[j] * a.Value(b, h, j0 + j)[x];
+                oi[x] = o;
+            }
         }
     }
 }

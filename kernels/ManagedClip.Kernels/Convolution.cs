@@ -21,6 +21,9 @@ namespace ManagedClip.Kernels;
 /// </summary>
 public static class Convolution
 {
+    const int ColumnChunkFloats = 1 << 18;
+    const int ColumnChunkRows = 384;
+
     /// <summary>Output side of a convolution: ⌊(size + 2·padding − kernel) / stride⌋ + 1.</summary>
     public static int OutputSize(int size, int kernel, int stride, int padding)
     {
@@ -50,13 +53,15 @@ public static class Convolution
         kernel == 1 && stride == 1 && padding == 0 ? 0 : kernel * kernel * inChannels;
 
     /// <summary>
-    /// x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(conv(x) + bias) (or y += … with <paramref name="accumulate"/>: the residual add).
+    /// x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(conv(x) + bias) (or y += … with <paramref name="accumulate"/>: the residual add;
+    /// or act(conv(x) + bias + residual) with a <paramref name="residual"/> [B, Ho, Wo, Cout], which may be y itself).
     /// <paramref name="weights"/> from <see cref="PackWeights"/>; <paramref name="scratch"/> holds im2col rows (any length ≥
     /// <see cref="MinimumScratch"/>; more rows per chunk means fewer, larger GEMMs). y must not overlap x or scratch.
     /// </summary>
     public static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, int inChannels,
         PackedMatrix weights, int kernel, int stride, int padding, ReadOnlySpan<float> bias, Span<float> output, Span<float> scratch,
-        Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null)
+        Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null,
+        ReadOnlySpan<float> residual = default)
     {
         ArgumentNullException.ThrowIfNull(weights);
         Check(batch >= 0, "batch must be non-negative");
@@ -72,11 +77,13 @@ public static class Convolution
         {
             // 1×1, stride 1: the NHWC activations already are the GEMM's left operand.
             Gemm.Multiply(input[..checked((int)rows * inChannels)], (int)rows, weights, bias, output[..checked((int)rows * outChannels)],
-                activation, accumulate, maxThreads, level);
+                activation, accumulate, maxThreads, level, residual.IsEmpty ? default : residual[..checked((int)rows * outChannels)]);
             return;
         }
 
-        int chunk = (int)Math.Min(rows, scratch.Length / rowLength);
+        // Chunks of im2col rows small enough to stay in L2 between being written and being read by the GEMM (≈ 1 MiB), but
+        // never under ColumnChunkRows rows, so that each pass over the weights still feeds enough rows.
+        int chunk = (int)Math.Min(rows, Math.Min(scratch.Length / rowLength, Math.Max(ColumnChunkRows, ColumnChunkFloats / rowLength)));
         Check(chunk >= 1, $"scratch has {scratch.Length} values, a {kernel}×{kernel} convolution over {inChannels} channels needs at least {rowLength}");
         for (int start = 0; start < rows; start += chunk)
         {
@@ -84,7 +91,7 @@ public static class Convolution
             Span<float> columns = scratch[..(count * rowLength)];                    // [count, k·k·Cin]
             Im2Col(input, batch, height, width, inChannels, kernel, stride, padding, start, count, columns, maxThreads, level);
             Gemm.Multiply(columns, count, weights, bias, output.Slice(start * outChannels, count * outChannels),
-                activation, accumulate, maxThreads, level);
+                activation, accumulate, maxThreads, level, residual.IsEmpty ? default : residual.Slice(start * outChannels, count * outChannels));
         }
     }
 

@@ -34,19 +34,31 @@ public static class Gemm
     /// <summary>Below this many multiply-adds a call runs on the calling thread: waking workers costs more than it saves.</summary>
     internal const long ParallelThreshold = 1L << 18;
 
-    /// <summary>y[m, N] = act(x[m, K]·B + bias), or y += act(x·B + bias) when <paramref name="accumulate"/> (fused residual add).</summary>
+    /// <summary>
+    /// y[m, N] = act(x[m, K]·B + bias), or y += act(x·B + bias) when <paramref name="accumulate"/> (fused residual add), or,
+    /// with a <paramref name="residual"/> [m, N], y = act(x·B + bias + residual): the residual added before the activation
+    /// (ResNet's relu(main + shortcut)). The residual may be y itself (in place) but must not otherwise overlap y.
+    /// </summary>
     public static unsafe void Multiply(ReadOnlySpan<float> x, int m, PackedMatrix b, ReadOnlySpan<float> bias, Span<float> y,
-        Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null)
+        Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null,
+        ReadOnlySpan<float> residual = default)
     {
         ArgumentNullException.ThrowIfNull(b);
         Validate(x, m, b.K, b.N, bias, y, activation, $"x·B with B [{b.K}, {b.N}]");
+        if (!residual.IsEmpty)
+        {
+            if (accumulate) throw new ArgumentException("accumulate and residual cannot be combined.", nameof(residual));
+            KernelCommon.Fits(residual.Length, (long)m * b.N, nameof(residual), $"[{m}, {b.N}] for x·B with B [{b.K}, {b.N}]");
+        }
         int threads = KernelCommon.Threads(maxThreads);
         var l = KernelCommon.Resolve(level);
         if (m == 0) return;
-        fixed (float* px = x, pb = bias, py = y)
+        fixed (float* px = x, pb = bias, py = y, pr = residual)
         {
             CheckNoOverlap(px, x.Length, py, y.Length, pb, bias.Length);
-            var args = new GemmArgs(px, null, b.Data, m, b.K, b.N, bias.IsEmpty ? null : pb, py, activation, accumulate);
+            if (pr != py && Overlaps(pr, residual.Length, py, y.Length))
+                throw new ArgumentException("residual must be y itself or not overlap it.", nameof(residual));
+            var args = new GemmArgs(px, null, b.Data, m, b.K, b.N, bias.IsEmpty ? null : pb, py, activation, accumulate, residual.IsEmpty ? null : pr);
             if (l == SimdLevel.Scalar) ScalarPacked(args, b);
             else Run(args, l, threads);
         }
@@ -69,7 +81,7 @@ public static class Gemm
             CheckNoOverlap(px, x.Length, py, y.Length, pb, bias.Length);
             if (Overlaps(pbm, bRowMajor.Length, py, y.Length))
                 throw new ArgumentException("y must not overlap bRowMajor.", nameof(y));
-            var args = new GemmArgs(px, pbm, null, m, k, n, bias.IsEmpty ? null : pb, py, activation, accumulate);
+            var args = new GemmArgs(px, pbm, null, m, k, n, bias.IsEmpty ? null : pb, py, activation, accumulate, null);
             if (l == SimdLevel.Scalar) ScalarRowMajor(args);
             else Run(args, l, threads);
         }
@@ -121,6 +133,7 @@ public static class Gemm
     static unsafe void Finish(in GemmArgs g, int i, int j, float s)
     {
         if (g.Bias != null) s += g.Bias[j];
+        if (g.Residual != null) s += g.Residual[(nint)i * g.N + j];
         s = Activations.Scalar(s, g.Activation);
         float* yij = g.Y + (nint)i * g.N + j;
         *yij = g.Accumulate ? *yij + s : s;
@@ -208,7 +221,8 @@ public static class Gemm
                         MicroTile(Math.Min(MR, rows - i), g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0);
                 }
             }
-            Epilogue(tile, rows, cols, g.Y + (nint)i0 * g.N + j0, g.N, g.Bias == null ? null : g.Bias + j0, g.Activation, g.Accumulate);
+            Epilogue(tile, rows, cols, g.Y + (nint)i0 * g.N + j0, g.N, g.Bias == null ? null : g.Bias + j0,
+                g.Residual == null ? null : g.Residual + (nint)i0 * g.N + j0, g.Activation, g.Accumulate);
         }
 
         /// <summary>Copies B[k0..k0+kc, j0..j0+cols] (row-major, row stride n) into the packed [kc, 64] layout, zero-padding columns.</summary>
@@ -226,7 +240,10 @@ public static class Gemm
         /// <summary>One micro-tile: rows ≤ 6 of packed x against a [kc, 64] B block, into tile rows (stride <see cref="TileWidth"/>).</summary>
         static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load)
         {
-            if (TOps.Count == 16)
+            // A full-width tile when the panel has more than two vectors of live columns; a narrow panel (N ≤ 32 at Vector512,
+            // the ResNet stem's 32 channels, or the last panel of an N just past a multiple of 64) takes the strip path below
+            // instead of multiplying zero padding.
+            if (TOps.Count == 16 && cols > 2 * TOps.Count)
             {
                 switch (rows)
                 {
@@ -255,8 +272,8 @@ public static class Gemm
             }
         }
 
-        /// <summary>y[r, 0..cols) = act(tile + bias) [+ y], row by row while the tile is still in cache.</summary>
-        static void Epilogue(float* tile, int rows, int cols, float* y, int ldy, float* bias, Activation act, bool accumulate)
+        /// <summary>y[r, 0..cols) = act(tile + bias [+ residual]) [+ y], row by row while the tile is still in cache.</summary>
+        static void Epilogue(float* tile, int rows, int cols, float* y, int ldy, float* bias, float* residual, Activation act, bool accumulate)
         {
             int w = TOps.Count;
             for (int r = 0; r < rows; r++)
@@ -267,6 +284,12 @@ public static class Gemm
                 {
                     for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Add(TOps.Load(t + j), TOps.Load(bias + j)), t + j);
                     for (; j < cols; j++) t[j] += bias[j];
+                }
+                if (residual != null)
+                {
+                    float* rr = residual + (nint)r * ldy;
+                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Add(TOps.Load(t + j), TOps.Load(rr + j)), t + j);
+                    for (; j < cols; j++) t[j] += rr[j];
                 }
                 if (act != Activation.None) Activations.ApplyVector<TVec, TOps>(t, cols, act);
                 if (accumulate)
@@ -285,7 +308,7 @@ public static class Gemm
 }
 
 /// <summary>Everything one GEMM call needs, as raw pointers (the spans are pinned by the caller for the call's duration).</summary>
-internal readonly unsafe struct GemmArgs(float* x, float* bRowMajor, float* packed, int m, int k, int n, float* bias, float* y, Activation activation, bool accumulate)
+internal readonly unsafe struct GemmArgs(float* x, float* bRowMajor, float* packed, int m, int k, int n, float* bias, float* y, Activation activation, bool accumulate, float* residual)
 {
     public readonly float* X = x;
     public readonly float* BRowMajor = bRowMajor;
@@ -295,4 +318,5 @@ internal readonly unsafe struct GemmArgs(float* x, float* bRowMajor, float* pack
     public readonly float* Y = y;
     public readonly Activation Activation = activation;
     public readonly bool Accumulate = accumulate;
+    public readonly float* Residual = residual;
 }

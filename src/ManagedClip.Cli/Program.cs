@@ -18,6 +18,7 @@ namespace ManagedClip.Cli
             new ClassifyCommand(),
             new IndexCommand(),
             new SearchCommand(),
+            new BenchCommand(),
         ];
 
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)

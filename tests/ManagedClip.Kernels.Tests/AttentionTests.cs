@@ -133,6 +133,24 @@ public class AttentionTests
             }
     }
 
+    /// <summary>Causal rows depend on their own prefix only, bit for bit: the text tower's end-of-text shortcut runs shorter sequences and must get identical rows.</summary>
+    [Theory]
+    [InlineData(77, 9, 64)]
+    [InlineData(300, 37, 8)]
+    [InlineData(40, 17, 13)]
+    public void Causal_rows_do_not_depend_on_the_sequence_length(int full, int prefix, int headDim)
+    {
+        var p = Problem.Random(1, full, full, 2, headDim, causal: true, seed: full + prefix);
+        int width = 2 * headDim;
+        var shorter = p with { Lq = prefix, Lk = prefix };
+        foreach (var level in Simd.Supported)
+        {
+            var all = p.Run(level);
+            var some = shorter.Run(level);
+            Assert.Equal(all.AsSpan(0, prefix * width).ToArray(), some.AsSpan(0, prefix * width).ToArray());
+        }
+    }
+
     [Fact]
     public void One_and_two_threads_give_identical_results()
     {

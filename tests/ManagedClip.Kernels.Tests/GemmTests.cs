@@ -103,6 +103,49 @@ public class GemmTests
         }
     }
 
+    /// <summary>y = act(x·B + bias + residual): the residual added before the activation, from a separate buffer or from y itself.</summary>
+    [Theory]
+    [InlineData(Activation.Relu, false)]
+    [InlineData(Activation.Relu, true)]
+    [InlineData(Activation.None, false)]
+    [InlineData(Activation.QuickGelu, true)]
+    public void Residual_before_activation_matches_scalar_twin_and_double_precision(Activation activation, bool inPlace)
+    {
+        foreach (var (m, k, n) in new[] { (7, 300, 70), (1, 17, 5), (130, 64, 256) })
+        {
+            var x = TestData.Random(m * k, 31 + k);
+            var w = TestData.Random(n * k, 32 + n);
+            var bias = TestData.Random(n, 33);
+            var r = TestData.Random(m * n, 34, scale: 3f);
+            var packed = PackedMatrix.FromLinearWeight(w, n, k);
+            float[] Run(SimdLevel level)
+            {
+                var y = inPlace ? (float[])r.Clone() : TestData.Random(m * n, 35);
+                Gemm.Multiply(x, m, packed, bias, y, activation, level: level, residual: inPlace ? y : r);
+                return y;
+            }
+            var expected = Run(SimdLevel.Scalar);
+            var exact = new float[m * n];
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = bias[j] + r[i * n + j];
+                    for (int p = 0; p < k; p++) s += (double)x[i * k + p] * w[j * k + p];
+                    exact[i * n + j] = (float)TestData.Activate(s, activation);
+                }
+            var tol = Tolerance(x, (p, j) => w[j * k + p], m, k, n, bias, r, expected);
+            TestData.Close(exact, expected, tol, $"scalar residual {activation} [{m},{k},{n}]");
+            foreach (var level in TestData.VectorLevels)
+                TestData.Close(expected, Run(level), tol, $"residual {activation} in place={inPlace} {level} [{m},{k},{n}]");
+        }
+        var b = PackedMatrix.FromLinearWeight(TestData.Random(4 * 3, 1), 4, 3);
+        var yy = new float[2 * 4];
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, b, [], yy, accumulate: true, residual: new float[8]));
+        Assert.ThrowsAny<ArgumentException>(() => Gemm.Multiply(new float[6], 2, b, [], yy, residual: new float[7]));    // too short
+        var big = new float[16];
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, b, [], big.AsSpan(0, 8), residual: big.AsSpan(4, 8))); // partial overlap
+    }
+
     [Theory]
     [MemberData(nameof(Epilogues))]
     public void Scalar_twin_matches_double_precision(Activation activation, bool accumulate)

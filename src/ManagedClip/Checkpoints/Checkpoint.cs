@@ -167,6 +167,16 @@ public sealed partial class Checkpoint : IDisposable
         return values;
     }
 
+    /// <summary>Reads a tensor as fp32 into <paramref name="destination"/> (exactly its element count) after checking its shape: for loaders that pack weights from a reused buffer.</summary>
+    public void ReadInto(string name, Span<float> destination, params int[] expectedShape)
+    {
+        var tensor = Lookup(name);
+        CheckShape(tensor, expectedShape);
+        long count = tensor.Shape.Aggregate(1L, (n, d) => n * d);
+        if (destination.Length != count) throw new ArgumentException($"destination holds {destination.Length} values, '{name}' has {count}", nameof(destination));
+        tensor.Read(destination, this);
+    }
+
     /// <summary>A zero-copy fp32 view of an F32 tensor stored as is (valid until disposal), or false when it needs converting.</summary>
     public bool TryGetMappedSingles(string name, int[] expectedShape, out ReadOnlySpan<float> values)
     {

@@ -29,6 +29,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     readonly MemoryMappedFile? _map;
     readonly MemoryMappedViewAccessor? _view;
     readonly byte* _base;
+    readonly Lazy<Microsoft.Win32.SafeHandles.SafeFileHandle> _handle;
     bool _disposed;
 
     public string Path { get; }
@@ -40,6 +41,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         Dictionary<string, TensorEntry> tensors, Dictionary<string, string> metadata)
     {
         Path = path; Length = length; _map = map; _view = view; _base = basePointer;
+        _handle = new(() => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess));
         Tensors = tensors; Metadata = metadata;
     }
 
@@ -211,18 +213,62 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return true;
     }
 
-    /// <summary>Reads a floating tensor, up-casting F16/BF16/F64 to fp32 into <paramref name="destination"/>.</summary>
+    /// <summary>
+    /// Reads a floating tensor, up-casting F16/BF16/F64 to fp32 into <paramref name="destination"/>.
+    /// The bytes come through ordinary positioned reads, not the mapping: pages read through the mapping count towards
+    /// the process's resident memory for as long as the file stays mapped, so reading every weight through it would
+    /// add the whole checkpoint to the model's footprint on top of the packed copies. Read calls leave them in the page cache only.
+    /// </summary>
     public void ReadSingles(TensorEntry entry, Span<float> destination)
     {
         if (destination.Length != entry.ElementCount)
             throw new ArgumentException($"destination holds {destination.Length} values, tensor '{entry.Name}' has {entry.ElementCount}", nameof(destination));
-        FloatConversion.ToSingle(GetBytes(entry), entry.DType, destination, $"{Path}: tensor '{entry.Name}'");
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string what = $"{Path}: tensor '{entry.Name}'";
+        if (entry.DType == TensorDType.F32 && BitConverter.IsLittleEndian)
+        {
+            ReadExactly(MemoryMarshal.AsBytes(destination), entry.DataOffset);
+            return;
+        }
+        // Other dtypes: convert chunk by chunk through a small buffer (whole elements per chunk).
+        int elementSize = (int)(entry.ByteLength / Math.Max(1, entry.ElementCount));
+        if (elementSize == 0 || entry.ElementCount == 0) { FloatConversion.ToSingle(GetBytes(entry), entry.DType, destination, what); return; }
+        int chunkElements = Math.Max(1, (1 << 20) / elementSize);
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunkElements * elementSize);
+        try
+        {
+            for (long start = 0; start < entry.ElementCount; start += chunkElements)
+            {
+                int count = (int)Math.Min(chunkElements, entry.ElementCount - start);
+                Span<byte> bytes = buffer.AsSpan(0, count * elementSize);
+                ReadExactly(bytes, entry.DataOffset + start * elementSize);
+                FloatConversion.ToSingle(bytes, entry.DType, destination.Slice((int)start, count), what);
+            }
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    void ReadExactly(Span<byte> destination, long offset)
+    {
+        try
+        {
+            var handle = _handle.Value;
+            while (!destination.IsEmpty)
+            {
+                int read = RandomAccess.Read(handle, destination, offset);
+                if (read <= 0) throw new CheckpointException($"{Path}: the file ended while reading at byte {offset} (was it truncated after opening?)");
+                destination = destination[read..];
+                offset += read;
+            }
+        }
+        catch (IOException e) { throw new CheckpointException($"{Path}: cannot read the file ({e.Message})", e); }
     }
 
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        if (_handle.IsValueCreated) _handle.Value.Dispose();
         Release(_view, _map, _base);
     }
 }

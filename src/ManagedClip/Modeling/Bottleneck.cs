@@ -69,12 +69,14 @@ internal sealed class Bottleneck
             main = first[..(outPixels * planes)];
         }
 
-        // The shortcut goes into y first; conv3 + bn3 then adds onto it in its epilogue, and one ReLU pass finishes the block.
+        // The shortcut is added in conv3's epilogue before its ReLU: y = relu(bn3(conv3(main)) + shortcut), one pass over y.
         if (_downsample is null)
         {
-            x[..output.Length].CopyTo(output);                                                           // identity: Cin = 4·planes, s = 1
+            // identity: Cin = 4·planes, s = 1; x itself is the residual, no copy
+            _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, threads, Activation.Relu, residual: x[..output.Length]);
+            return;
         }
-        else if (Stride > 1)
+        if (Stride > 1)
         {
             Span<float> pooled = second[..(outPixels * InChannels)];                                     // main no longer lives here
             Pooling.AveragePool(x, batch, height, width, InChannels, Stride, pooled, threads);           // [B, H/s, W/s, Cin]
@@ -84,7 +86,6 @@ internal sealed class Bottleneck
         {
             _downsample.Forward(x, batch, height, width, output, scratch, threads);                      // [B, H, W, 4·planes]
         }
-        _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, threads, accumulate: true);    // y += bn3(conv3(main))
-        System.Numerics.Tensors.TensorPrimitives.Max(output, 0f, output);                                // relu
+        _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, threads, Activation.Relu, residual: output); // y = relu(bn3(conv3(main)) + y)
     }
 }

@@ -65,6 +65,7 @@ internal sealed class ConvBatchNorm
 
     /// <summary>x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(bn(conv(x))), or y += … with <paramref name="accumulate"/>.</summary>
     public void Forward(ReadOnlySpan<float> x, int batch, int height, int width, Span<float> y, Span<float> scratch, int threads,
-        Activation activation = Activation.None, bool accumulate = false) =>
-        Convolution.Forward(x, batch, height, width, InChannels, _weight, Kernel, Stride, Padding, _bias, y, scratch, activation, accumulate, threads);
+        Activation activation = Activation.None, bool accumulate = false, ReadOnlySpan<float> residual = default) =>
+        Convolution.Forward(x, batch, height, width, InChannels, _weight, Kernel, Stride, Padding, _bias, y, scratch, activation, accumulate, threads,
+            residual: residual);
 }

@@ -19,12 +19,31 @@ internal sealed class Linear
 
     /// <summary>Weight [out, in] and bias [out] under explicit names (<c>attn.in_proj_weight</c>); a null bias name means no bias.</summary>
     public static Linear Load(Checkpoint checkpoint, string weightName, string? biasName, int inFeatures, int outFeatures) =>
-        new(PackedMatrix.FromLinearWeight(checkpoint.Read(weightName, outFeatures, inFeatures), outFeatures, inFeatures),
+        new(WithScratch(checkpoint, weightName, [outFeatures, inFeatures], w => PackedMatrix.FromLinearWeight(w, outFeatures, inFeatures)),
             biasName is null ? [] : checkpoint.Read(biasName, outFeatures));
 
     /// <summary>A projection stored the OpenAI way, [in, out], applied on the right: y = x·P (<c>visual.proj</c>, <c>text_projection</c>).</summary>
     public static Linear LoadProjection(Checkpoint checkpoint, string name, int inFeatures, int outFeatures) =>
-        new(PackedMatrix.FromRowMajor(checkpoint.Read(name, inFeatures, outFeatures), inFeatures, outFeatures), []);
+        new(WithScratch(checkpoint, name, [inFeatures, outFeatures], w => PackedMatrix.FromRowMajor(w, inFeatures, outFeatures)), []);
+
+    internal delegate T Packer<T>(ReadOnlySpan<float> weight);
+
+    /// <summary>
+    /// Reads a weight into a pooled buffer and hands it to <paramref name="pack"/>: the packed copy is the only one the model keeps,
+    /// and loading leaves no checkpoint-sized trail of garbage behind (peak memory stays near the packed weights' size).
+    /// </summary>
+    internal static T WithScratch<T>(Checkpoint checkpoint, string name, int[] shape, Packer<T> pack)
+    {
+        int count = shape.Aggregate(1, (n, d) => checked(n * d));
+        float[] buffer = System.Buffers.ArrayPool<float>.Shared.Rent(count);
+        try
+        {
+            Span<float> weight = buffer.AsSpan(0, count);
+            checkpoint.ReadInto(name, weight, shape);
+            return pack(weight);
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(buffer); }
+    }
 
     /// <summary>From an already-shaped [out, in] weight (the patch convolution reshaped to a matrix).</summary>
     public static Linear FromWeight(float[] weight, int inFeatures, int outFeatures) =>

@@ -45,7 +45,24 @@ internal sealed class TextTransformer
     }
 
     /// <summary>ids [batch][≤ context] → features [batch, E] (not normalized).</summary>
-    public void Forward(IReadOnlyList<int[]> ids, Span<float> features, int threads, bool fullContext = false)
+    public unsafe void Forward(IReadOnlyList<int[]> ids, Span<float> features, int threads, bool fullContext = false)
+    {
+        int batch = ids.Count, e = EmbedDim;
+        if (BatchParallel.Parts(batch, threads) == 1) { ForwardBatch(ids, features, threads, fullContext); return; }
+        fixed (float* pf = features)
+        {
+            float* f = pf;
+            long featuresLength = features.Length;
+            BatchParallel.Run(batch, threads, (start, count, partThreads) =>
+            {
+                var part = new int[count][];
+                for (int b = 0; b < count; b++) part[b] = ids[start + b];
+                ForwardBatch(part, new Span<float>(f, (int)featuresLength).Slice(start * e, count * e), partThreads, fullContext);
+            });
+        }
+    }
+
+    void ForwardBatch(IReadOnlyList<int[]> ids, Span<float> features, int threads, bool fullContext)
     {
         int batch = ids.Count, width = _config.Width;
         var pool = new int[batch];

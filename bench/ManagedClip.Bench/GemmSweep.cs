@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Bench;
+
+/// <summary>A quick, Stopwatch-timed sweep (median of repeated calls): for iterating on the kernels between BenchmarkDotNet runs.</summary>
+public static class GemmSweep
+{
+    public static void Run(bool quick)
+    {
+        var levels = Simd.Supported.Where(l => l is SimdLevel.Vector512 or SimdLevel.Vector256).ToArray();
+        Console.WriteLine($"GEMM sweep, {Simd.Describe(Simd.Best)}, {Environment.ProcessorCount} cores, load {LoadAverage()}");
+        Console.WriteLine($"{"shape",-32} {"level",-10} {"thr",3} {"ms",9} {"GFLOP/s",9} {"% peak",7}");
+        foreach (var (name, m, k, n) in Shapes.All)
+        {
+            if (quick && !name.StartsWith("vit")) continue;
+            var random = new Random(42);
+            var x = new float[m * k]; var w = new float[k * n]; var bias = new float[n]; var y = new float[m * n];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)random.NextDouble() - 0.5f;
+            for (int i = 0; i < w.Length; i++) w[i] = (float)random.NextDouble() - 0.5f;
+            var packed = PackedMatrix.FromRowMajor(w, k, n);
+            double flops = 2.0 * m * k * n;
+            foreach (var level in levels)
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    void Call() => Gemm.Multiply(x, m, packed, bias, y, Activation.None, false, threads, level);
+                    Call();
+                    int reps = Math.Max(3, (int)(0.3e9 * threads / flops * 100 / 100));
+                    reps = Math.Min(reps, 200);
+                    var times = new double[reps];
+                    for (int r = 0; r < reps; r++)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        Call();
+                        times[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                    }
+                    Array.Sort(times);
+                    double median = times[reps / 2], gflops = flops / median / 1e9;
+                    double peak = Shapes.PeakGflopsPerCore * threads * (level == SimdLevel.Vector512 ? 1 : 0.5);
+                    Console.WriteLine($"{name,-32} {level,-10} {threads,3} {median * 1e3,9:0.000} {gflops,9:0.0} {100 * gflops / peak,6:0}%");
+                }
+        }
+    }
+
+    /// <summary>One shape, Vector512/best level, median of many calls.</summary>
+    public static void One(int m, int k, int n, int threads)
+    {
+        var random = new Random(42);
+        var x = new float[m * k]; var w = new float[k * n]; var y = new float[m * n];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)random.NextDouble() - 0.5f;
+        for (int i = 0; i < w.Length; i++) w[i] = (float)random.NextDouble() - 0.5f;
+        var packed = PackedMatrix.FromRowMajor(w, k, n);
+        double flops = 2.0 * m * k * n;
+        int reps = (int)Math.Clamp(2e10 / flops, 5, 20000);
+        var times = new double[reps];
+        for (int r = 0; r < 3; r++) Gemm.Multiply(x, m, packed, [], y, Activation.None, false, threads);
+        var process = Process.GetCurrentProcess();
+        var cpu0 = process.TotalProcessorTime;
+        for (int r = 0; r < reps; r++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            Gemm.Multiply(x, m, packed, [], y, Activation.None, false, threads);
+            times[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        process.Refresh();
+        // CPU time is immune to the time slices other processes take on a shared machine: GFLOP/s per busy core.
+        double cpu = (process.TotalProcessorTime - cpu0).TotalSeconds / reps;
+        Array.Sort(times);
+        double best = flops / times[0] / 1e9, median = flops / times[reps / 2] / 1e9, perCpu = flops / cpu / 1e9;
+        Console.WriteLine($"{m}x{k}x{n} thr {threads}: per busy core {perCpu / 1:0.0} GFLOP/s ({100 * perCpu / Shapes.PeakGflopsPerCore:0}% of one core's peak); wall median {median:0.0}, best {best:0.0}; load {LoadAverage()}");
+    }
+
+    public static string LoadAverage()
+    {
+        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
+    }
+}
