@@ -22,5 +22,7 @@ dotnet "$bench" weights "$data"
   dotnet "$bench" gemm
   echo '```'
   echo
+  # Measured separately by bench/aot-vs-jit.sh (it publishes the Native AOT builds).
+  if [ -f "$root/bench/aot-vs-jit.md" ]; then cat "$root/bench/aot-vs-jit.md"; echo; fi
   cat "$root/bench/notes.md"
 } >> "$root/BENCHMARKS.md"

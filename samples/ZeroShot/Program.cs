@@ -1,7 +1,8 @@
 // Zero-shot classification of one image with ManagedClip, as an app would embed it.
 // usage: ZeroShot MODEL IMAGE LABEL [LABEL...]      e.g. ZeroShot clip-vit-base-patch32/ cat.jpg cat dog
-using System.Numerics.Tensors;
+// Prints "probability<TAB>label" per label, most probable first: the numbers `managedclip classify` gives.
 using ManagedClip;
+using ManagedClip.ZeroShot;
 
 if (args.Length < 3)
 {
@@ -11,20 +12,15 @@ if (args.Length < 3)
 try
 {
     using var model = ClipModel.Load(args[0]);
-    var labels = args[2..];
+    string[] labels = args[2..];
 
-    // One prompt per label, L2-normalized; the image likewise; logits = exp(logit_scale) · cosine; softmax.
-    var classes = model.EncodeTexts(labels.Select(label => $"a photo of a {label}.").ToArray()).Select(t => ClipModel.Normalize(t)).ToArray();
-    var result = model.EncodeImageFiles([args[1]]).Single();
-    if (result.Error is not null) throw result.Error;
-    var image = ClipModel.Normalize(result.Features!);
-    float scale = MathF.Exp(model.LogitScale);
-    var logits = classes.Select(c => scale * TensorPrimitives.Dot(image, c)).ToArray();
-    var probabilities = new float[logits.Length];
-    TensorPrimitives.SoftMax(logits, probabilities);
+    // Each label through the project's default prompt templates, ensembled into one unit vector per class.
+    var classifier = ZeroShotClassifier.Create(model, labels, PromptTemplates.Default);
+    var image = model.EncodeImageFiles([args[1]]).Single();
+    if (image.Error is not null) throw image.Error;
 
-    foreach (var (label, p) in labels.Zip(probabilities).OrderByDescending(x => x.Second))
-        Console.WriteLine($"{p:0.000000}\t{label}");
+    foreach (var prediction in classifier.Classify(image.Features!, top: labels.Length))
+        Console.WriteLine($"{prediction.Probability:0.000000}\t{prediction.Label}");
     return 0;
 }
 catch (ClipException e)

@@ -18,7 +18,7 @@ public class AotBuildTests
         { "aot-avx512", (int)Simd.Best },
     };
 
-    static string Binary(string build)
+    internal static string Binary(string build)
     {
         string path = Path.Combine(TestData.RepositoryRoot, "artifacts", build, "managedclip");
         Assert.True(File.Exists(path), $"{path} is missing: publish it first (dotnet publish src/ManagedClip.Cli -p:PublishProfile={build}; .ci/run does)");
