@@ -73,7 +73,6 @@ def main():
 
     c.seed_everything(0)
     model = c.ref.load_hf(c.DEMO)
-    model.eos_pooling = "argmax"   # load_hf pools at the first 49407; our end-of-text id is the vocabulary's largest, so argmax finds it
     tok = c.DemoTokenizer()
     report = {}
     for name, folder, group in (("heldout", heldout, items), ("samples", samples, sample_items)):
