@@ -36,4 +36,25 @@ internal static class BatchParallel
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
         }
     }
+
+    /// <summary>An image tower's forward pass over a contiguous share of the batch: pixels [count, 3, R, R] → features [count, E].</summary>
+    public delegate void ImageForward(ReadOnlySpan<float> pixels, int count, Span<float> features, int threads);
+
+    /// <summary>
+    /// Runs an image tower over pixels [batch, imageLength] into features [batch, featureLength]: whole, or one share per
+    /// part (spans cannot be captured by the parallel body, hence the pinned pointers).
+    /// </summary>
+    public static unsafe void RunImages(ReadOnlySpan<float> pixels, int imageLength, Span<float> features, int featureLength,
+        int batch, int threads, ImageForward forward)
+    {
+        if (Parts(batch, threads) == 1) { forward(pixels, batch, features, threads); return; }
+        fixed (float* pp = pixels, pf = features)
+        {
+            float* p = pp, f = pf;
+            int pixelsLength = pixels.Length, featuresLength = features.Length;
+            Run(batch, threads, (start, count, partThreads) =>
+                forward(new ReadOnlySpan<float>(p, pixelsLength).Slice(start * imageLength, count * imageLength), count,
+                    new Span<float>(f, featuresLength).Slice(start * featureLength, count * featureLength), partThreads));
+        }
+    }
 }

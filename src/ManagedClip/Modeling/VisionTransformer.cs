@@ -34,19 +34,8 @@ internal sealed class VisionTransformer : IImageTower
     }
 
     /// <summary>pixels [batch, 3, R, R] → features [batch, E] (not normalized).</summary>
-    public unsafe void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads)
-    {
-        int imageLength = 3 * _config.ImageSize * _config.ImageSize, e = EmbedDim;
-        if (BatchParallel.Parts(batch, threads) == 1) { ForwardBatch(pixels, batch, features, threads); return; }
-        fixed (float* pp = pixels, pf = features)
-        {
-            float* p = pp, f = pf;
-            long pixelsLength = pixels.Length, featuresLength = features.Length;
-            BatchParallel.Run(batch, threads, (start, count, partThreads) =>
-                ForwardBatch(new ReadOnlySpan<float>(p, (int)pixelsLength).Slice(start * imageLength, count * imageLength), count,
-                    new Span<float>(f, (int)featuresLength).Slice(start * e, count * e), partThreads));
-        }
-    }
+    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads) =>
+        BatchParallel.RunImages(pixels, 3 * _config.ImageSize * _config.ImageSize, features, EmbedDim, batch, threads, ForwardBatch);
 
     void ForwardBatch(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads)
     {

@@ -14,16 +14,6 @@ public sealed class ClassifyCliTests(ITestOutputHelper log) : IDisposable
 
     string[] Classify(params string[] rest) => ["classify", "--model", Vit, "--vocab", TestData.BpeVocabulary, "--threads", "2", "--cache-dir", Cache, .. rest];
 
-    static void AssertCleanError(CliRunner.Result result, int exitCode, string mentions)
-    {
-        Assert.Equal(exitCode, result.ExitCode);
-        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.NotEmpty(lines);
-        Assert.All(lines, line => Assert.StartsWith("error: ", line));
-        Assert.Contains(mentions, result.Stderr);
-        Assert.DoesNotContain("   at ", result.Stderr);
-    }
-
     [Fact]
     public void ProbabilitiesEqualTheSoftmaxOfTheReferenceFeatures()
     {
@@ -97,20 +87,20 @@ public sealed class ClassifyCliTests(ITestOutputHelper log) : IDisposable
     public void BadLabelsAndTemplatesAreClearErrors()
     {
         string image = ZeroShotTestData.ImagePath("chelsea.png");
-        AssertCleanError(CliRunner.Run(Classify("--labels", "", image)), 1, "label list is empty");
-        AssertCleanError(CliRunner.Run(Classify("--labels", "cat,,dog", image)), 1, "label 2 of 3 is empty");
-        AssertCleanError(CliRunner.Run(Classify("--labels", "cat,dog", "--template", "a photo of a cat", image)), 1, "template 'a photo of a cat' has no {}");
-        AssertCleanError(CliRunner.Run(Classify("--labels", "cat," + string.Join(' ', Enumerable.Repeat("big", 90)), image)), 1, "context holds 77");
-        AssertCleanError(CliRunner.Run(Classify(image)), 2, "--labels");
-        AssertCleanError(CliRunner.Run(Classify("--labels", "a", "--labels-file", "x.txt", image)), 2, "not both");
-        AssertCleanError(CliRunner.Run(Classify("--labels-file", Path.Combine(_folder, "missing.txt"), image)), 2, "missing.txt");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "", image)), 1, "label list is empty");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat,,dog", image)), 1, "label 2 of 3 is empty");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat,dog", "--template", "a photo of a cat", image)), 1, "template 'a photo of a cat' has no {}");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat," + string.Join(' ', Enumerable.Repeat("big", 90)), image)), 1, "context holds 77");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify(image)), 2, "--labels");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "a", "--labels-file", "x.txt", image)), 2, "not both");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels-file", Path.Combine(_folder, "missing.txt"), image)), 2, "missing.txt");
         string empty = Path.Combine(_folder, "empty.txt");
         File.WriteAllText(empty, "# nothing here\n\n");
-        AssertCleanError(CliRunner.Run(Classify("--labels-file", empty, image)), 1, "label list is empty");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels-file", empty, image)), 1, "label list is empty");
         string badJson = Path.Combine(_folder, "labels.json");
         File.WriteAllText(badJson, "{\"names\": [1, 2]}");
-        AssertCleanError(CliRunner.Run(Classify("--labels-file", badJson, image)), 1, "\"labels\" or \"classes\"");
-        AssertCleanError(CliRunner.Run(Classify("--labels", "cat", "--top", "0", image)), 2, "--top");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels-file", badJson, image)), 1, "\"labels\" or \"classes\"");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat", "--top", "0", image)), 2, "--top");
 
         // A bad image is reported and the good ones still classified; exit code 1.
         var mixed = CliRunner.Run(Classify("--labels", "cat,dog", "--json", Path.Combine(_folder, "nope.png"), image));

@@ -6,6 +6,17 @@ namespace ManagedClip.Tests.Cli;
 /// <summary>Runs the built <c>managedclip</c> as a user would: a separate process, arguments, exit code, stdout, stderr.</summary>
 public static class CliRunner
 {
+    /// <summary>The contract for a failure: the exit code, only "error: " lines on stderr, naming what failed, no stack trace without --verbose.</summary>
+    public static void AssertCleanError(Result result, int exitCode, string mentions)
+    {
+        Assert.Equal(exitCode, result.ExitCode);
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEmpty(lines);
+        Assert.All(lines, line => Assert.StartsWith("error: ", line));
+        Assert.Contains(mentions, result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+    }
+
     public sealed record Result(int ExitCode, string Stdout, string Stderr)
     {
         public JsonElement[] JsonLines => Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)

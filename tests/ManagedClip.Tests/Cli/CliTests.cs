@@ -13,16 +13,6 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    static void AssertCleanError(CliRunner.Result result, int exitCode, string mentions)
-    {
-        Assert.Equal(exitCode, result.ExitCode);
-        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.NotEmpty(lines);
-        Assert.All(lines, line => Assert.StartsWith("error: ", line));
-        Assert.Contains(mentions, result.Stderr);
-        Assert.DoesNotContain("   at ", result.Stderr); // no stack trace without --verbose
-    }
-
     [Fact]
     public void InfoReportsRuntimeSimdAndModel()
     {
@@ -66,7 +56,7 @@ public sealed class CliTests : IDisposable
 
     [Fact]
     public void MissingVocabularyIsAClearError() =>
-        AssertCleanError(CliRunner.Run("tokenize", "--model", Vit, "--", "a cat"), 1, "vocab");
+        CliRunner.AssertCleanError(CliRunner.Run("tokenize", "--model", Vit, "--", "a cat"), 1, "vocab");
 
     [Fact]
     public void EmbedTextMatchesTheReference()
@@ -118,16 +108,16 @@ public sealed class CliTests : IDisposable
     [InlineData(new[] { "tokenize", "--", "a cat" }, "--vocab PATH or --model PATH")]
     [InlineData(new[] { "embed-text", "--model", "m", "--threads", "0", "--", "x" }, "--threads must be")]
     public void UsageErrorsExitWithTwo(string[] args, string mentions) =>
-        AssertCleanError(CliRunner.Run(args), 2, mentions);
+        CliRunner.AssertCleanError(CliRunner.Run(args), 2, mentions);
 
     [Fact]
     public void BadModelPathIsNamed()
     {
         string missing = Path.Combine(_folder, "nothing-here.safetensors");
-        AssertCleanError(CliRunner.Run("embed-text", "--model", missing, "--vocab", TestData.BpeVocabulary, "--", "a cat"), 1, missing);
+        CliRunner.AssertCleanError(CliRunner.Run("embed-text", "--model", missing, "--vocab", TestData.BpeVocabulary, "--", "a cat"), 1, missing);
         string garbage = Path.Combine(_folder, "garbage.safetensors");
         File.WriteAllBytes(garbage, new byte[100]);
-        AssertCleanError(CliRunner.Run("info", "--model", garbage), 1, garbage);
+        CliRunner.AssertCleanError(CliRunner.Run("info", "--model", garbage), 1, garbage);
     }
 
     [Fact]
@@ -186,7 +176,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(want.Length, got.Length);
         for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(want[i] - got[i]) < 1e-5f, $"value {i}: {got[i]} vs {want[i]}");
 
-        AssertCleanError(CliRunner.Run("preprocess", "--size", "64", Path.Combine(_folder, "absent.png"), "--out", target), 1, "absent.png");
-        AssertCleanError(CliRunner.Run("preprocess", image, "--out", target), 2, "--size R or --model PATH");
+        CliRunner.AssertCleanError(CliRunner.Run("preprocess", "--size", "64", Path.Combine(_folder, "absent.png"), "--out", target), 1, "absent.png");
+        CliRunner.AssertCleanError(CliRunner.Run("preprocess", image, "--out", target), 2, "--size R or --model PATH");
     }
 }

@@ -15,16 +15,6 @@ public sealed class SearchCliTests(ITestOutputHelper log) : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    static void AssertCleanError(CliRunner.Result result, int exitCode, string mentions)
-    {
-        Assert.Equal(exitCode, result.ExitCode);
-        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.NotEmpty(lines);
-        Assert.All(lines, line => Assert.StartsWith("error: ", line));
-        Assert.Contains(mentions, result.Stderr);
-        Assert.DoesNotContain("   at ", result.Stderr);
-    }
-
     string ReferencePhotos()
     {
         string photos = Path.Combine(_folder, "photos");
@@ -143,30 +133,30 @@ public sealed class SearchCliTests(ITestOutputHelper log) : IDisposable
         string photos = ReferencePhotos();
         Assert.Equal(0, CliRunner.Run("index", "--model", Vit, "--out", IndexPath, photos).ExitCode);
 
-        AssertCleanError(CliRunner.Run("search", "--index", Path.Combine(_folder, "missing.mcidx"), "--", "cat"), 1, "no such index file");
+        CliRunner.AssertCleanError(CliRunner.Run("search", "--index", Path.Combine(_folder, "missing.mcidx"), "--", "cat"), 1, "no such index file");
         string notIndex = Path.Combine(photos, "chelsea.png");
-        AssertCleanError(CliRunner.Run("search", "--index", notIndex, "--", "cat"), 1, "not a ManagedClip index");
+        CliRunner.AssertCleanError(CliRunner.Run("search", "--index", notIndex, "--", "cat"), 1, "not a ManagedClip index");
         string corrupt = Path.Combine(_folder, "corrupt.mcidx");
         var bytes = File.ReadAllBytes(IndexPath);
         File.WriteAllBytes(corrupt, bytes[..(bytes.Length - 100)]);
-        AssertCleanError(CliRunner.Run("search", "--index", corrupt, "--", "cat"), 1, "damaged");
-        AssertCleanError(CliRunner.Run("index", "--model", Vit, "--out", corrupt, photos), 1, "damaged");
+        CliRunner.AssertCleanError(CliRunner.Run("search", "--index", corrupt, "--", "cat"), 1, "damaged");
+        CliRunner.AssertCleanError(CliRunner.Run("index", "--model", Vit, "--out", corrupt, photos), 1, "damaged");
 
         var otherModel = CliRunner.Run("search", "--index", IndexPath, "--model", TestData.ReferenceModel("vit-tiny-a-hf"), "--", "cat");
-        AssertCleanError(otherModel, 1, "built with another model");
-        AssertCleanError(CliRunner.Run("index", "--model", TestData.ReferenceModel("rn-tiny-a"), "--out", IndexPath, photos), 1, "built with another model");
+        CliRunner.AssertCleanError(otherModel, 1, "built with another model");
+        CliRunner.AssertCleanError(CliRunner.Run("index", "--model", TestData.ReferenceModel("rn-tiny-a"), "--out", IndexPath, photos), 1, "built with another model");
 
         // Vocabulary: the index was built without one and vit-tiny-a has none beside it.
-        AssertCleanError(CliRunner.Run("search", "--index", IndexPath, "--", "cat"), 1, "vocab");
+        CliRunner.AssertCleanError(CliRunner.Run("search", "--index", IndexPath, "--", "cat"), 1, "vocab");
         string[] Search(params string[] rest) => ["search", "--index", IndexPath, "--vocab", TestData.BpeVocabulary, .. rest];
-        AssertCleanError(CliRunner.Run(Search(["--", string.Join(' ', Enumerable.Repeat("big", 80))])), 1, "the model's context holds 77");
-        AssertCleanError(CliRunner.Run(Search("--", " ")), 1, "the query is empty");
-        AssertCleanError(CliRunner.Run(Search()), 2, "no query");
-        AssertCleanError(CliRunner.Run(Search("--image", notIndex, "--", "cat")), 2, "not both");
-        AssertCleanError(CliRunner.Run(Search("--image", Path.Combine(_folder, "nope.png"))), 1, "nope.png");
-        AssertCleanError(CliRunner.Run("search", "--", "cat"), 2, "--index");
-        AssertCleanError(CliRunner.Run("index", "--model", Vit, photos), 2, "--out");
-        AssertCleanError(CliRunner.Run("index", "--model", Vit, "--out", IndexPath, Path.Combine(_folder, "nowhere")), 1, "no such folder");
+        CliRunner.AssertCleanError(CliRunner.Run(Search(["--", string.Join(' ', Enumerable.Repeat("big", 80))])), 1, "the model's context holds 77");
+        CliRunner.AssertCleanError(CliRunner.Run(Search("--", " ")), 1, "the query is empty");
+        CliRunner.AssertCleanError(CliRunner.Run(Search()), 2, "no query");
+        CliRunner.AssertCleanError(CliRunner.Run(Search("--image", notIndex, "--", "cat")), 2, "not both");
+        CliRunner.AssertCleanError(CliRunner.Run(Search("--image", Path.Combine(_folder, "nope.png"))), 1, "nope.png");
+        CliRunner.AssertCleanError(CliRunner.Run("search", "--", "cat"), 2, "--index");
+        CliRunner.AssertCleanError(CliRunner.Run("index", "--model", Vit, photos), 2, "--out");
+        CliRunner.AssertCleanError(CliRunner.Run("index", "--model", Vit, "--out", IndexPath, Path.Combine(_folder, "nowhere")), 1, "no such folder");
         Assert.Equal(0, CliRunner.Run(Search("--", "a cat")).ExitCode);
     }
 
