@@ -179,14 +179,7 @@ class DemoTokenizer(ref.SimpleTokenizer):
 
     def tokenize(self, texts, context_length=77):
         """clip.tokenize(texts, context_length, truncate=True) over this vocabulary: int64 [N, context_length]."""
-        out = np.zeros((len(texts), context_length), np.int64)
-        for i, t in enumerate(texts):
-            ids = [self.sot] + self.encode(t) + [self.eot]
-            if len(ids) > context_length:
-                ids = ids[:context_length]
-                ids[-1] = self.eot
-            out[i, :len(ids)] = ids
-        return out
+        return ref.tokenize(texts, context_length, truncate=True, tokenizer=self).numpy()
 
 
 def seed_everything(seed):
