@@ -85,6 +85,10 @@ public static class Convolution
         // never under ColumnChunkRows rows, so that each pass over the weights still feeds enough rows.
         int chunk = (int)Math.Min(rows, Math.Min(scratch.Length / rowLength, Math.Max(ColumnChunkRows, ColumnChunkFloats / rowLength)));
         Check(chunk >= 1, $"scratch has {scratch.Length} values, a {kernel}×{kernel} convolution over {inChannels} channels needs at least {rowLength}");
+        // Equal chunks, not full ones and a sliver: 784 rows are 392 + 392, not 384 + 384 + 16 (a sliver streams all the weights
+        // again for a handful of rows).
+        long chunks = (rows + chunk - 1) / chunk;
+        chunk = (int)((rows + chunks - 1) / chunks);
         for (int start = 0; start < rows; start += chunk)
         {
             int count = (int)Math.Min(chunk, rows - start);
