@@ -183,9 +183,10 @@ public static class Gemm
             _rowBlocks = (g.M + MaxRowBlock - 1) / MaxRowBlock;
             _rowBlock = ((g.M + _rowBlocks - 1) / _rowBlocks + MR - 1) / MR * MR;
             _panels = (g.N + NR - 1) / NR;
-            // Group panels while there are still ≥ 4 tasks per thread to balance load. Grouping changes only which
-            // task computes an element, never its summation order, so results stay independent of the thread count.
-            _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (4 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
+            // Group panels while there are still ≥ 8 tasks per thread to balance load (with 4, the 36 panels of ViT-B's
+            // batch-1 QKV projection were 9 tasks: 5 for one thread, 4 for the other). Grouping changes only which task
+            // computes an element, never its summation order, so results stay independent of the thread count.
+            _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (8 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
             Tasks = (long)_rowBlocks * ((_panels + _panelsPerTask - 1) / _panelsPerTask);
         }
 
