@@ -212,7 +212,6 @@ public static class Gemm
             ref readonly GemmArgs g = ref _g;
             int p0 = t / _rowBlocks * _panelsPerTask, p1 = Math.Min(_panels, p0 + _panelsPerTask);
             int i0 = t % _rowBlocks * _rowBlock, rows = Math.Min(_rowBlock, g.M - i0);
-            int j0 = p0 * NR, cols = Math.Min((p1 - p0) * NR, g.N - j0);
             int microTiles = (rows + MR - 1) / MR;
             for (int k0 = 0; k0 < g.K; k0 += KC)
             {
@@ -235,13 +234,21 @@ public static class Gemm
                     }
                     int linesPerTile = (nextLines + microTiles - 1) / microTiles;
                     float* c = tile + (p - p0) * NR;
+                    bool last = k0 + kc == g.K;
+                    int j = p * NR;
                     for (int i = 0, line = 0; i < rows; i += MR, line += linesPerTile)
-                        MicroTile(Math.Min(MR, rows - i), g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0,
+                    {
+                        int tileRows = Math.Min(MR, rows - i);
+                        MicroTile(tileRows, g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0,
                             next + line * 16, Math.Clamp(nextLines - line, 0, linesPerTile));
+                        // After the last k-block, the micro-tile's sums go to y at once, while they are still in L1 (after the
+                        // whole task they were back in L2, and y's writes came in one burst instead of between FMAs).
+                        if (last)
+                            Epilogue(c + i * TileWidth, tileRows, panelCols, g.Y + (nint)(i0 + i) * g.N + j, g.N, g.Bias == null ? null : g.Bias + j,
+                                g.Residual == null ? null : g.Residual + (nint)(i0 + i) * g.N + j, g.Activation, g.Accumulate);
+                    }
                 }
             }
-            Epilogue(tile, rows, cols, g.Y + (nint)i0 * g.N + j0, g.N, g.Bias == null ? null : g.Bias + j0,
-                g.Residual == null ? null : g.Residual + (nint)i0 * g.N + j0, g.Activation, g.Accumulate);
         }
 
         /// <summary>Copies B[k0..k0+kc, j0..j0+cols] (row-major, row stride n) into the packed [kc, 64] layout, zero-padding columns.</summary>
