@@ -56,13 +56,8 @@ internal readonly unsafe struct Ops128 : IVecOps<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> a) => Vector128.Abs(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Exp(Vector128<float> a) => VectorExp.Exp<Vector128<float>, Ops128>(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Round(Vector128<float> a) => Vector128.Round(a);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> ScaleByPowerOfTwo(Vector128<float> p, Vector128<float> n)
-    {
-        var whole = Vector128.ConvertToInt32(n);
-        var half = whole >> 1;
-        return p * ((half + Vector128.Create(127)) << 23).AsSingle() * ((whole - half + Vector128.Create(127)) << 23).AsSingle();
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ScaleByPowerOfTwo(Vector128<float> p, Vector128<float> n) => Scale(p, Vector128.ConvertToInt32(n));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] static Vector128<float> Scale(Vector128<float> p, Vector128<int> n) => p * (((n >> 1) + Vector128.Create(127)) << 23).AsSingle() * ((n - (n >> 1) + Vector128.Create(127)) << 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LessThan(Vector128<float> a, Vector128<float> b) => Vector128.LessThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> GreaterThanOrEqual(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThanOrEqual(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Select(Vector128<float> m, Vector128<float> t, Vector128<float> f) => Vector128.ConditionalSelect(m, t, f);
@@ -88,13 +83,8 @@ internal readonly unsafe struct Ops256 : IVecOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> a) => Vector256.Abs(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Exp(Vector256<float> a) => VectorExp.Exp<Vector256<float>, Ops256>(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Round(Vector256<float> a) => Vector256.Round(a);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> ScaleByPowerOfTwo(Vector256<float> p, Vector256<float> n)
-    {
-        var whole = Vector256.ConvertToInt32(n);
-        var half = whole >> 1;
-        return p * ((half + Vector256.Create(127)) << 23).AsSingle() * ((whole - half + Vector256.Create(127)) << 23).AsSingle();
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ScaleByPowerOfTwo(Vector256<float> p, Vector256<float> n) => Scale(p, Vector256.ConvertToInt32(n));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] static Vector256<float> Scale(Vector256<float> p, Vector256<int> n) => p * (((n >> 1) + Vector256.Create(127)) << 23).AsSingle() * ((n - (n >> 1) + Vector256.Create(127)) << 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LessThan(Vector256<float> a, Vector256<float> b) => Vector256.LessThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> GreaterThanOrEqual(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThanOrEqual(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Select(Vector256<float> m, Vector256<float> t, Vector256<float> f) => Vector256.ConditionalSelect(m, t, f);
@@ -119,13 +109,8 @@ internal readonly unsafe struct Ops512 : IVecOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> a) => Vector512.Abs(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp(Vector512<float> a) => VectorExp.Exp<Vector512<float>, Ops512>(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Round(Vector512<float> a) => Vector512.Round(a);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> ScaleByPowerOfTwo(Vector512<float> p, Vector512<float> n)
-    {
-        var whole = Vector512.ConvertToInt32(n);
-        var half = whole >> 1;
-        return p * ((half + Vector512.Create(127)) << 23).AsSingle() * ((whole - half + Vector512.Create(127)) << 23).AsSingle();
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleByPowerOfTwo(Vector512<float> p, Vector512<float> n) => Scale(p, Vector512.ConvertToInt32(n));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] static Vector512<float> Scale(Vector512<float> p, Vector512<int> n) => p * (((n >> 1) + Vector512.Create(127)) << 23).AsSingle() * ((n - (n >> 1) + Vector512.Create(127)) << 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LessThan(Vector512<float> a, Vector512<float> b) => Vector512.LessThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> GreaterThanOrEqual(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThanOrEqual(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Select(Vector512<float> m, Vector512<float> t, Vector512<float> f) => Vector512.ConditionalSelect(m, t, f);
