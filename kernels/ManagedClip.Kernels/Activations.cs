@@ -154,6 +154,13 @@ public static class Activations
             => TOps.Div(x, TOps.Add(TOps.Splat(1f), TOps.Exp(TOps.Mul(TOps.Splat(-1.702f), x))));
     }
 
+    /// <summary>Activation.None, for kernels (the GEMM epilogue) that take the activation as a type parameter.</summary>
+    internal readonly struct IdentityOp : IActivationOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVecOps<TVec> => x;
+    }
+
     internal readonly struct ReluOp : IActivationOp
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -103,7 +103,9 @@ public static class Attention
     /// <summary>
     /// One call's tasks: one (batch item, head) each. Per key tile, the task transposes the tile's keys once into
     /// [headDim, ≤ KeyTile] (Kᵀ, rows padded to two vectors), so that a query's scores are a row-vector × matrix product: one broadcast of
-    /// q[x] and one FMA per vector of keys, with no horizontal sums; two queries share each Kᵀ load. Each score is still one
+    /// q[x] and one FMA per vector of keys, with no horizontal sums; two queries share each Kᵀ load. It also copies the tile's
+    /// values into a compact [≤ KeyTile, headDim] block: in place they sit one fused-QKV row apart (3·768 floats for ViT-B),
+    /// a stride that folds 50 rows onto a quarter of L1's sets, so every query's pass over them missed L1. Each score is still one
     /// dot product summed over x in order, so a query's result depends on its own keys only, never on how many queries or
     /// keys follow it (the text tower's end-of-text shortcut relies on that).
     /// </summary>
@@ -117,19 +119,19 @@ public static class Attention
         public void Work()
         {
             int d = _a.HeadDim;
-            // Per worker: Kᵀ tile [d, ≤ KeyTile], two score rows, and the running max and sum of every query. Cleared once so
-            // padding lanes past a tile's keys are always finite.
-            float[] buffer = System.Buffers.ArrayPool<float>.Shared.Rent(d * KeyTile + 2 * KeyTile + 2 * _a.QueryLength + 16);
+            // Per worker: Kᵀ tile [d, ≤ KeyTile], value tile [≤ KeyTile, d], two score rows, and the running max and sum of
+            // every query. Cleared once so padding lanes past a tile's keys are always finite.
+            float[] buffer = System.Buffers.ArrayPool<float>.Shared.Rent(2 * d * KeyTile + 2 * KeyTile + 2 * _a.QueryLength + 16);
             Array.Clear(buffer);
             try
             {
                 fixed (float* raw = buffer)
                 {
                     float* keysT = (float*)(((nint)raw + 63) & ~(nint)63);
-                    float* s0 = keysT + d * KeyTile, s1 = s0 + KeyTile, max = s1 + KeyTile, sum = max + _a.QueryLength;
+                    float* values = keysT + d * KeyTile, s0 = values + d * KeyTile, s1 = s0 + KeyTile, max = s1 + KeyTile, sum = max + _a.QueryLength;
                     long t;
                     while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
-                        RunHead((int)(t / _a.Heads), (int)(t % _a.Heads), keysT, s0, s1, max, sum);
+                        RunHead((int)(t / _a.Heads), (int)(t % _a.Heads), keysT, values, s0, s1, max, sum);
                 }
             }
             finally { System.Buffers.ArrayPool<float>.Shared.Return(buffer); }
@@ -139,7 +141,7 @@ public static class Attention
         /// All queries of (b, h), each with an online softmax over key tiles: running max m and sum ℓ per query; when a tile
         /// raises the max, the accumulated output and ℓ are rescaled by e^(m_old − m_new). The output rows are the accumulators.
         /// </summary>
-        void RunHead(int b, int h, float* keysT, float* s0, float* s1, float* max, float* sum)
+        void RunHead(int b, int h, float* keysT, float* values, float* s0, float* s1, float* max, float* sum)
         {
             ref readonly AttentionArgs a = ref _a;
             int d = a.HeadDim, lq = a.QueryLength, w = TOps.Count;
@@ -157,6 +159,7 @@ public static class Attention
                 {
                     float* kj = a.Key(b, h, j0 + j);
                     for (int x = 0; x < d; x++) keysT[x * stride + j] = kj[x];
+                    new ReadOnlySpan<float>(a.Value(b, h, j0 + j), d).CopyTo(new Span<float>(values + j * d, d));
                 }
                 int first = a.Causal ? j0 : 0;   // under the mask, queries before j0 see nothing of this tile
                 for (int i = first; i < lq; i += 2)
@@ -164,8 +167,8 @@ public static class Attention
                     bool pair = i + 1 < lq;
                     int n0 = KeysSeen(i, j0, n), n1 = pair ? KeysSeen(i + 1, j0, n) : 0;
                     Scores(a.Query(b, h, i), pair ? a.Query(b, h, i + 1) : a.Query(b, h, i), keysT, stride, Math.Max(n0, n1), d, scale, s0, s1);
-                    Accumulate(b, h, i, j0, s0, n0, ref max[i], ref sum[i]);
-                    if (pair) Accumulate(b, h, i + 1, j0, s1, n1, ref max[i + 1], ref sum[i + 1]);
+                    Accumulate(b, h, i, values, s0, n0, ref max[i], ref sum[i]);
+                    if (pair) Accumulate(b, h, i + 1, values, s1, n1, ref max[i + 1], ref sum[i + 1]);
                 }
             }
             for (int i = 0; i < lq; i++) Softmax.Scale<TVec, TOps>(a.Output(b, h, i), d, 1f / sum[i]);
@@ -220,14 +223,13 @@ public static class Attention
             }
         }
 
-        /// <summary>Online-softmax update of query i's output row with the n scores of the tile at j0.</summary>
-        void Accumulate(int b, int h, int i, int j0, float* scores, int n, ref float runningMax, ref float runningSum)
+        /// <summary>Online-softmax update of query i's output row with the n scores of the current tile, whose values are [n, d] at <paramref name="values"/>.</summary>
+        void Accumulate(int b, int h, int i, float* values, float* scores, int n, ref float runningMax, ref float runningSum)
         {
             ref readonly AttentionArgs a = ref _a;
             int d = a.HeadDim, w = TOps.Count;
             float* oi = a.Output(b, h, i);
-            float tileMax = float.NegativeInfinity;
-            for (int j = 0; j < n; j++) tileMax = MathF.Max(tileMax, scores[j]);
+            float tileMax = Softmax.MaxOf<TVec, TOps>(scores, n);
             if (tileMax > runningMax)
             {
                 if (runningSum != 0f)
@@ -249,7 +251,7 @@ public static class Attention
                 int j = 0;
                 for (; j + 1 < n; j += 2)
                 {
-                    float* v0 = a.Value(b, h, j0 + j) + x, v1 = a.Value(b, h, j0 + j + 1) + x;
+                    float* v0 = values + j * d + x, v1 = v0 + d;
                     var p0 = TOps.Splat(scores[j]); var p1 = TOps.Splat(scores[j + 1]);
                     e0 = TOps.Fma(p0, TOps.Load(v0), e0); e1 = TOps.Fma(p0, TOps.Load(v0 + w), e1);
                     e2 = TOps.Fma(p0, TOps.Load(v0 + 2 * w), e2); e3 = TOps.Fma(p0, TOps.Load(v0 + 3 * w), e3);
@@ -258,7 +260,7 @@ public static class Attention
                 }
                 if (j < n)
                 {
-                    float* v0 = a.Value(b, h, j0 + j) + x;
+                    float* v0 = values + j * d + x;
                     var p0 = TOps.Splat(scores[j]);
                     e0 = TOps.Fma(p0, TOps.Load(v0), e0); e1 = TOps.Fma(p0, TOps.Load(v0 + w), e1);
                     e2 = TOps.Fma(p0, TOps.Load(v0 + 2 * w), e2); e3 = TOps.Fma(p0, TOps.Load(v0 + 3 * w), e3);
@@ -271,13 +273,13 @@ public static class Attention
             for (; x + w <= d; x += w)
             {
                 TVec o0 = TOps.Load(oi + x);
-                for (int j = 0; j < n; j++) o0 = TOps.Fma(TOps.Splat(scores[j]), TOps.Load(a.Value(b, h, j0 + j) + x), o0);
+                for (int j = 0; j < n; j++) o0 = TOps.Fma(TOps.Splat(scores[j]), TOps.Load(values + j * d + x), o0);
                 TOps.Store(o0, oi + x);
             }
             for (; x < d; x++)
             {
                 float o = oi[x];
-                for (int j = 0; j < n; j++) o += scores[j] * a.Value(b, h, j0 + j)[x];
+                for (int j = 0; j < n; j++) o += scores[j] * values[j * d + x];
                 oi[x] = o;
             }
         }

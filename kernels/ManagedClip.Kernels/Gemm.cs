@@ -1,18 +1,21 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ManagedClip.Kernels;
 
 /// <summary>
 /// y = act(x·B + bias) [+ y], single precision. x is row-major [m, K], y row-major [m, N].
 /// <para>
-/// Blocking (per core: 48 KiB L1d, 1 MiB L2): B is packed in 64-column panels (<see cref="PackedMatrix"/>).
-/// A task owns a block of ≤ <see cref="MC"/> = 96 rows × a group of ≤ 4 panels (256 columns). Inside it, K
-/// is cut into blocks of <see cref="KC"/> = 128: one B block (128 × 64 floats = 32 KiB) stays in L1 while
-/// the 16 six-row micro-tiles of the row block stream past it, and the x block (96 × 128, read in place,
-/// six sequential row streams per micro-tile) stays in L2 across the panels of the group. Partial sums live
-/// in a per-thread stack tile [96, 256] (96 KiB), so y is written exactly once, with the epilogue (bias,
-/// activation, residual add) fused into that write.
+/// Blocking (per core: 48 KiB L1d, 1–2 MiB L2): B is packed in 64-column panels (<see cref="PackedMatrix"/>).
+/// A task owns a block of ≤ <see cref="MaxRowBlock"/> = 144 rows × a group of ≤ 4 panels (256 columns). The m rows are
+/// cut into equal row blocks (a multiple of six rows each), never a full block plus a sliver: a sliver of 8 rows would
+/// stream the whole of B from memory again for almost no work. Inside a task, K is cut into blocks of <see cref="KC"/> =
+/// 128: one B block (128 × 64 floats = 32 KiB) stays in L1 while the six-row micro-tiles of the row block stream past
+/// it, and the x block (≤ 144 × 128, read in place, six sequential row streams per micro-tile) stays in L2 across the
+/// panels of the group. While one B block is in use, the next one is prefetched into L2, a slice per micro-tile, so its
+/// first micro-tile does not wait on memory. Partial sums live in a per-thread stack tile [144, 256] (144 KiB), so y is
+/// written exactly once, with the epilogue (bias, activation, residual add) fused into that write.
 /// </para>
 /// <para>
 /// Micro-kernels (<see cref="GemmMicro"/>): Vector512 holds a 6 × 64 accumulator tile (24 zmm + 4 for B + 1
@@ -27,8 +30,8 @@ public static class Gemm
     internal const int NR = PackedMatrix.PanelWidth; // 64 columns per panel / register tile
     internal const int MR = 6;                       // rows per micro-tile
     internal const int KC = 128;                     // k-block: 128 × 64 × 4 B = 32 KiB of B in L1
-    internal const int MC = 96;                      // rows per task: x block 96 × 128 × 4 B = 48 KiB, in L2
-    internal const int MaxPanelsPerTask = 4;         // columns per task ≤ 256: partial-sum tile [96, 256] = 96 KiB, in L2
+    internal const int MaxRowBlock = 144;            // rows per task ≤ 144: x block 144 × 128 × 4 B = 72 KiB, in L2
+    internal const int MaxPanelsPerTask = 4;         // columns per task ≤ 256: partial-sum tile [144, 256] = 144 KiB, in L2
     internal const int TileWidth = MaxPanelsPerTask * NR;
 
     /// <summary>Below this many multiply-adds a call runs on the calling thread: waking workers costs more than it saves.</summary>
@@ -161,26 +164,29 @@ public static class Gemm
     }
 
     /// <summary>
-    /// One GEMM call's tasks. A task is one row block (≤ MC rows) × a group of up to <see cref="MaxPanelsPerTask"/>
-    /// panels; per k-block its x block (48 KiB) is reused from L2 against every panel of the group, so x comes from
-    /// memory once per group rather than once per panel. Task t covers panel group t / rowBlocks and row block
-    /// t % rowBlocks. (Packing x into 6-row micro-panels was tried and measured ~2× slower on 96×768×256: the
-    /// scalar copy cost more than the contiguous stream saved.)
+    /// One GEMM call's tasks. A task is one row block (≤ <see cref="MaxRowBlock"/> rows) × a group of up to
+    /// <see cref="MaxPanelsPerTask"/> panels; per k-block its x block is reused from L2 against every panel of the group, so
+    /// x comes from memory once per group rather than once per panel. Task t covers panel group t / rowBlocks and row block
+    /// t % rowBlocks. (Packing x into 6-row micro-panels was tried twice and measured slower both times, ~2× on 96×768×256
+    /// and ~20 % on 204×768×3072: the copy cost more than the contiguous stream saved.)
     /// </summary>
     sealed unsafe class GemmJob<TVec, TOps> where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         readonly GemmArgs _g;
-        readonly int _rowBlocks, _panels, _panelsPerTask;
+        readonly int _rowBlocks, _rowBlock, _panels, _panelsPerTask;
         int _next;
 
         public GemmJob(in GemmArgs g, int threads)
         {
             _g = g;
-            _rowBlocks = (g.M + MC - 1) / MC;
+            // Equal row blocks, each a whole number of micro-tiles: 200 rows are two blocks of 102 and 98, not 144 + 56.
+            _rowBlocks = (g.M + MaxRowBlock - 1) / MaxRowBlock;
+            _rowBlock = ((g.M + _rowBlocks - 1) / _rowBlocks + MR - 1) / MR * MR;
             _panels = (g.N + NR - 1) / NR;
-            // Group panels while there are still ≥ 4 tasks per thread to balance load. Grouping changes only which
-            // task computes an element, never its summation order, so results stay independent of the thread count.
-            _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (4 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
+            // Group panels while there are still ≥ 8 tasks per thread to balance load (with 4, the 36 panels of ViT-B's
+            // batch-1 QKV projection were 9 tasks: 5 for one thread, 4 for the other). Grouping changes only which task
+            // computes an element, never its summation order, so results stay independent of the thread count.
+            _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (8 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
             Tasks = (long)_rowBlocks * ((_panels + _panelsPerTask - 1) / _panelsPerTask);
         }
 
@@ -189,9 +195,9 @@ public static class Gemm
         [SkipLocalsInit]
         public void Work()
         {
-            // Per-thread scratch, 64-byte aligned: partial sums [MC, 4·64] (96 KiB) and, for unpacked B only,
+            // Per-thread scratch, 64-byte aligned: partial sums [≤ 144, 4·64] (144 KiB) and, for unpacked B only,
             // one packed B block [KC, 64] (32 KiB).
-            float* tileRaw = stackalloc float[MC * TileWidth + 16];
+            float* tileRaw = stackalloc float[MaxRowBlock * TileWidth + 16];
             float* blockRaw = stackalloc float[KC * NR + 16];
             float* tile = Align64(tileRaw), block = Align64(blockRaw);
             long t;
@@ -205,8 +211,8 @@ public static class Gemm
         {
             ref readonly GemmArgs g = ref _g;
             int p0 = t / _rowBlocks * _panelsPerTask, p1 = Math.Min(_panels, p0 + _panelsPerTask);
-            int i0 = t % _rowBlocks * MC, rows = Math.Min(MC, g.M - i0);
-            int j0 = p0 * NR, cols = Math.Min((p1 - p0) * NR, g.N - j0);
+            int i0 = t % _rowBlocks * _rowBlock, rows = Math.Min(_rowBlock, g.M - i0);
+            int microTiles = (rows + MR - 1) / MR;
             for (int k0 = 0; k0 < g.K; k0 += KC)
             {
                 int kc = Math.Min(KC, g.K - k0);
@@ -216,13 +222,33 @@ public static class Gemm
                     float* bBlock = g.Packed != null
                         ? g.Packed + ((nint)p * g.K + k0) * NR
                         : PackBlock(block, g.BRowMajor, g.N, k0, kc, p * NR, panelCols);
+                    // The B block used next (next panel of the group, else the group's first panel at the next k-block),
+                    // [kc′, 64] contiguous: each micro-tile prefetches a slice of its cache lines into L2, one line per k-step
+                    // (a burst of 30 prefetches before each micro-tile measured slower: it fills the L2 miss queue).
+                    float* next = null;
+                    int nextLines = 0;
+                    if (g.Packed != null && Sse.IsSupported)
+                    {
+                        int nk0 = p + 1 < p1 ? k0 : k0 + KC, np = p + 1 < p1 ? p + 1 : p0;
+                        if (nk0 < g.K) { next = g.Packed + ((nint)np * g.K + nk0) * NR; nextLines = Math.Min(KC, g.K - nk0) * NR / 16; }
+                    }
+                    int linesPerTile = (nextLines + microTiles - 1) / microTiles;
                     float* c = tile + (p - p0) * NR;
-                    for (int i = 0; i < rows; i += MR)
-                        MicroTile(Math.Min(MR, rows - i), g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0);
+                    bool last = k0 + kc == g.K;
+                    int j = p * NR;
+                    for (int i = 0, line = 0; i < rows; i += MR, line += linesPerTile)
+                    {
+                        int tileRows = Math.Min(MR, rows - i);
+                        MicroTile(tileRows, g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0,
+                            next + line * 16, Math.Clamp(nextLines - line, 0, linesPerTile));
+                        // After the last k-block, the micro-tile's sums go to y at once, while they are still in L1 (after the
+                        // whole task they were back in L2, and y's writes came in one burst instead of between FMAs).
+                        if (last)
+                            Epilogue(c + i * TileWidth, tileRows, panelCols, g.Y + (nint)(i0 + i) * g.N + j, g.N, g.Bias == null ? null : g.Bias + j,
+                                g.Residual == null ? null : g.Residual + (nint)(i0 + i) * g.N + j, g.Activation, g.Accumulate);
+                    }
                 }
             }
-            Epilogue(tile, rows, cols, g.Y + (nint)i0 * g.N + j0, g.N, g.Bias == null ? null : g.Bias + j0,
-                g.Residual == null ? null : g.Residual + (nint)i0 * g.N + j0, g.Activation, g.Accumulate);
         }
 
         /// <summary>Copies B[k0..k0+kc, j0..j0+cols] (row-major, row stride n) into the packed [kc, 64] layout, zero-padding columns.</summary>
@@ -238,7 +264,7 @@ public static class Gemm
         }
 
         /// <summary>One micro-tile: rows ≤ 6 of packed x against a [kc, 64] B block, into tile rows (stride <see cref="TileWidth"/>).</summary>
-        static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load)
+        static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load, float* prefetch, int prefetchLines)
         {
             // A full-width tile when the panel has more than two vectors of live columns; a narrow panel (N ≤ 32 at Vector512,
             // the ResNet stem's 32 channels, or the last panel of an N just past a multiple of 64) takes the strip path below
@@ -247,16 +273,17 @@ public static class Gemm
             {
                 switch (rows)
                 {
-                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, lda, b, kc, c, TileWidth, load); break;
-                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, lda, b, kc, c, TileWidth, load); break;
-                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, lda, b, kc, c, TileWidth, load); break;
-                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, lda, b, kc, c, TileWidth, load); break;
-                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, lda, b, kc, c, TileWidth, load); break;
-                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, lda, b, kc, c, TileWidth, load); break;
+                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
+                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
+                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
+                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
+                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
+                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
                 }
                 return;
             }
-            // Narrower vectors: sweep the panel in strips of two vectors, skipping strips wholly past N.
+            // Narrower vectors: sweep the panel in strips of two vectors, skipping strips wholly past N. The prefetch goes out up front.
+            if (Sse.IsSupported) for (int line = 0; line < prefetchLines; line++) Sse.Prefetch1(prefetch + line * 16);
             int strip = 2 * TOps.Count;
             for (int s = 0; s < cols; s += strip)
             {
@@ -275,34 +302,55 @@ public static class Gemm
         /// <summary>y[r, 0..cols) = act(tile + bias [+ residual]) [+ y], row by row while the tile is still in cache.</summary>
         static void Epilogue(float* tile, int rows, int cols, float* y, int ldy, float* bias, float* residual, Activation act, bool accumulate)
         {
-            int w = TOps.Count;
+            switch (act)
+            {
+                case Activation.QuickGelu: Epilogue<Activations.QuickGeluOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
+                case Activation.Gelu: Epilogue<Activations.GeluOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
+                case Activation.Relu: Epilogue<Activations.ReluOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
+                default: Epilogue<Activations.IdentityOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
+            }
+        }
+
+        /// <summary>
+        /// One pass per vector: load the partial sum, add bias and residual, apply TAct, store or add into y. The order of
+        /// operations per element is that of the scalar twin's <c>Finish</c>. Columns past the last whole vector (N not a
+        /// multiple of the vector width) take the same steps on a zero-padded copy, so they run the very same vector formula.
+        /// </summary>
+        [SkipLocalsInit]
+        static void Epilogue<TAct>(float* tile, int rows, int cols, float* y, int ldy, float* bias, float* residual, bool accumulate)
+            where TAct : Activations.IActivationOp
+        {
+            int w = TOps.Count, whole = cols - cols % w, rest = cols - whole;
+            // Zero-padded one-vector copies of a row's tail: partial sums, bias, residual, and y (read when accumulating).
+            float* pad = stackalloc float[4 * 16];
+            float* padBias = pad + 16, padResidual = pad + 32, padY = pad + 48;
             for (int r = 0; r < rows; r++)
             {
-                float* t = tile + r * TileWidth, yr = y + (nint)r * ldy;
-                int j;
-                if (bias != null)
+                float* t = tile + r * TileWidth, yr = y + (nint)r * ldy, rr = residual == null ? null : residual + (nint)r * ldy;
+                for (int j = 0; j < whole; j += w)
+                    Finish<TAct>(t + j, bias == null ? null : bias + j, rr == null ? null : rr + j, yr + j, accumulate);
+                if (rest == 0) continue;
+                for (int j = 0; j < w; j++)
                 {
-                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Add(TOps.Load(t + j), TOps.Load(bias + j)), t + j);
-                    for (; j < cols; j++) t[j] += bias[j];
+                    bool live = j < rest;
+                    pad[j] = live ? t[whole + j] : 0f;
+                    padBias[j] = live && bias != null ? bias[whole + j] : 0f;
+                    padResidual[j] = live && rr != null ? rr[whole + j] : 0f;
+                    padY[j] = live && accumulate ? yr[whole + j] : 0f;
                 }
-                if (residual != null)
-                {
-                    float* rr = residual + (nint)r * ldy;
-                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Add(TOps.Load(t + j), TOps.Load(rr + j)), t + j);
-                    for (; j < cols; j++) t[j] += rr[j];
-                }
-                if (act != Activation.None) Activations.ApplyVector<TVec, TOps>(t, cols, act);
-                if (accumulate)
-                {
-                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Add(TOps.Load(yr + j), TOps.Load(t + j)), yr + j);
-                    for (; j < cols; j++) yr[j] += t[j];
-                }
-                else
-                {
-                    for (j = 0; j <= cols - w; j += w) TOps.Store(TOps.Load(t + j), yr + j);
-                    for (; j < cols; j++) yr[j] = t[j];
-                }
+                Finish<TAct>(pad, bias == null ? null : padBias, rr == null ? null : padResidual, padY, accumulate);
+                for (int j = 0; j < rest; j++) yr[whole + j] = padY[j];
             }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Finish<TAct>(float* t, float* bias, float* residual, float* y, bool accumulate) where TAct : Activations.IActivationOp
+        {
+            TVec v = TOps.Load(t);
+            if (bias != null) v = TOps.Add(v, TOps.Load(bias));
+            if (residual != null) v = TOps.Add(v, TOps.Load(residual));
+            v = TAct.Invoke<TVec, TOps>(v);
+            TOps.Store(accumulate ? TOps.Add(TOps.Load(y), v) : v, y);
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace ManagedClip.Kernels;
 
@@ -21,7 +22,7 @@ internal static unsafe class GemmMicro
 {
     /// <summary>6 × 4 vectors: with Vector512, a 6 × 64 tile in 24 zmm accumulators (4 B loads + 6 broadcasts per 24 FMAs).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile4<TVec, TOps, TRows>(float* a, nint lda, float* b, int kc, float* c, nint ldc, bool load)
+    internal static void Tile4<TVec, TOps, TRows>(float* a, nint lda, float* b, int kc, float* c, nint ldc, bool load, float* prefetch, int prefetchLines)
         where TVec : unmanaged where TOps : IVecOps<TVec> where TRows : struct, IRowCount
     {
         int w = TOps.Count;
@@ -45,6 +46,8 @@ internal static unsafe class GemmMicro
         nint o1 = lda, o2 = 2 * lda, o3 = 3 * lda, o4 = 4 * lda, o5 = 5 * lda;
         for (int k = 0; k < kc; k++, a++, b += Gemm.NR)
         {
+            // One line of the next B block into L2 per k-step, for the first prefetchLines steps (see Gemm.RunTask).
+            if (Sse.IsSupported && k < prefetchLines) Sse.Prefetch1(prefetch + k * 16);
             TVec b0 = TOps.Load(b + 0 * w); TVec b1 = TOps.Load(b + 1 * w); TVec b2 = TOps.Load(b + 2 * w); TVec b3 = TOps.Load(b + 3 * w);
             TVec x;
             { x = TOps.Splat(a[0]); c00 = TOps.Fma(x, b0, c00); c01 = TOps.Fma(x, b1, c01); c02 = TOps.Fma(x, b2, c02); c03 = TOps.Fma(x, b3, c03); }

@@ -131,6 +131,25 @@ public class ConvolutionTests
         }
     }
 
+    /// <summary>
+    /// Enough output rows of a wide enough k·k·Cin that the im2col rows come in several ~1 MiB chunks, which two threads then
+    /// share (each its own chunks, im2col and GEMM on one thread): bit-identical to one thread, and right against the definition.
+    /// </summary>
+    [Fact]
+    public void ChunksSharedByThreadsGiveIdenticalResults()
+    {
+        var c = (H: 12, W: 12, Cin: 112, Cout: 40, K: 3, S: 1, P: 1);   // 2·144 = 288 rows of K = 1008: chunks of at most 260 rows
+        var x = Random(2 * c.H * c.W * c.Cin, 21);
+        var weights = Random(c.Cout * c.Cin * 9, 22, 0.1f);
+        var bias = Random(c.Cout, 23);
+        var one = Run(c, 2, x, weights, bias, Activation.Relu, Simd.Best, threads: 1);
+        Assert.Equal(one, Run(c, 2, x, weights, bias, Activation.Relu, Simd.Best, threads: 2));
+        Close(DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, bias, relu: true), one, 1e-5);
+        var residual = Random(one.Length, 24);
+        Assert.Equal(Run(c, 2, x, weights, bias, Activation.None, Simd.Best, threads: 1, initial: residual),
+            Run(c, 2, x, weights, bias, Activation.None, Simd.Best, threads: 2, initial: residual));
+    }
+
     [Theory, MemberData(nameof(Levels))]
     public void Im2ColIsBitIdenticalToScalarTwin(SimdLevel level)
     {

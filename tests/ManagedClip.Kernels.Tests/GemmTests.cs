@@ -3,8 +3,8 @@ namespace ManagedClip.Kernels.Tests;
 public class GemmTests
 {
     // Shapes: every m in {1,2,7,50,77} (micro-tile tails of 6), k in {1,3,17,64,768} (k-block tails of 128),
-    // n in {1,5,33,64,513} (panel tails of 64, strip tails of 8/16), plus shapes that cross the 96-row task
-    // block and several k-blocks at once.
+    // n in {1,5,33,64,513} (panel tails of 64, strip tails of 8/16), plus shapes that cross the 144-row task
+    // block (equal row blocks, rounded up to whole micro-tiles) and several k-blocks at once.
     public static TheoryData<int, int, int> Shapes()
     {
         var d = new TheoryData<int, int, int>();
@@ -16,8 +16,10 @@ public class GemmTests
         d.Add(50, 64, 33);
         d.Add(2, 768, 5);
         d.Add(50, 3, 513);
-        d.Add(130, 300, 200); // two row blocks (96 + 34), three k-blocks (128 + 128 + 44), four panels (last 8 wide)
-        d.Add(97, 129, 65);   // one row past a block, one k past a block, one column past a panel
+        d.Add(130, 300, 200); // one row block of 130, three k-blocks (128 + 128 + 44), four panels (last 8 wide)
+        d.Add(97, 129, 65);   // one k past a block, one column past a panel
+        d.Add(145, 129, 65);  // one row past the 144-row block: two row blocks of 78 + 67
+        d.Add(301, 40, 300);  // three row blocks (102 + 102 + 97), panel groups with a 44-wide last panel
         return d;
     }
 

@@ -80,7 +80,7 @@ internal sealed class ModifiedResNet : IImageTower
         int size = ImageSize, imageLength = 3 * size * size;
         int chunk = (int)Math.Clamp(_activationBudget / _largestActivation, 1, Math.Max(1, batch));
         int columns = (int)Math.Clamp(chunk * _largestColumns, _minimumScratch, Math.Max(_minimumScratch, ColumnBudget));
-        var workspace = new ResNetWorkspace(chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), threads);
+        using var workspace = new ResNetWorkspace(chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), threads);
         for (int start = 0; start < batch; start += chunk)
         {
             int count = Math.Min(chunk, batch - start);
@@ -119,8 +119,10 @@ internal sealed class ModifiedResNet : IImageTower
 /// Scratch for one ModifiedResNet call, sized once for its sub-batch: two activation buffers the blocks ping-pong between,
 /// two temporaries inside a block, im2col rows, and the attention pool's tokens.
 /// </summary>
-internal sealed class ResNetWorkspace
+internal sealed class ResNetWorkspace : IDisposable
 {
+    readonly PooledArrays _buffers = new();
+
     public int Threads { get; }
     public float[] Input { get; }
     public float[] Output { get; }
@@ -132,11 +134,13 @@ internal sealed class ResNetWorkspace
     public ResNetWorkspace(long activation, int columns, long pool, int threads)
     {
         Threads = threads;
-        Input = GC.AllocateUninitializedArray<float>(checked((int)activation));
-        Output = GC.AllocateUninitializedArray<float>(checked((int)activation));
-        First = GC.AllocateUninitializedArray<float>(checked((int)activation));
-        Second = GC.AllocateUninitializedArray<float>(checked((int)activation));
-        Columns = GC.AllocateUninitializedArray<float>(columns);
-        Pool = GC.AllocateUninitializedArray<float>(checked((int)pool));
+        Input = _buffers.Rent(checked((int)activation));
+        Output = _buffers.Rent(checked((int)activation));
+        First = _buffers.Rent(checked((int)activation));
+        Second = _buffers.Rent(checked((int)activation));
+        Columns = _buffers.Rent(columns);
+        Pool = _buffers.Rent(checked((int)pool));
     }
+
+    public void Dispose() => _buffers.Dispose();
 }

@@ -30,10 +30,11 @@ internal sealed class ResidualAttentionBlock
     public void Forward(Span<float> x, int batch, int length, bool causal, Workspace workspace)
     {
         int tokens = batch * length, d = _width, threads = workspace.Threads;
-        Span<float> normed = workspace.Normed[..(tokens * d)];       // [tokens, d]
-        Span<float> qkv = workspace.Qkv[..(tokens * 3 * d)];         // [tokens, 3d]
-        Span<float> attended = workspace.Attended[..(tokens * d)];   // [tokens, d]
-        Span<float> hidden = workspace.Hidden[..(tokens * _fc.OutFeatures)]; // [tokens, mlp]
+        // AsSpan, not a range: a range over an array is a copy (RuntimeHelpers.GetSubArray), 5 MiB a layer at ViT-B batch 4.
+        Span<float> normed = workspace.Normed.AsSpan(0, tokens * d);       // [tokens, d]
+        Span<float> qkv = workspace.Qkv.AsSpan(0, tokens * 3 * d);         // [tokens, 3d]
+        Span<float> attended = workspace.Attended.AsSpan(0, tokens * d);   // [tokens, d]
+        Span<float> hidden = workspace.Hidden.AsSpan(0, tokens * _fc.OutFeatures); // [tokens, mlp]
 
         _ln1.Forward(x, normed, tokens);
         _inProjection.Forward(normed, tokens, qkv, threads);

@@ -80,7 +80,8 @@ internal sealed class TextTransformer
         if (fullContext) length = _config.ContextLength;
 
         // x[b, i] = token_embedding[ids[b][i]] + positional_embedding[i], i < length; ids shorter than length read as padding 0.   [batch, L, T]
-        var x = GC.AllocateUninitializedArray<float>(batch * length * width);
+        using var workspace = new Workspace(batch * length, width, _transformer.MlpWidth, threads);
+        var x = workspace.Rent(batch * length * width);
         ReadOnlySpan<float> table = _tokenEmbedding.Values;
         for (int b = 0; b < batch; b++)
             for (int i = 0; i < length; i++)
@@ -89,11 +90,10 @@ internal sealed class TextTransformer
                 System.Numerics.Tensors.TensorPrimitives.Add(table.Slice(id * width, width), _positionalEmbedding.AsSpan(i * width, width),
                     x.AsSpan((b * length + i) * width, width));
             }
-        var workspace = new Workspace(batch * length, width, _transformer.MlpWidth, threads);
         _transformer.Forward(x, batch, length, causal: true, workspace);
 
         // ln_final is per token, so applying it to the pooled rows only is the same.   [batch, T] → [batch, E]
-        var pooled = GC.AllocateUninitializedArray<float>(batch * width);
+        var pooled = workspace.Rent(batch * width);
         for (int b = 0; b < batch; b++) x.AsSpan((b * length + pool[b]) * width, width).CopyTo(pooled.AsSpan(b * width));
         _lnFinal.Forward(pooled, pooled, batch);
         _projection.Forward(pooled, batch, features, threads);

@@ -41,10 +41,10 @@ internal sealed class VisionTransformer : IImageTower
     {
         int width = _config.Width, patch = _config.PatchSize, grid = _config.GridSize, size = _config.ImageSize;
         int patches = grid * grid, tokens = patches + 1, patchLength = 3 * patch * patch;
-        var workspace = new Workspace(batch * tokens, width, _transformer.MlpWidth, threads);
+        using var workspace = new Workspace(batch * tokens, width, _transformer.MlpWidth, threads);
 
         // im2col: one row per patch, flattened in (c, ky, kx) order to match conv1.weight.  [batch·g², 3·P·P]
-        var columns = GC.AllocateUninitializedArray<float>(batch * patches * patchLength);
+        var columns = workspace.Rent(batch * patches * patchLength);
         for (int b = 0; b < batch; b++)
             for (int py = 0; py < grid; py++)
                 for (int px = 0; px < grid; px++)
@@ -55,11 +55,11 @@ internal sealed class VisionTransformer : IImageTower
                             pixels.Slice(((b * 3 + c) * size + py * patch + ky) * size + px * patch, patch)
                                 .CopyTo(row.Slice((c * patch + ky) * patch, patch));
                 }
-        var embedded = GC.AllocateUninitializedArray<float>(batch * patches * width);   // [batch·g², W]
+        var embedded = workspace.Rent(batch * patches * width);   // [batch·g², W]
         _patchEmbedding.Forward(columns, batch * patches, embedded, threads);
 
         // x = [class; patches] + positional embedding.   [batch, N, W]
-        var x = GC.AllocateUninitializedArray<float>(batch * tokens * width);
+        var x = workspace.Rent(batch * tokens * width);
         for (int b = 0; b < batch; b++)
         {
             Span<float> sequence = x.AsSpan(b * tokens * width, tokens * width);
@@ -71,7 +71,7 @@ internal sealed class VisionTransformer : IImageTower
         _transformer.Forward(x, batch, tokens, causal: false, workspace);
 
         // ln_post and the projection apply to the class token only.   [batch, W] → [batch, E]
-        var pooled = GC.AllocateUninitializedArray<float>(batch * width);
+        var pooled = workspace.Rent(batch * width);
         for (int b = 0; b < batch; b++) x.AsSpan(b * tokens * width, width).CopyTo(pooled.AsSpan(b * width));
         _lnPost.Forward(pooled, pooled, batch);
         _projection.Forward(pooled, batch, features, threads);
