@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using Microsoft.Win32.SafeHandles;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 
@@ -29,7 +30,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     readonly MemoryMappedFile? _map;
     readonly MemoryMappedViewAccessor? _view;
     readonly byte* _base;
-    readonly Lazy<Microsoft.Win32.SafeHandles.SafeFileHandle> _handle;
+    readonly SafeFileHandle _handle;
     bool _disposed;
 
     public string Path { get; }
@@ -37,11 +38,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public IReadOnlyDictionary<string, TensorEntry> Tensors { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    SafetensorsFile(string path, long length, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer,
+    SafetensorsFile(string path, long length, SafeFileHandle handle, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer,
         Dictionary<string, TensorEntry> tensors, Dictionary<string, string> metadata)
     {
-        Path = path; Length = length; _map = map; _view = view; _base = basePointer;
-        _handle = new(() => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess));
+        Path = path; Length = length; _handle = handle; _map = map; _view = view; _base = basePointer;
         Tensors = tensors; Metadata = metadata;
     }
 
@@ -52,43 +52,48 @@ public sealed unsafe class SafetensorsFile : IDisposable
         catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
         { throw new CheckpointException($"{path}: not a valid file path ({e.Message})", e); }
         if (!info.Exists) throw new CheckpointException($"{path}: file not found");
-        long length = info.Length;
-        if (length < 8) throw new CheckpointException($"{path}: not a safetensors file: {length} bytes is too short for the 8-byte header length");
 
+        SafeFileHandle? handle = null;
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
         byte* basePointer = null;
         try
         {
-            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+            // The length of the file itself, not FileInfo's: through a symbolic link (the Hugging Face cache links every
+            // snapshot file into its blobs) FileInfo.Length is the link's.
+            long length = RandomAccess.GetLength(handle);
+            if (length < 8) throw new CheckpointException($"{path}: not a safetensors file: {length} bytes is too short for the 8-byte header length");
+            map = MemoryMappedFile.CreateFromFile(handle, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
             view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePointer);
             basePointer += view.PointerOffset;
             var (tensors, metadata) = ParseHeader(path, new ReadOnlySpan<byte>(basePointer, (int)Math.Min(length, int.MaxValue)), length, maxHeaderBytes);
-            return new SafetensorsFile(path, length, map, view, basePointer, tensors, metadata);
+            return new SafetensorsFile(path, length, handle, map, view, basePointer, tensors, metadata);
         }
         catch (IOException e)
         {
-            Release(view, map, basePointer);
+            Release(handle, view, map, basePointer);
             throw new CheckpointException($"{path}: cannot read the file ({e.Message})", e);
         }
         catch (UnauthorizedAccessException e)
         {
-            Release(view, map, basePointer);
+            Release(handle, view, map, basePointer);
             throw new CheckpointException($"{path}: permission denied ({e.Message})", e);
         }
         catch
         {
-            Release(view, map, basePointer);
+            Release(handle, view, map, basePointer);
             throw;
         }
     }
 
-    static void Release(MemoryMappedViewAccessor? view, MemoryMappedFile? map, byte* basePointer)
+    static void Release(SafeFileHandle? handle, MemoryMappedViewAccessor? view, MemoryMappedFile? map, byte* basePointer)
     {
         if (view is not null && basePointer != null) view.SafeMemoryMappedViewHandle.ReleasePointer();
         view?.Dispose();
         map?.Dispose();
+        handle?.Dispose();
     }
 
     /// <summary>Validates the header: length in range, well-formed JSON, known dtypes, sizes matching shapes, ranges inside the data section and disjoint.</summary>
@@ -252,10 +257,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
     {
         try
         {
-            var handle = _handle.Value;
             while (!destination.IsEmpty)
             {
-                int read = RandomAccess.Read(handle, destination, offset);
+                int read = RandomAccess.Read(_handle, destination, offset);
                 if (read <= 0) throw new CheckpointException($"{Path}: the file ended while reading at byte {offset} (was it truncated after opening?)");
                 destination = destination[read..];
                 offset += read;
@@ -268,7 +272,6 @@ public sealed unsafe class SafetensorsFile : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        if (_handle.IsValueCreated) _handle.Value.Dispose();
-        Release(_view, _map, _base);
+        Release(_handle, _view, _map, _base);
     }
 }

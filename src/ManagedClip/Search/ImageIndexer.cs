@@ -93,6 +93,8 @@ public static class ImageIndexer
             try
             {
                 var info = new FileInfo(path);
+                // A symbolic link's own size and time say nothing about the image it points to: use the target's.
+                if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target) info = target;
                 entry = new IndexEntry(path, info.Length, info.LastWriteTimeUtc.Ticks);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -141,6 +141,24 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void FolderOfSymbolicLinksLoadsAsTheFilesThemselves()
+    {
+        // The Hugging Face cache's snapshot folders hold symbolic links into blobs/: every file is a link.
+        string hf = TestData.ReferenceModel("vit-tiny-a-hf");
+        string folder = Path.Combine(_folder, "snapshot");
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.GetFiles(hf))
+            File.CreateSymbolicLink(Path.Combine(folder, Path.GetFileName(file)), file);
+
+        var (pixels, shape) = NpyFile.Read(Path.Combine(hf, "random_input.npy"));
+        using var direct = ClipModel.Load(hf);
+        using var linked = ClipModel.Load(folder);
+        Assert.Equal(direct.EncodeImages(pixels, shape[0]), linked.EncodeImages(pixels, shape[0]));
+        Assert.Equal(direct.EncodeTexts(["a photo of a cat"]), linked.EncodeTexts(["a photo of a cat"]));
+        Assert.Equal(direct.Fingerprint, linked.Fingerprint);
+    }
+
+    [Fact]
     public void HyperParametersAreInferredFromShapes()
     {
         using var openAi = Checkpoint.Open(Vit);

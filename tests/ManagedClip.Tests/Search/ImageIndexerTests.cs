@@ -83,6 +83,28 @@ public sealed class ImageIndexerTests : IDisposable
     }
 
     [Fact]
+    public void ALinkedImageIsReEmbeddedWhenItsTargetChanges()
+    {
+        // A photo library of symbolic links (into another folder): the link's own size and time never change.
+        string originals = Path.Combine(_folder, "originals"), library = Path.Combine(_folder, "library");
+        Directory.CreateDirectory(originals);
+        Directory.CreateDirectory(library);
+        SearchTestData.WritePng(Path.Combine(originals, "a.png"), 1);
+        File.CreateSymbolicLink(Path.Combine(library, "a.png"), Path.Combine(originals, "a.png"));
+        using var model = ZeroShotTestData.Load("vit-tiny-a");
+
+        Assert.Equal(1, ImageIndexer.Update(model, IndexPath, [library]).Embedded);
+        Assert.Equal(0, ImageIndexer.Update(model, IndexPath, [library]).Embedded);
+        SearchTestData.WritePng(Path.Combine(originals, "a.png"), 2);
+        File.SetLastWriteTimeUtc(Path.Combine(originals, "a.png"), DateTime.UtcNow.AddMinutes(1));
+        Assert.Equal(1, ImageIndexer.Update(model, IndexPath, [library]).Embedded);
+
+        var index = EmbeddingIndex.Load(IndexPath);
+        var fresh = ClipModel.Normalize(model.EncodeImageFiles([Path.Combine(originals, "a.png")]).Single().Features!);
+        Assert.Equal(fresh, index.EmbeddingOf(0).ToArray(), (a, b) => Math.Abs(a - b) < 1e-6f);
+    }
+
+    [Fact]
     public void AnIndexOfAnotherModelIsRefused()
     {
         using (var model = ZeroShotTestData.Load("vit-tiny-a")) ImageIndexer.Update(model, IndexPath, [Photos]);
