@@ -176,6 +176,90 @@ public class ConvolutionTests
         Assert.Contains("scratch", error.Message);
     }
 
+    // ---- direct convolution (k×k, Cout = 32 or 64) -----------------------------------------------------
+
+    public static readonly (int H, int W, int Cin, int Cout, int K, int S, int P)[] DirectShapes =
+    [
+        (7, 9, 3, 32, 3, 2, 1),      // the stem's first convolution: 3 channels, stride 2, odd sizes
+        (9, 13, 17, 64, 3, 1, 1),    // two column blocks at 512 bits; 11 interior pixels: one 6-pixel tile and 5 left over
+        (11, 8, 5, 32, 3, 1, 0),     // no padding: every pixel interior
+        (6, 15, 4, 32, 5, 2, 2),     // 5×5, stride 2
+        (2, 2, 3, 32, 3, 1, 1),      // smaller than the kernel's reach: edge pixels only
+        (16, 16, 32, 32, 3, 1, 1),   // the stem's second convolution, shrunk
+        (13, 20, 1, 64, 3, 1, 1),    // one input channel
+    ];
+
+    static float[] RunDirect((int H, int W, int Cin, int Cout, int K, int S, int P) c, int batch, float[] x, float[] weights, float[] bias,
+        Activation activation, SimdLevel level, int threads)
+    {
+        var y = Enumerable.Repeat(float.NaN, batch * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P) * c.Cout).ToArray();
+        Convolution.ForwardDirect(x, batch, c.H, c.W, c.Cin, Convolution.PackWeights(weights, c.Cout, c.Cin, c.K), c.K, c.S, c.P, bias, y,
+            activation, threads, level);
+        return y;
+    }
+
+    [Theory, MemberData(nameof(Levels))]
+    public void DirectConvolutionMatchesDefinitionAndScalarTwinAtEveryLevel(SimdLevel level)
+    {
+        int seed = 300;
+        foreach (var c in DirectShapes)
+        {
+            var x = Random(2 * c.H * c.W * c.Cin, seed++);
+            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
+            var bias = Random(c.Cout, seed++);
+            foreach (var relu in new[] { false, true })
+            {
+                var activation = relu ? Activation.Relu : Activation.None;
+                var scalar = RunDirect(c, 2, x, weights, bias, activation, SimdLevel.Scalar, 1);
+                Close(DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, bias, relu), scalar, 1e-5);
+                // Same taps in the same order with fused multiply-adds at every width and tile position: bit-identical.
+                Assert.Equal(scalar, RunDirect(c, 2, x, weights, bias, activation, level, 1));
+                Assert.Equal(scalar, RunDirect(c, 2, x, weights, bias, activation, level, 2));
+            }
+            Close(DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, null, relu: false),
+                RunDirect(c, 2, x, weights, [], Activation.None, level, 1), 1e-5);
+        }
+    }
+
+    /// <summary>
+    /// Forward takes the direct path for these shapes; forcing im2col + GEMM instead (accumulating into zeros, which only the
+    /// GEMM path does) gives the same numbers: both sum k·k·Cin products in (ky, kx, ci) order from zero, then add the bias.
+    /// </summary>
+    [Fact]
+    public void ForwardUsesDirectPathAndAgreesWithIm2ColGemm()
+    {
+        int seed = 400;
+        foreach (var c in DirectShapes)
+        {
+            Assert.True(Convolution.UsesDirect(c.Cout, c.K, Activation.Relu, accumulate: false, residual: false));
+            var x = Random(2 * c.H * c.W * c.Cin, seed++);
+            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
+            var bias = Random(c.Cout, seed++);
+            int outputs = 2 * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P) * c.Cout;
+            var direct = Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1);
+            Close(direct, Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1, initial: new float[outputs]), 1e-6);
+            Assert.Equal(direct, RunDirect(c, 2, x, weights, bias, Activation.None, Simd.Best, 1));
+        }
+        Assert.False(Convolution.UsesDirect(40, 3, Activation.Relu, false, false));     // not a multiple of two Vector512
+        Assert.False(Convolution.UsesDirect(128, 3, Activation.Relu, false, false));    // more than one panel: the GEMM
+        Assert.False(Convolution.UsesDirect(32, 1, Activation.Relu, false, false));     // 1×1 is a plain GEMM already
+        Assert.False(Convolution.UsesDirect(32, 3, Activation.Relu, false, residual: true));
+    }
+
+    [Fact]
+    public void DirectConvolutionRejectsWhatItCannotDo()
+    {
+        var c = DirectShapes[0];
+        var x = new float[c.H * c.W * c.Cin];
+        var y = new float[c.H * c.W * 40];
+        var error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, 1, c.H, c.W, c.Cin,
+            Convolution.PackWeights(new float[40 * c.Cin * 9], 40, c.Cin, 3), 3, 2, 1, [], y, level: SimdLevel.Vector512));
+        Assert.Contains("40 output channels", error.Message);
+        error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, 1, c.H, c.W, c.Cin,
+            Convolution.PackWeights(new float[32 * c.Cin * 9], 32, c.Cin, 3), 3, 2, 1, [], y, Activation.QuickGelu));
+        Assert.Contains("QuickGelu", error.Message);
+    }
+
     // ---- average pooling -------------------------------------------------------------------------------
 
     public static readonly (int H, int W, int C, int K)[] PoolShapes =
