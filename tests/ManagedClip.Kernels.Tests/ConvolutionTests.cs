@@ -29,6 +29,10 @@ public class ConvolutionTests
         return values;
     }
 
+    /// <summary>Input [batch, H, W, Cin], OIHW weights and bias for one shape, from seeds seed, seed + 1, seed + 2 (seed advances by 3).</summary>
+    static (float[] X, float[] Weights, float[] Bias) Operands((int H, int W, int Cin, int Cout, int K, int S, int P) c, int batch, ref int seed) =>
+        (Random(batch * c.H * c.W * c.Cin, seed++), Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f), Random(c.Cout, seed++));
+
     /// <summary>The definition, term by term, in double: x NHWC, w OIHW.</summary>
     static float[] DirectConvolution(float[] x, int batch, int h, int w, int cin, float[] weights, int cout, int k, int s, int p, float[]? bias, bool relu)
     {
@@ -78,9 +82,7 @@ public class ConvolutionTests
         int seed = 1;
         foreach (var c in Shapes)
         {
-            var x = Random(2 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
+            var (x, weights, bias) = Operands(c, 2, ref seed);
             foreach (var relu in new[] { false, true })
             {
                 var expected = DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, bias, relu);
@@ -95,9 +97,7 @@ public class ConvolutionTests
         int seed = 100;
         foreach (var c in Shapes)
         {
-            var x = Random(3 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
+            var (x, weights, bias) = Operands(c, 3, ref seed);
             Close(Run(c, 3, x, weights, bias, Activation.Relu, SimdLevel.Scalar, 1), Run(c, 3, x, weights, bias, Activation.Relu, level, 1), 1e-5);
         }
     }
@@ -204,14 +204,11 @@ public class ConvolutionTests
         int seed = 300;
         foreach (var c in DirectShapes)
         {
-            var x = Random(2 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
-            foreach (var relu in new[] { false, true })
+            var (x, weights, bias) = Operands(c, 2, ref seed);
+            foreach (var activation in new[] { Activation.None, Activation.Relu })
             {
-                var activation = relu ? Activation.Relu : Activation.None;
                 var scalar = RunDirect(c, 2, x, weights, bias, activation, SimdLevel.Scalar, 1);
-                Close(DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, bias, relu), scalar, 1e-5);
+                Close(DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, bias, activation == Activation.Relu), scalar, 1e-5);
                 // Same taps in the same order with fused multiply-adds at every width and tile position: bit-identical.
                 Assert.Equal(scalar, RunDirect(c, 2, x, weights, bias, activation, level, 1));
                 Assert.Equal(scalar, RunDirect(c, 2, x, weights, bias, activation, level, 2));
@@ -232,9 +229,7 @@ public class ConvolutionTests
         foreach (var c in DirectShapes)
         {
             Assert.True(Convolution.UsesDirect(c.Cout, c.K, Activation.Relu, accumulate: false, residual: false));
-            var x = Random(2 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
+            var (x, weights, bias) = Operands(c, 2, ref seed);
             int outputs = 2 * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P) * c.Cout;
             var direct = Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1);
             Close(direct, Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1, initial: new float[outputs]), 1e-6);
