@@ -57,6 +57,39 @@ internal sealed class AttentionPool2d
     /// <summary>Scratch this pool needs for a batch, in floats.</summary>
     public long ScratchLength(int batch) => (long)batch * (Tokens * _width + 2 * _heads * _width + _heads * Tokens + 4 * _width);
 
+    /// <summary>
+    /// Heads [h0, h1) of the pool, on one thread, for every image: q_h [B, hd] · Wk_h [hd, D] → [B, D] (scaled by 1/√hd as the
+    /// scores would be), scores against every token, softmax over tokens, the softmax-weighted mean of the tokens, and
+    /// mean [B, D] · Wv_hᵀ [D, hd] + bv_h → that head's columns of <paramref name="first"/>. Scratch is [H, B, ·] per head, so
+    /// heads on different threads never share a row.
+    /// </summary>
+    void Heads(int h0, int h1, int batch, ReadOnlySpan<float> query, ReadOnlySpan<float> tokens, Span<float> turned, Span<float> averaged,
+        Span<float> scores, Span<float> headIn, Span<float> headOut, Span<float> first, float scale)
+    {
+        int d = _width, n = Tokens, hd = d / _heads, bd = batch * d;
+        for (int h = h0; h < h1; h++)
+        {
+            Span<float> qh = headIn.Slice(h * batch * hd, batch * hd), oh = headOut.Slice(h * batch * hd, batch * hd);   // [B, hd]
+            Span<float> turnedHead = turned.Slice(h * bd, bd), meanHead = averaged.Slice(h * bd, bd);                     // [B, D]
+            for (int b = 0; b < batch; b++) query.Slice(b * d + h * hd, hd).CopyTo(qh.Slice(b * hd, hd));
+            Gemm.Multiply(qh, batch, _keyRows[h], [], turnedHead, maxThreads: 1);
+            TensorPrimitives.Multiply(turnedHead, scale, turnedHead);
+            for (int b = 0; b < batch; b++)
+            {
+                ReadOnlySpan<float> sequence = tokens.Slice(b * n * d, n * d);                                          // [n, D]
+                ReadOnlySpan<float> turnedQuery = turnedHead.Slice(b * d, d);
+                Span<float> p = scores.Slice((b * _heads + h) * n, n);                                                  // [n]
+                for (int t = 0; t < n; t++) p[t] = TensorPrimitives.Dot(turnedQuery, sequence.Slice(t * d, d));
+                TensorPrimitives.SoftMax(p, p);
+                Span<float> mean = meanHead.Slice(b * d, d);                                                            // Σ_t p_t x_t   [D]
+                TensorPrimitives.Multiply(sequence[..d], p[0], mean);
+                for (int t = 1; t < n; t++) TensorPrimitives.MultiplyAdd(sequence.Slice(t * d, d), p[t], mean, mean);
+            }
+            Gemm.Multiply(meanHead, batch, _valueRows[h], _valueBias.AsSpan(h * hd, hd), oh, maxThreads: 1);
+            for (int b = 0; b < batch; b++) oh.Slice(b * hd, hd).CopyTo(first.Slice(b * d + h * hd, hd));
+        }
+    }
+
     /// <summary>x [B, G, G, D] (NHWC, i.e. [B, G², D] tokens in row-major pixel order) → features [B, E].</summary>
     public void Forward(ReadOnlySpan<float> x, int batch, Span<float> features, Span<float> scratch, int threads)
     {
@@ -64,13 +97,13 @@ internal sealed class AttentionPool2d
         int bd = batch * d, hbd = heads * bd;
         Span<float> tokens = scratch[..(batch * n * d)];                               // [B, n, D]
         Span<float> rest = scratch[(batch * n * d)..];
-        Span<float> turned = rest[..hbd];                                               // [H, B, D] q_hᵀ Wk_h, then the averaged tokens
+        Span<float> turned = rest[..hbd];                                               // [H, B, D] q_hᵀ Wk_h per head
         Span<float> averaged = rest.Slice(hbd, hbd);                                    // [H, B, D]
         Span<float> scores = rest.Slice(2 * hbd, batch * heads * n);                    // [B, H, n]
         Span<float> first = rest.Slice(2 * hbd + batch * heads * n, bd);                // [B, D] token 0, then the heads' outputs
         Span<float> query = rest.Slice(2 * hbd + batch * heads * n + bd, bd);           // [B, D]
-        Span<float> headIn = rest.Slice(2 * hbd + batch * heads * n + 2 * bd, bd);      // [B, hd] per head
-        Span<float> headOut = rest.Slice(2 * hbd + batch * heads * n + 3 * bd, bd);     // [B, hd] per head
+        Span<float> headIn = rest.Slice(2 * hbd + batch * heads * n + 2 * bd, bd);      // [H, B, hd] the heads' queries
+        Span<float> headOut = rest.Slice(2 * hbd + batch * heads * n + 3 * bd, bd);     // [H, B, hd] the heads' outputs
 
         // Token 0 is the mean of the G² pixels (a G×G average pool), then the pixels; all plus the positional embedding.
         Pooling.AveragePool(x, batch, _grid, _grid, d, _grid, first, threads);         // [B, D] means
@@ -84,36 +117,21 @@ internal sealed class AttentionPool2d
         }
         _query.Forward(first, batch, query, threads);                                 // q, token 0 only   [B, D]
 
-        // Per head: q_h [B, hd] · Wk_h [hd, D] → [B, D], scaled by 1/√hd as the scores would be.
+        // The heads are independent: each thread takes a share of them, one fork-join in all (at batch 1 the per-head
+        // products are [1, 64] · [64, D] and [1, D] · [D, 64], too small to split, and each head's weights are read once).
         float scale = 1f / MathF.Sqrt(hd);
-        for (int h = 0; h < heads; h++)
+        int parts = Math.Max(1, Math.Min(threads, heads));
+        if (parts == 1) Heads(0, heads, batch, query, tokens, turned, averaged, scores, headIn, headOut, first, scale);
+        else unsafe
         {
-            for (int b = 0; b < batch; b++) query.Slice(b * d + h * hd, hd).CopyTo(headIn.Slice(b * hd, hd));
-            Gemm.Multiply(headIn[..(batch * hd)], batch, _keyRows[h], [], turned.Slice(h * bd, bd), maxThreads: threads);
-        }
-        TensorPrimitives.Multiply(turned, scale, turned);
-
-        // Scores against every token, softmax over tokens, and the softmax-weighted mean of the tokens, per image and head.
-        for (int b = 0; b < batch; b++)
-        {
-            ReadOnlySpan<float> sequence = tokens.Slice(b * n * d, n * d);
-            for (int h = 0; h < heads; h++)
+            fixed (float* pq = query, pt = tokens, pturned = turned, pavg = averaged, ps = scores, pin = headIn, pout = headOut, pf = first)
             {
-                Span<float> p = scores.Slice((b * heads + h) * n, n);                 // [n]
-                ReadOnlySpan<float> turnedQuery = turned.Slice(h * bd + b * d, d);
-                for (int t = 0; t < n; t++) p[t] = TensorPrimitives.Dot(turnedQuery, sequence.Slice(t * d, d));
-                TensorPrimitives.SoftMax(p, p);
-                Span<float> mean = averaged.Slice(h * bd + b * d, d);                 // Σ_t p_t x_t   [D]
-                TensorPrimitives.Multiply(sequence[..d], p[0], mean);
-                for (int t = 1; t < n; t++) TensorPrimitives.MultiplyAdd(sequence.Slice(t * d, d), p[t], mean, mean);
+                float* q = pq, tk = pt, tu = pturned, av = pavg, sc = ps, hi = pin, ho = pout, f = pf;
+                int tokensLength = tokens.Length;
+                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part => Heads(heads * part / parts, heads * (part + 1) / parts,
+                    batch, new Span<float>(q, bd), new Span<float>(tk, tokensLength), new Span<float>(tu, hbd), new Span<float>(av, hbd),
+                    new Span<float>(sc, batch * heads * n), new Span<float>(hi, bd), new Span<float>(ho, bd), new Span<float>(f, bd), scale));
             }
-        }
-
-        // Per head: averaged tokens [B, D] · Wv_hᵀ [D, hd] + bv_h → [B, hd], into that head's columns of `first`.   [B, D]
-        for (int h = 0; h < heads; h++)
-        {
-            Gemm.Multiply(averaged.Slice(h * bd, bd), batch, _valueRows[h], _valueBias.AsSpan(h * hd, hd), headOut[..(batch * hd)], maxThreads: threads);
-            for (int b = 0; b < batch; b++) headOut.Slice(b * hd, hd).CopyTo(first.Slice(b * d + h * hd, hd));
         }
         _output.Forward(first, batch, features, threads);                             // c_proj            [B, E]
     }
