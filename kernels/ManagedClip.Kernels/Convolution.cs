@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
@@ -15,6 +16,8 @@ namespace ManagedClip.Kernels;
 /// NCHW with im2col would need a transposed column matrix (or a GEMM with the weights on the left), and a blocked
 /// layout would need its own micro-kernel; neither lets the shared GEMM do the work unchanged.
 /// Weights are repacked once at load from OIHW to [(ky, kx, ci), co] (<see cref="PackWeights"/>).
+/// The exception is a k×k convolution with a single 32- or 64-channel output panel (RN50's stem and layer1's 3×3): there
+/// <see cref="ForwardDirect"/> reads x in place with its own register tile (<see cref="UsesDirect"/> says why).
 /// </para>
 /// Every kernel takes a <see cref="SimdLevel"/>; the scalar level is the oracle the tests compare the others with.
 /// Results do not depend on the thread count: each output element is produced by one thread in a fixed order.
@@ -73,6 +76,11 @@ public static class Convolution
         Check(output.Length >= rows * outChannels, $"output has {output.Length} values, expected [{batch}, {outHeight}, {outWidth}, {outChannels}]");
         if (rows == 0) return;
 
+        if (UsesDirect(outChannels, kernel, activation, accumulate, !residual.IsEmpty))
+        {
+            ForwardDirect(input, batch, height, width, inChannels, weights, kernel, stride, padding, bias, output, activation, maxThreads, level);
+            return;
+        }
         if (MinimumScratch(inChannels, kernel, stride, padding) == 0)
         {
             // 1×1, stride 1: the NHWC activations already are the GEMM's left operand.
@@ -180,6 +188,242 @@ public static class Convolution
                     }
                 }
             });
+        }
+    }
+
+    /// <summary>Output pixels per register tile of <see cref="DirectTile{TVec, TOps}"/>: 6 pixels × 2 vectors = 12 accumulators (fits AVX2's 16 registers).</summary>
+    const int DirectPixels = 6;
+
+    /// <summary>
+    /// Whether <see cref="Forward"/> takes the direct path for this convolution: a k×k kernel with one panel of output
+    /// channels (Cout = 32 or 64: a multiple of two Vector512, hence of two vectors at every level, so every level takes the
+    /// same path) and a plain bias + ReLU/none epilogue. Why: the GEMM's register tile is 64 columns wide, so RN50's stem
+    /// (Cout = 32) leaves half of it on zeros, and with Cin = 3 or 32 the im2col matrix (K = 27 or 288 per output pixel) is
+    /// 9× the input it is copied from. Measured on one thread, 4 images: stem 3.2 + 15.0 + 20.2 ms → 0.7 + 6.4 + 12.8 ms
+    /// (27–92 → 118–145 GFLOP/s); layer1's 3×3 (Cin = Cout = 64) 6.6 → 6.4 ms. Wider outputs stay on the GEMM, which reuses
+    /// each broadcast input over 64 columns instead of 32.
+    /// </summary>
+    public static bool UsesDirect(int outChannels, int kernel, Activation activation, bool accumulate, bool residual) =>
+        kernel > 1 && outChannels <= PackedMatrix.PanelWidth && outChannels % 32 == 0
+        && activation is Activation.None or Activation.Relu && !accumulate && !residual;
+
+    /// <summary>
+    /// Direct (implicit-GEMM) k×k convolution: x [B, H, W, Cin] read in place, no im2col. One task is an output row (b, oy);
+    /// along it, 6 output pixels × 2 vectors of output channels are accumulated in registers over (ky, kx, ci), one broadcast
+    /// input value and two weight vectors per step, the weights read from the packed panel ([k·k·Cin, 64], rows 64 floats
+    /// apart). Kernel taps that hang over the border are skipped (the zero padding adds nothing), so a pixel near the left
+    /// or right edge is done on its own with a narrower kx range. Every output sums its taps from zero in (ky, kx, ci) order
+    /// with fused multiply-adds, then adds the bias: the same order at every vector width and tile position, so all levels
+    /// agree bit for bit with <see cref="DirectScalar"/>. Output channels must be a multiple of 2 vectors (<see cref="UsesDirect"/>).
+    /// </summary>
+    public static unsafe void ForwardDirect(ReadOnlySpan<float> input, int batch, int height, int width, int inChannels,
+        PackedMatrix weights, int kernel, int stride, int padding, ReadOnlySpan<float> bias, Span<float> output,
+        Activation activation = Activation.None, int maxThreads = 0, SimdLevel? level = null)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var l = level ?? Simd.Best;
+        int outHeight = OutputSize(height, kernel, stride, padding), outWidth = OutputSize(width, kernel, stride, padding), outChannels = weights.N;
+        Check(batch >= 0 && inChannels >= 1, "batch must be non-negative and channels positive");
+        Check(weights.K == kernel * kernel * inChannels && outChannels <= PackedMatrix.PanelWidth,
+            $"packed weights are [{weights.K}, {outChannels}], expected [k·k·Cin = {kernel * kernel * inChannels}, at most {PackedMatrix.PanelWidth}]");
+        Check(outChannels % (2 * Lanes(l)) == 0, $"{outChannels} output channels are not a multiple of two vectors at {l}");
+        Check(activation is Activation.None or Activation.Relu, $"the direct convolution applies ReLU or nothing, not {activation}");
+        Check(bias.IsEmpty || bias.Length >= outChannels, $"bias has {bias.Length} values, expected {outChannels}");
+        Check(input.Length >= (long)batch * height * width * inChannels, $"input has {input.Length} values, expected [{batch}, {height}, {width}, {inChannels}]");
+        Check(output.Length >= (long)batch * outHeight * outWidth * outChannels, $"output has {output.Length} values, expected [{batch}, {outHeight}, {outWidth}, {outChannels}]");
+        var shape = new DirectShape(height, width, inChannels, outChannels, kernel, stride, padding, outHeight, outWidth, activation == Activation.Relu);
+        fixed (float* pin = input, pb = bias, pout = output)
+        {
+            float* source = pin, b = pb, destination = pout, w = weights.Data;
+            SpatialParallel.For(batch * outHeight, SpatialParallel.Threads(maxThreads), (long)outWidth * outChannels * kernel * kernel * inChannels / 16,
+                (first, end) =>
+                {
+                    for (int row = first; row < end; row++)
+                        switch (l)
+                        {
+                            case SimdLevel.Vector512: DirectRow<Vector512<float>, Ops512>(source, w, b, destination, row, shape); break;
+                            case SimdLevel.Vector256: DirectRow<Vector256<float>, Ops256>(source, w, b, destination, row, shape); break;
+                            case SimdLevel.Vector128: DirectRow<Vector128<float>, Ops128>(source, w, b, destination, row, shape); break;
+                            default: DirectScalar(source, w, b, destination, row, shape); break;
+                        }
+                });
+        }
+    }
+
+    /// <summary>Floats per vector at a level (1 for scalar).</summary>
+    static int Lanes(SimdLevel level) => level switch
+    {
+        SimdLevel.Vector512 => 16,
+        SimdLevel.Vector256 => 8,
+        SimdLevel.Vector128 => 4,
+        _ => 1,
+    };
+
+    readonly record struct DirectShape(int Height, int Width, int InChannels, int OutChannels, int Kernel, int Stride, int Padding,
+        int OutHeight, int OutWidth, bool Relu);
+
+    /// <summary>One output row (b, oy) of <see cref="ForwardDirect"/>: interior pixels 6 at a time, edge and leftover pixels one by one.</summary>
+    static unsafe void DirectRow<TVec, TOps>(float* input, float* weights, float* bias, float* output, int row, in DirectShape s)
+        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+    {
+        int b = row / s.OutHeight, y0 = row % s.OutHeight * s.Stride - s.Padding;
+        int ky0 = Math.Max(0, -y0), ky1 = Math.Min(s.Kernel, s.Height - y0);
+        // Pixels whose kx taps all land inside the image: x0 = ox·stride − padding ≥ 0 and x0 + k ≤ W.
+        int inside0 = Math.Min(s.OutWidth, (s.Padding + s.Stride - 1) / s.Stride);
+        int inside1 = Math.Max(inside0, Math.Min(s.OutWidth, s.Width - s.Kernel + s.Padding < 0 ? 0 : (s.Width - s.Kernel + s.Padding) / s.Stride + 1));
+        float* image = input + (long)b * s.Height * s.Width * s.InChannels;
+        float* outRow = output + (long)row * s.OutWidth * s.OutChannels;
+        for (int c = 0; c < s.OutChannels; c += 2 * TOps.Count)
+        {
+            int ox = 0;
+            // A whole 64-channel panel at 512 bits takes the 24-accumulator tile (stem conv3: 12.7 → 11.5 ms on 4 images); the
+            // edge pixels keep the 2-vector kernel, twice. (AVX2 has 16 registers: 6 × 8 would spill, so it stays at 6 × 2.)
+            if (TOps.Count == 16 && c + PackedMatrix.PanelWidth <= s.OutChannels)
+            {
+                for (; ox < inside0; ox++)
+                {
+                    DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+                    DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c + 2 * TOps.Count, y0, ky0, ky1, s);
+                }
+                for (; ox + DirectPixels <= inside1; ox += DirectPixels) DirectTileWide<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+                for (; ox < s.OutWidth; ox++)
+                {
+                    DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+                    DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c + 2 * TOps.Count, y0, ky0, ky1, s);
+                }
+                c += 2 * TOps.Count;
+                continue;
+            }
+            for (; ox < inside0; ox++) DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+            for (; ox + DirectPixels <= inside1; ox += DirectPixels) DirectTile<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+            for (; ox < s.OutWidth; ox++) DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+        }
+    }
+
+    /// <summary>
+    /// 6 interior output pixels × 2 vectors of channels [c, c + 2V): 12 accumulators over every (ky, kx, ci) tap.
+    /// Not inlined (nor are the other tiles): inlined into <see cref="DirectRow{TVec, TOps}"/> next to each other, their
+    /// accumulators were spilled and the stem ran 3–4× slower.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static unsafe void DirectTile<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
+        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+    {
+        int cin = s.InChannels, step = s.Stride * cin, v = TOps.Count;
+        TVec a0 = TOps.Zero, b0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, a2 = TOps.Zero, b2 = TOps.Zero;
+        TVec a3 = TOps.Zero, b3 = TOps.Zero, a4 = TOps.Zero, b4 = TOps.Zero, a5 = TOps.Zero, b5 = TOps.Zero;
+        for (int ky = ky0; ky < ky1; ky++)
+        {
+            // [k·Cin] contiguous inputs per pixel and kernel row (NHWC), pixels `step` floats apart; weight rows 64 floats apart.
+            float* x = image + ((long)(y0 + ky) * s.Width + ox * s.Stride - s.Padding) * cin;
+            float* w = (weights + c) + (long)ky * s.Kernel * cin * PackedMatrix.PanelWidth;
+            for (int t = 0; t < s.Kernel * cin; t++, x++, w += PackedMatrix.PanelWidth)
+            {
+                TVec w0 = TOps.Load(w), w1 = TOps.Load(w + v), p;
+                p = TOps.Splat(x[0]); a0 = TOps.Fma(p, w0, a0); b0 = TOps.Fma(p, w1, b0);
+                p = TOps.Splat(x[step]); a1 = TOps.Fma(p, w0, a1); b1 = TOps.Fma(p, w1, b1);
+                p = TOps.Splat(x[2 * step]); a2 = TOps.Fma(p, w0, a2); b2 = TOps.Fma(p, w1, b2);
+                p = TOps.Splat(x[3 * step]); a3 = TOps.Fma(p, w0, a3); b3 = TOps.Fma(p, w1, b3);
+                p = TOps.Splat(x[4 * step]); a4 = TOps.Fma(p, w0, a4); b4 = TOps.Fma(p, w1, b4);
+                p = TOps.Splat(x[5 * step]); a5 = TOps.Fma(p, w0, a5); b5 = TOps.Fma(p, w1, b5);
+            }
+        }
+        float* y = outRow + (long)ox * s.OutChannels + c;
+        DirectStore<TVec, TOps>(a0, b0, bias, c, y, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a1, b1, bias, c, y, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a2, b2, bias, c, y, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a3, b3, bias, c, y, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a4, b4, bias, c, y, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a5, b5, bias, c, y, s.Relu);
+    }
+
+    /// <summary>6 interior output pixels × 4 Vector512 = a whole 64-channel panel: 24 accumulators, one broadcast per 4 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static unsafe void DirectTileWide<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
+        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+    {
+        int cin = s.InChannels, step = s.Stride * cin, v = TOps.Count;
+        TVec a0 = TOps.Zero, b0 = TOps.Zero, c0 = TOps.Zero, d0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, c1 = TOps.Zero, d1 = TOps.Zero;
+        TVec a2 = TOps.Zero, b2 = TOps.Zero, c2 = TOps.Zero, d2 = TOps.Zero, a3 = TOps.Zero, b3 = TOps.Zero, c3 = TOps.Zero, d3 = TOps.Zero;
+        TVec a4 = TOps.Zero, b4 = TOps.Zero, c4 = TOps.Zero, d4 = TOps.Zero, a5 = TOps.Zero, b5 = TOps.Zero, c5 = TOps.Zero, d5 = TOps.Zero;
+        for (int ky = ky0; ky < ky1; ky++)
+        {
+            float* x = image + ((long)(y0 + ky) * s.Width + ox * s.Stride - s.Padding) * cin;
+            float* w = (weights + c) + (long)ky * s.Kernel * cin * PackedMatrix.PanelWidth;
+            for (int t = 0; t < s.Kernel * cin; t++, x++, w += PackedMatrix.PanelWidth)
+            {
+                TVec w0 = TOps.Load(w), w1 = TOps.Load(w + v), w2 = TOps.Load(w + 2 * v), w3 = TOps.Load(w + 3 * v), p;
+                p = TOps.Splat(x[0]); a0 = TOps.Fma(p, w0, a0); b0 = TOps.Fma(p, w1, b0); c0 = TOps.Fma(p, w2, c0); d0 = TOps.Fma(p, w3, d0);
+                p = TOps.Splat(x[step]); a1 = TOps.Fma(p, w0, a1); b1 = TOps.Fma(p, w1, b1); c1 = TOps.Fma(p, w2, c1); d1 = TOps.Fma(p, w3, d1);
+                p = TOps.Splat(x[2 * step]); a2 = TOps.Fma(p, w0, a2); b2 = TOps.Fma(p, w1, b2); c2 = TOps.Fma(p, w2, c2); d2 = TOps.Fma(p, w3, d2);
+                p = TOps.Splat(x[3 * step]); a3 = TOps.Fma(p, w0, a3); b3 = TOps.Fma(p, w1, b3); c3 = TOps.Fma(p, w2, c3); d3 = TOps.Fma(p, w3, d3);
+                p = TOps.Splat(x[4 * step]); a4 = TOps.Fma(p, w0, a4); b4 = TOps.Fma(p, w1, b4); c4 = TOps.Fma(p, w2, c4); d4 = TOps.Fma(p, w3, d4);
+                p = TOps.Splat(x[5 * step]); a5 = TOps.Fma(p, w0, a5); b5 = TOps.Fma(p, w1, b5); c5 = TOps.Fma(p, w2, c5); d5 = TOps.Fma(p, w3, d5);
+            }
+        }
+        float* y = outRow + (long)ox * s.OutChannels + c;
+        int half = 2 * v;
+        DirectStore<TVec, TOps>(a0, b0, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c0, d0, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a1, b1, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c1, d1, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a2, b2, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c2, d2, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a3, b3, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c3, d3, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a4, b4, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c4, d4, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a5, b5, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c5, d5, bias, c + half, y + half, s.Relu);
+    }
+
+    /// <summary>One output pixel × 2 vectors of channels, taps clipped to the image (edges, and interior pixels left over from the tiles).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static unsafe void DirectPixel<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
+        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+    {
+        int cin = s.InChannels, x0 = ox * s.Stride - s.Padding, v = TOps.Count;
+        int kx0 = Math.Max(0, -x0), kx1 = Math.Min(s.Kernel, s.Width - x0);
+        TVec a = TOps.Zero, b = TOps.Zero;
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++)
+            {
+                float* x = image + ((long)(y0 + ky) * s.Width + x0 + kx) * cin;
+                float* w = (weights + c) + (long)((ky * s.Kernel + kx) * cin) * PackedMatrix.PanelWidth;
+                for (int ci = 0; ci < cin; ci++, w += PackedMatrix.PanelWidth)
+                {
+                    TVec p = TOps.Splat(x[ci]);
+                    a = TOps.Fma(p, TOps.Load(w), a);
+                    b = TOps.Fma(p, TOps.Load(w + v), b);
+                }
+            }
+        DirectStore<TVec, TOps>(a, b, bias, c, outRow + (long)ox * s.OutChannels + c, s.Relu);
+    }
+
+    /// <summary>y[c, c + 2V) = act(sum + bias).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void DirectStore<TVec, TOps>(TVec a, TVec b, float* bias, int c, float* y, bool relu)
+        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+    {
+        if (bias != null) { a = TOps.Add(a, TOps.Load(bias + c)); b = TOps.Add(b, TOps.Load(bias + c + TOps.Count)); }
+        if (relu) { a = TOps.Max(a, TOps.Zero); b = TOps.Max(b, TOps.Zero); }
+        TOps.Store(a, y);
+        TOps.Store(b, y + TOps.Count);
+    }
+
+    /// <summary>The scalar twin of <see cref="DirectRow{TVec, TOps}"/>: per output, the same taps in the same order, fused multiply-adds, then the bias.</summary>
+    static unsafe void DirectScalar(float* input, float* weights, float* bias, float* output, int row, in DirectShape s)
+    {
+        int b = row / s.OutHeight, y0 = row % s.OutHeight * s.Stride - s.Padding, cin = s.InChannels;
+        int ky0 = Math.Max(0, -y0), ky1 = Math.Min(s.Kernel, s.Height - y0);
+        for (int ox = 0; ox < s.OutWidth; ox++)
+        {
+            int x0 = ox * s.Stride - s.Padding, kx0 = Math.Max(0, -x0), kx1 = Math.Min(s.Kernel, s.Width - x0);
+            for (int c = 0; c < s.OutChannels; c++)
+            {
+                float sum = 0f;
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++)
+                        for (int ci = 0; ci < cin; ci++)
+                            sum = MathF.FusedMultiplyAdd(input[(((long)b * s.Height + y0 + ky) * s.Width + x0 + kx) * cin + ci],
+                                (weights + c)[(long)((ky * s.Kernel + kx) * cin + ci) * PackedMatrix.PanelWidth], sum);
+                if (bias != null) sum += bias[c];
+                output[((long)row * s.OutWidth + ox) * s.OutChannels + c] = s.Relu ? Math.Max(sum, 0f) : sum;
+            }
         }
     }
 

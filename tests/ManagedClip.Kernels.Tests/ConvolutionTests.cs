@@ -29,6 +29,10 @@ public class ConvolutionTests
         return values;
     }
 
+    /// <summary>Input [batch, H, W, Cin], OIHW weights and bias for one shape, from seeds seed, seed + 1, seed + 2 (seed advances by 3).</summary>
+    static (float[] X, float[] Weights, float[] Bias) Operands((int H, int W, int Cin, int Cout, int K, int S, int P) c, int batch, ref int seed) =>
+        (Random(batch * c.H * c.W * c.Cin, seed++), Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f), Random(c.Cout, seed++));
+
     /// <summary>The definition, term by term, in double: x NHWC, w OIHW.</summary>
     static float[] DirectConvolution(float[] x, int batch, int h, int w, int cin, float[] weights, int cout, int k, int s, int p, float[]? bias, bool relu)
     {
@@ -78,9 +82,7 @@ public class ConvolutionTests
         int seed = 1;
         foreach (var c in Shapes)
         {
-            var x = Random(2 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
+            var (x, weights, bias) = Operands(c, 2, ref seed);
             foreach (var relu in new[] { false, true })
             {
                 var expected = DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, bias, relu);
@@ -95,9 +97,7 @@ public class ConvolutionTests
         int seed = 100;
         foreach (var c in Shapes)
         {
-            var x = Random(3 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
+            var (x, weights, bias) = Operands(c, 3, ref seed);
             Close(Run(c, 3, x, weights, bias, Activation.Relu, SimdLevel.Scalar, 1), Run(c, 3, x, weights, bias, Activation.Relu, level, 1), 1e-5);
         }
     }
@@ -174,6 +174,85 @@ public class ConvolutionTests
         var error = Assert.Throws<ArgumentException>(() => Convolution.Forward(new float[c.H * c.W * c.Cin], 1, c.H, c.W, c.Cin, packed, 3, 1, 1,
             [], new float[c.H * c.W * c.Cout], new float[9 * c.Cin - 1]));
         Assert.Contains("scratch", error.Message);
+    }
+
+    // ---- direct convolution (k×k, Cout = 32 or 64) -----------------------------------------------------
+
+    public static readonly (int H, int W, int Cin, int Cout, int K, int S, int P)[] DirectShapes =
+    [
+        (7, 9, 3, 32, 3, 2, 1),      // the stem's first convolution: 3 channels, stride 2, odd sizes
+        (9, 13, 17, 64, 3, 1, 1),    // two column blocks at 512 bits; 11 interior pixels: one 6-pixel tile and 5 left over
+        (11, 8, 5, 32, 3, 1, 0),     // no padding: every pixel interior
+        (6, 15, 4, 32, 5, 2, 2),     // 5×5, stride 2
+        (2, 2, 3, 32, 3, 1, 1),      // smaller than the kernel's reach: edge pixels only
+        (16, 16, 32, 32, 3, 1, 1),   // the stem's second convolution, shrunk
+        (13, 20, 1, 64, 3, 1, 1),    // one input channel
+    ];
+
+    static float[] RunDirect((int H, int W, int Cin, int Cout, int K, int S, int P) c, int batch, float[] x, float[] weights, float[] bias,
+        Activation activation, SimdLevel level, int threads)
+    {
+        var y = Enumerable.Repeat(float.NaN, batch * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P) * c.Cout).ToArray();
+        Convolution.ForwardDirect(x, batch, c.H, c.W, c.Cin, Convolution.PackWeights(weights, c.Cout, c.Cin, c.K), c.K, c.S, c.P, bias, y,
+            activation, threads, level);
+        return y;
+    }
+
+    [Theory, MemberData(nameof(Levels))]
+    public void DirectConvolutionMatchesDefinitionAndScalarTwinAtEveryLevel(SimdLevel level)
+    {
+        int seed = 300;
+        foreach (var c in DirectShapes)
+        {
+            var (x, weights, bias) = Operands(c, 2, ref seed);
+            foreach (var activation in new[] { Activation.None, Activation.Relu })
+            {
+                var scalar = RunDirect(c, 2, x, weights, bias, activation, SimdLevel.Scalar, 1);
+                Close(DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, bias, activation == Activation.Relu), scalar, 1e-5);
+                // Same taps in the same order with fused multiply-adds at every width and tile position: bit-identical.
+                Assert.Equal(scalar, RunDirect(c, 2, x, weights, bias, activation, level, 1));
+                Assert.Equal(scalar, RunDirect(c, 2, x, weights, bias, activation, level, 2));
+            }
+            Close(DirectConvolution(x, 2, c.H, c.W, c.Cin, weights, c.Cout, c.K, c.S, c.P, null, relu: false),
+                RunDirect(c, 2, x, weights, [], Activation.None, level, 1), 1e-5);
+        }
+    }
+
+    /// <summary>
+    /// Forward takes the direct path for these shapes; forcing im2col + GEMM instead (accumulating into zeros, which only the
+    /// GEMM path does) gives the same numbers: both sum k·k·Cin products in (ky, kx, ci) order from zero, then add the bias.
+    /// </summary>
+    [Fact]
+    public void ForwardUsesDirectPathAndAgreesWithIm2ColGemm()
+    {
+        int seed = 400;
+        foreach (var c in DirectShapes)
+        {
+            Assert.True(Convolution.UsesDirect(c.Cout, c.K, Activation.Relu, accumulate: false, residual: false));
+            var (x, weights, bias) = Operands(c, 2, ref seed);
+            int outputs = 2 * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P) * c.Cout;
+            var direct = Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1);
+            Close(direct, Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1, initial: new float[outputs]), 1e-6);
+            Assert.Equal(direct, RunDirect(c, 2, x, weights, bias, Activation.None, Simd.Best, 1));
+        }
+        Assert.False(Convolution.UsesDirect(40, 3, Activation.Relu, false, false));     // not a multiple of two Vector512
+        Assert.False(Convolution.UsesDirect(128, 3, Activation.Relu, false, false));    // more than one panel: the GEMM
+        Assert.False(Convolution.UsesDirect(32, 1, Activation.Relu, false, false));     // 1×1 is a plain GEMM already
+        Assert.False(Convolution.UsesDirect(32, 3, Activation.Relu, false, residual: true));
+    }
+
+    [Fact]
+    public void DirectConvolutionRejectsWhatItCannotDo()
+    {
+        var c = DirectShapes[0];
+        var x = new float[c.H * c.W * c.Cin];
+        var y = new float[c.H * c.W * 40];
+        var error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, 1, c.H, c.W, c.Cin,
+            Convolution.PackWeights(new float[40 * c.Cin * 9], 40, c.Cin, 3), 3, 2, 1, [], y, level: SimdLevel.Vector512));
+        Assert.Contains("40 output channels", error.Message);
+        error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, 1, c.H, c.W, c.Cin,
+            Convolution.PackWeights(new float[32 * c.Cin * 9], 32, c.Cin, 3), 3, 2, 1, [], y, Activation.QuickGelu));
+        Assert.Contains("QuickGelu", error.Message);
     }
 
     // ---- average pooling -------------------------------------------------------------------------------

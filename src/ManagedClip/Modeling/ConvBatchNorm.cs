@@ -5,7 +5,7 @@ namespace ManagedClip.Modeling;
 
 /// <summary>
 /// A bias-free convolution followed by inference BatchNorm (spec §4.1), folded at load into one convolution with bias:
-/// w' = w·γ/√(var + ε), b' = β − mean·γ/√(var + ε). The product runs as NHWC im2col + GEMM (<see cref="Convolution"/>),
+/// w' = w·γ/√(var + ε), b' = β − mean·γ/√(var + ε). The product runs as NHWC im2col + GEMM, or for 32/64 output channels a direct kernel (<see cref="Convolution"/>),
 /// with ReLU and the residual add in the GEMM's epilogue.
 /// </summary>
 internal sealed class ConvBatchNorm
