@@ -1,6 +1,6 @@
-using System.Numerics.Tensors;
 using System.Text.Json;
 using ManagedClip.Imaging;
+using ManagedClip.ZeroShot;
 using Xunit.Abstractions;
 
 namespace ManagedClip.Tests.Demo;
@@ -25,57 +25,37 @@ public sealed class DemoModelTests(ITestOutputHelper output)
     static JsonDocument ReadJson(string path) => JsonDocument.Parse(File.ReadAllBytes(path));
     static string Fixture => Path.Combine(DemoFolder, "heldout", "predictions.json");
 
-    sealed record Prompts(string Template, string[] Labels, float[][] Features);
-
-    static Prompts EncodePrompts(ClipModel model, string template, string[] labels) =>
-        new(template, labels, model.EncodeTexts(labels.Select(l => template.Replace("{}", l, StringComparison.Ordinal)).ToArray())
-            .Select(f => ClipModel.Normalize(f)).ToArray());
-
-    /// <summary>exp(logit_scale) · cos(image, prompt) for every prompt.</summary>
-    static double[] Logits(ClipModel model, Prompts prompts, float[] imageFeatures)
+    /// <summary>The demo's labels (labels.txt) through the fixture's template: the classifier the CLI's classify builds.</summary>
+    static (ZeroShotClassifier Classifier, string Template) DemoClassifier(ClipModel model)
     {
-        var image = ClipModel.Normalize(imageFeatures);
-        float scale = MathF.Exp(model.LogitScale);
-        return prompts.Features.Select(t => (double)(scale * TensorPrimitives.Dot(image, t))).ToArray();
+        using var json = ReadJson(Fixture);
+        string template = json.RootElement.GetProperty("template").GetString()!;
+        var labels = File.ReadAllLines(Path.Combine(DemoFolder, "labels.txt")).Where(l => l.Length > 0).ToArray();
+        return (ZeroShotClassifier.Create(model, labels, [template]), template);
     }
 
-    static double[] Softmax(double[] logits)
-    {
-        double max = logits.Max();
-        var e = logits.Select(v => Math.Exp(v - max)).ToArray();
-        double sum = e.Sum();
-        return e.Select(v => v / sum).ToArray();
-    }
-
-    static int ArgMax(double[] values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
-        return best;
-    }
+    static string Top1(ZeroShotClassifier classifier, float[] imageFeatures) => classifier.Classify(imageFeatures, top: 1)[0].Label;
 
     [Fact]
     public void HeldOutSet_EngineReaches90Percent_AndAgreesWithPyTorch()
     {
         using var json = ReadJson(Fixture);
         var root = json.RootElement;
-        string template = root.GetProperty("template").GetString()!;
-        string[] labels = root.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!).ToArray();
-        Assert.Equal(labels, File.ReadAllLines(Path.Combine(DemoFolder, "labels.txt")).Where(l => l.Length > 0));
-
         using var model = ClipModel.Load(DemoFolder);
+        var (classifier, template) = DemoClassifier(model);
+        var labels = classifier.Labels;
+        Assert.Equal(root.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!), labels);
         Assert.Equal(root.GetProperty("logit_scale").GetDouble(), model.LogitScale, 5);
 
         // The engine's tokenizer over the demo vocabulary gives the ids the training script's tokenizer gave.
         var expectedIds = root.GetProperty("prompt_ids").EnumerateArray().Select(r => r.EnumerateArray().Select(e => e.GetInt32()).ToArray()).ToArray();
-        for (int i = 0; i < labels.Length; i++)
+        for (int i = 0; i < labels.Count; i++)
         {
-            var ids = model.Tokenizer.Encode(template.Replace("{}", labels[i], StringComparison.Ordinal));
+            var ids = model.Tokenizer.Encode(PromptTemplates.Fill(template, labels[i]));
             Assert.Equal(expectedIds[i], ids.Take(expectedIds[i].Length));
             Assert.All(ids.Skip(expectedIds[i].Length), id => Assert.Equal(0, id));
         }
 
-        var prompts = EncodePrompts(model, template, labels);
         var images = root.GetProperty("images").EnumerateArray().ToArray();
         var paths = images.Select(e => Path.Combine(DemoFolder, "heldout", e.GetProperty("file").GetString()!)).ToArray();
         var results = model.EncodeImageFiles(paths).ToArray();
@@ -85,8 +65,8 @@ public sealed class DemoModelTests(ITestOutputHelper output)
         for (int i = 0; i < images.Length; i++)
         {
             Assert.Null(results[i].Error);
-            var logits = Logits(model, prompts, results[i].Features!);
-            string predicted = labels[ArgMax(logits)];
+            var logits = classifier.Logits(results[i].Features!);
+            string predicted = Top1(classifier, results[i].Features!);
             string truth = images[i].GetProperty("label").GetString()!;
             string pytorch = images[i].GetProperty("pytorch_top1").GetString()!;
             var pytorchLogits = images[i].GetProperty("pytorch_logits").EnumerateArray().Select(e => e.GetDouble()).ToArray();
@@ -98,7 +78,7 @@ public sealed class DemoModelTests(ITestOutputHelper output)
                 output.WriteLine($"{Path.GetFileName(paths[i])}: engine {predicted}, PyTorch {pytorch} (truth {truth})");
             }
             else if (predicted != truth)
-                output.WriteLine($"{Path.GetFileName(paths[i])}: {truth} classified as {predicted} ({Softmax(logits).Max():P1}) by both");
+                output.WriteLine($"{Path.GetFileName(paths[i])}: {truth} classified as {predicted} ({classifier.Probabilities(results[i].Features!).Max():P1}) by both");
         }
         double accuracy = correct / (double)images.Length;
         output.WriteLine($"held-out top-1: engine {accuracy:P1} ({correct}/{images.Length}), PyTorch {root.GetProperty("pytorch_accuracy").GetDouble():P1}; " +
@@ -113,19 +93,16 @@ public sealed class DemoModelTests(ITestOutputHelper output)
     public void Samples_AreClassifiedAsTheirFileNames()
     {
         using var model = ClipModel.Load(DemoFolder);
-        using var json = ReadJson(Fixture);
-        string template = json.RootElement.GetProperty("template").GetString()!;
-        var labels = File.ReadAllLines(Path.Combine(DemoFolder, "labels.txt")).Where(l => l.Length > 0).ToArray();
-        var prompts = EncodePrompts(model, template, labels);
+        var (classifier, _) = DemoClassifier(model);
         var paths = Directory.GetFiles(Path.Combine(DemoFolder, "samples"), "*.png").OrderBy(p => p, StringComparer.Ordinal).ToArray();
         Assert.NotEmpty(paths);
         foreach (var result in model.EncodeImageFiles(paths))
         {
             Assert.Null(result.Error);
-            var probabilities = Softmax(Logits(model, prompts, result.Features!));
+            var top = classifier.Classify(result.Features!, top: 1)[0];
             string expected = Path.GetFileNameWithoutExtension(result.Path).Replace('_', ' ');
-            output.WriteLine($"{Path.GetFileName(result.Path)}: {labels[ArgMax(probabilities)]} {probabilities.Max():P1}");
-            Assert.Equal(expected, labels[ArgMax(probabilities)]);
+            output.WriteLine($"{Path.GetFileName(result.Path)}: {top.Label} {top.Probability:P1}");
+            Assert.Equal(expected, top.Label);
         }
     }
 
@@ -135,10 +112,8 @@ public sealed class DemoModelTests(ITestOutputHelper output)
     public void CSharpRenderedScenes_Reach90Percent()
     {
         using var model = ClipModel.Load(DemoFolder);
-        using var json = ReadJson(Fixture);
-        string template = json.RootElement.GetProperty("template").GetString()!;
-        var labels = File.ReadAllLines(Path.Combine(DemoFolder, "labels.txt")).Where(l => l.Length > 0).ToArray();
-        var prompts = EncodePrompts(model, template, labels);
+        var (classifier, _) = DemoClassifier(model);
+        var labels = classifier.Labels;
         var preprocessor = new ImagePreprocessor(model.DefaultPreprocessOptions());
 
         var rng = new Random(20250101);
@@ -163,7 +138,7 @@ public sealed class DemoModelTests(ITestOutputHelper output)
         for (int i = 0; i < scenes.Count; i++)
         {
             string truth = $"{scenes[i].Color} {scenes[i].Shape}";
-            string predicted = labels[ArgMax(Logits(model, prompts, features[i]))];
+            string predicted = Top1(classifier, features[i]);
             if (predicted == truth) correct++;
             else output.WriteLine($"scene {i} ({scenes[i].Size} {truth} on {scenes[i].Background}, {scenes[i].Width}x{scenes[i].Height}): {predicted}");
         }
