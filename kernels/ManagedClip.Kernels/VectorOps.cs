@@ -119,6 +119,44 @@ internal readonly unsafe struct Ops512 : IVecOps<Vector512<float>>
 }
 
 /// <summary>
+/// One float as a one-lane "vector": lets a kernel body written for <see cref="IVecOps{TVec}"/> run its channel tail (and the
+/// scalar level) with the very same formula, so every level gives the same bits. Masks are all-ones or all-zeros bit patterns,
+/// as in the vector types.
+/// </summary>
+internal readonly unsafe struct OpsScalar : IVecOps<float>
+{
+    public static int Count => 1;
+    public static float Zero => 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(float* p) => *p;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float v, float* p) => *p = v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Splat(float x) => x;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sub(float a, float b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Mul(float a, float b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Div(float a, float b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Fma(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Max(float a, float b) => Vector128.Max(Vector128.CreateScalarUnsafe(a), Vector128.CreateScalarUnsafe(b)).ToScalar();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Min(float a, float b) => Vector128.Min(Vector128.CreateScalarUnsafe(a), Vector128.CreateScalarUnsafe(b)).ToScalar();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float a) => MathF.Abs(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp(float a) => VectorExp.Exp<float, OpsScalar>(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Round(float a) => MathF.Round(a, MidpointRounding.ToEven);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ScaleByPowerOfTwo(float p, float n)
+    {
+        int k = (int)n;
+        return p * BitConverter.Int32BitsToSingle(((k >> 1) + 127) << 23) * BitConverter.Int32BitsToSingle((k - (k >> 1) + 127) << 23);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LessThan(float a, float b) => a < b ? AllOnes : 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float GreaterThanOrEqual(float a, float b) => a >= b ? AllOnes : 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Select(float m, float t, float f) =>
+        BitConverter.Int32BitsToSingle((BitConverter.SingleToInt32Bits(m) & BitConverter.SingleToInt32Bits(t)) | (~BitConverter.SingleToInt32Bits(m) & BitConverter.SingleToInt32Bits(f)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float a) => a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(float a) => a;
+    static float AllOnes => BitConverter.Int32BitsToSingle(-1);
+}
+
+/// <summary>
 /// e^x in single precision for every vector width (Cephes' expf): n = round(x·log₂e), r = x − n·ln2 with ln2 in two parts
 /// (r exact to a few ulps of x), e^r by its degree-7 Taylor-like minimax polynomial on |r| ≤ ½ln2, times 2ⁿ.
 /// Measured ≤ 1.3 ulp relative over [−20, 20] (the BCL's Vector512.Exp: 2.4 ulp, and about 45 ns a vector against 7 here,

@@ -46,8 +46,8 @@ internal sealed class Bottleneck
 
     public int MinimumScratch => _conv2.MinimumScratch;
 
-    /// <summary>Floats of the im2col matrix of conv2 for one image.</summary>
-    public long ColumnsFor(int height, int width) => _conv2.ColumnsFor(height, width);
+    /// <summary>Scratch floats conv2 uses for one image in one pass.</summary>
+    public long ScratchFor(int height, int width) => _conv2.ScratchFor(height, width);
 
     /// <summary>
     /// x [B, H, W, Cin] → y [B, H/s, W/s, 4·planes]. Uses <see cref="ResNetWorkspace.First"/> and <see cref="ResNetWorkspace.Second"/>

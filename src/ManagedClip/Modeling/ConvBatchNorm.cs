@@ -6,15 +6,17 @@ namespace ManagedClip.Modeling;
 /// <summary>
 /// A bias-free convolution followed by inference BatchNorm (spec §4.1), folded at load into one convolution with bias:
 /// w' = w·γ/√(var + ε), b' = β − mean·γ/√(var + ε). The product runs as NHWC im2col + GEMM, or for 32/64 output channels a direct kernel (<see cref="Convolution"/>),
-/// with ReLU and the residual add in the GEMM's epilogue.
+/// with ReLU and the residual add in the GEMM's epilogue; a 3×3 stride-1 convolution over 64 or more channels (every bottleneck's
+/// conv2) runs as Winograd F(2×2, 3×3) instead (<see cref="Winograd.Applies"/>), its weights transformed once here.
 /// </summary>
 internal sealed class ConvBatchNorm
 {
     /// <summary>PyTorch BatchNorm2d's default; the CLIP code does not override it.</summary>
     public const double BatchNormEpsilon = 1e-5;
 
-    readonly PackedMatrix _weight;   // [k·k·Cin, Cout], rows in (ky, kx, ci) order
-    readonly float[] _bias;          // [Cout]
+    readonly PackedMatrix? _weight;      // [k·k·Cin, Cout], rows in (ky, kx, ci) order; or
+    readonly WinogradFilter? _winograd;  // 16 × [Cin, Cout] (G g Gᵀ)
+    readonly float[] _bias;              // [Cout]
 
     public int InChannels { get; }
     public int OutChannels { get; }
@@ -25,7 +27,8 @@ internal sealed class ConvBatchNorm
     ConvBatchNorm(float[] weight, float[] bias, int inChannels, int outChannels, int kernel, int stride, int padding)
     {
         InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride; Padding = padding;
-        _weight = Convolution.PackWeights(weight, outChannels, inChannels, kernel);
+        if (Winograd.Applies(kernel, stride, padding, inChannels)) _winograd = WinogradFilter.FromWeights(weight, outChannels, inChannels);
+        else _weight = Convolution.PackWeights(weight, outChannels, inChannels, kernel);
         _bias = bias;
     }
 
@@ -57,15 +60,28 @@ internal sealed class ConvBatchNorm
 
     public int OutputSize(int size) => Convolution.OutputSize(size, Kernel, Stride, Padding);
 
-    /// <summary>Scratch for im2col rows this convolution needs at the least (none for 1×1).</summary>
-    public int MinimumScratch => Convolution.MinimumScratch(InChannels, Kernel, Stride, Padding);
+    /// <summary>Scratch this convolution needs at the least: im2col rows for one output pixel, or one Winograd tile (none for 1×1).</summary>
+    public int MinimumScratch => _winograd is null
+        ? Convolution.MinimumScratch(InChannels, Kernel, Stride, Padding)
+        : Winograd.MinimumScratch(InChannels, OutChannels);
 
-    /// <summary>Floats of the whole im2col matrix for one image of <paramref name="height"/>×<paramref name="width"/> (0 for 1×1).</summary>
-    public long ColumnsFor(int height, int width) => (long)OutputSize(height) * OutputSize(width) * MinimumScratch;
+    /// <summary>Scratch for one image of <paramref name="height"/>×<paramref name="width"/> in one pass: its whole im2col matrix (0 for 1×1), or its Winograd chunk.</summary>
+    public long ScratchFor(int height, int width) => _winograd is null
+        ? (long)OutputSize(height) * OutputSize(width) * MinimumScratch
+        : Winograd.PreferredScratch(InChannels, OutChannels, Winograd.Tiles(1, height, width));
 
     /// <summary>x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(bn(conv(x))), or y += … with <paramref name="accumulate"/>.</summary>
     public void Forward(ReadOnlySpan<float> x, int batch, int height, int width, Span<float> y, Span<float> scratch, int threads,
-        Activation activation = Activation.None, bool accumulate = false, ReadOnlySpan<float> residual = default) =>
-        Convolution.Forward(x, batch, height, width, InChannels, _weight, Kernel, Stride, Padding, _bias, y, scratch, activation, accumulate, threads,
-            residual: residual);
+        Activation activation = Activation.None, bool accumulate = false, ReadOnlySpan<float> residual = default)
+    {
+        if (_winograd is null)
+        {
+            Convolution.Forward(x, batch, height, width, InChannels, _weight!, Kernel, Stride, Padding, _bias, y, scratch, activation, accumulate, threads,
+                residual: residual);
+            return;
+        }
+        if (accumulate || !residual.IsEmpty)
+            throw new ArgumentException("a Winograd convolution writes act(conv(x) + bias); it does not add a residual");
+        Winograd.Forward(x, batch, height, width, _winograd, _bias, y, scratch, activation, threads);
+    }
 }

@@ -17,7 +17,7 @@ internal sealed class ModifiedResNet : IImageTower
     /// <summary>Floats per activation buffer (32 MiB); larger batches run in sub-batches that fit (RN50 at 224: 10 images, RN50x64: 1).</summary>
     public const long DefaultActivationBudget = 1L << 23;
 
-    /// <summary>Most floats of im2col scratch (8 MiB): enough rows that each GEMM is large, few enough to stay small.</summary>
+    /// <summary>Most floats of convolution scratch (8 MiB, im2col rows or Winograd tiles): enough that each GEMM is large, few enough to stay small.</summary>
     const int ColumnBudget = 1 << 21;
 
     readonly VisionConfig _config;
@@ -25,8 +25,8 @@ internal sealed class ModifiedResNet : IImageTower
     readonly Bottleneck[] _blocks;                   // layer1..layer4, in order
     readonly AttentionPool2d _attentionPool;         // [G², 32W] → [E]
     readonly long _largestActivation;                // floats per image, over every intermediate
-    readonly int _minimumScratch;                    // im2col floats for one output row of the widest k×k convolution
-    readonly long _largestColumns;                   // im2col floats for a whole image of the largest k×k convolution
+    readonly int _minimumScratch;                    // scratch floats for one output row (im2col) or tile (Winograd) of the widest k×k convolution
+    readonly long _largestScratch;                   // floats for a whole image of the k×k convolution needing most: im2col rows or Winograd tiles
     readonly long _activationBudget;
 
     public int ImageSize => _config.ImageSize;
@@ -45,7 +45,7 @@ internal sealed class ModifiedResNet : IImageTower
         int stem = _conv1.OutputSize(size);
         _largestActivation = Math.Max(3L * size * size, (long)stem * stem * width);
         _minimumScratch = Math.Max(_conv2.MinimumScratch, _conv3.MinimumScratch);
-        _largestColumns = new[] { _conv1.ColumnsFor(size, size), _conv2.ColumnsFor(stem, stem), _conv3.ColumnsFor(stem, stem) }.Max();
+        _largestScratch = new[] { _conv1.ScratchFor(size, size), _conv2.ScratchFor(stem, stem), _conv3.ScratchFor(stem, stem) }.Max();
 
         // Stage k has planes W·2^(k−1); its first block takes the stride (1 for layer1, else 2) and the channel change.
         var blocks = new List<Bottleneck>();
@@ -59,7 +59,7 @@ internal sealed class ModifiedResNet : IImageTower
                 var block = new Bottleneck(checkpoint, $"visual.layer{stage + 1}.{b}", inChannels, planes, b == 0 && stage > 0 ? 2 : 1);
                 _largestActivation = Math.Max(_largestActivation, block.LargestActivation(spatial, spatial));
                 _minimumScratch = Math.Max(_minimumScratch, block.MinimumScratch);
-                _largestColumns = Math.Max(_largestColumns, block.ColumnsFor(spatial, spatial));
+                _largestScratch = Math.Max(_largestScratch, block.ScratchFor(spatial, spatial));
                 spatial = block.OutputSize(spatial);
                 inChannels = block.OutChannels;
                 blocks.Add(block);
@@ -79,7 +79,7 @@ internal sealed class ModifiedResNet : IImageTower
     {
         int size = ImageSize, imageLength = 3 * size * size;
         int chunk = (int)Math.Clamp(_activationBudget / _largestActivation, 1, Math.Max(1, batch));
-        int columns = (int)Math.Clamp(chunk * _largestColumns, _minimumScratch, Math.Max(_minimumScratch, ColumnBudget));
+        int columns = (int)Math.Clamp(chunk * _largestScratch, _minimumScratch, Math.Max(_minimumScratch, ColumnBudget));
         using var workspace = new ResNetWorkspace(chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), threads);
         for (int start = 0; start < batch; start += chunk)
         {

@@ -1,0 +1,183 @@
+using System.Runtime.Intrinsics;
+
+namespace ManagedClip.Kernels.Tests;
+
+/// <summary>
+/// Winograd F(2×2, 3×3): against the double-precision definition of the convolution (odd and even sizes, channel tails at
+/// every vector width, borders, a 1×1 image), bit-identical across SIMD levels, thread counts and chunk sizes, and its
+/// argument errors.
+/// </summary>
+public class WinogradTests
+{
+    public static IEnumerable<object[]> Levels => Simd.Supported.Select(l => new object[] { l });
+
+    // (height, width, in channels, out channels)
+    public static readonly (int H, int W, int Cin, int Cout)[] Shapes =
+    [
+        (7, 7, 64, 64),     // RN50 layer4's map size: odd, last tile row and column half outside
+        (6, 8, 17, 9),      // even sizes, channel tails at every width
+        (5, 9, 33, 40),     // non-square, odd
+        (1, 1, 3, 5),       // one pixel: every tap but the centre is padding
+        (2, 3, 16, 70),     // one tile row, more than one 64-column panel
+        (9, 4, 1, 1),
+    ];
+
+    static float[] Random(int length, int seed, float scale = 1f)
+    {
+        var random = new Random(seed);
+        var values = new float[length];
+        for (int i = 0; i < length; i++) values[i] = (float)(random.NextDouble() * 2 - 1) * scale;
+        return values;
+    }
+
+    /// <summary>The definition of a 3×3, stride 1, padding 1 convolution, term by term in double: x NHWC, w OIHW.</summary>
+    static float[] Definition(float[] x, int batch, int h, int w, int cin, float[] weights, int cout, float[]? bias, bool relu)
+    {
+        var y = new float[batch * h * w * cout];
+        for (int b = 0; b < batch; b++)
+            for (int oy = 0; oy < h; oy++)
+                for (int ox = 0; ox < w; ox++)
+                    for (int co = 0; co < cout; co++)
+                    {
+                        double sum = bias?[co] ?? 0;
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++)
+                            {
+                                int iy = oy - 1 + ky, ix = ox - 1 + kx;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                for (int ci = 0; ci < cin; ci++)
+                                    sum += (double)x[((b * h + iy) * w + ix) * cin + ci] * weights[((co * cin + ci) * 3 + ky) * 3 + kx];
+                            }
+                        y[((b * h + oy) * w + ox) * cout + co] = (float)(relu ? Math.Max(0, sum) : sum);
+                    }
+        return y;
+    }
+
+    static float[] Run((int H, int W, int Cin, int Cout) c, int batch, float[] x, WinogradFilter filter, float[] bias, Activation activation,
+        SimdLevel level, int threads, int scratchTiles = 1000)
+    {
+        // NaN-filled: every output element must be written.
+        var y = Enumerable.Repeat(float.NaN, batch * c.H * c.W * c.Cout).ToArray();
+        var scratch = new float[scratchTiles * Winograd.MinimumScratch(c.Cin, c.Cout)];
+        Winograd.Forward(x, batch, c.H, c.W, filter, bias, y, scratch, activation, threads, level);
+        return y;
+    }
+
+    /// <summary>|expected − actual| ≤ tolerance · (largest |expected|), element by element.</summary>
+    static void Close(float[] expected, float[] actual, double tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = Math.Max(1e-6, expected.Max(v => Math.Abs((double)v)));
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - (double)actual[i]) <= tolerance * scale, $"[{i}] expected {expected[i]}, got {actual[i]}");
+    }
+
+    [Theory, MemberData(nameof(Levels))]
+    public void MatchesTheDefinitionAtEveryLevel(SimdLevel level)
+    {
+        int seed = 1;
+        foreach (var c in Shapes)
+        {
+            var x = Random(2 * c.H * c.W * c.Cin, seed++);
+            var weights = Random(c.Cout * c.Cin * 9, seed++, 0.5f);
+            var bias = Random(c.Cout, seed++);
+            var filter = WinogradFilter.FromWeights(weights, c.Cout, c.Cin);
+            foreach (var relu in new[] { false, true })
+                Close(Definition(x, 2, c.H, c.W, c.Cin, weights, c.Cout, bias, relu),
+                    Run(c, 2, x, filter, bias, relu ? Activation.Relu : Activation.None, level, 1), 1e-5);
+            Close(Definition(x, 2, c.H, c.W, c.Cin, weights, c.Cout, null, relu: false), Run(c, 2, x, filter, [], Activation.None, level, 1), 1e-5);
+        }
+    }
+
+    /// <summary>
+    /// The transforms are the same adds in the same order at every width, and every GEMM row is summed alone with fused
+    /// multiply-adds: every vector level, thread count and chunk size gives the same bits. (The scalar level's GEMM twin rounds
+    /// each product separately, so it is held to the definition above instead.)
+    /// </summary>
+    [Fact]
+    public void VectorLevelsThreadsAndChunkSizesGiveTheSameBits()
+    {
+        int seed = 50;
+        foreach (var c in Shapes)
+        {
+            var x = Random(3 * c.H * c.W * c.Cin, seed++);
+            var weights = Random(c.Cout * c.Cin * 9, seed++, 0.5f);
+            var bias = Random(c.Cout, seed++);
+            var filter = WinogradFilter.FromWeights(weights, c.Cout, c.Cin);
+            var best = Run(c, 3, x, filter, bias, Activation.Relu, Simd.Best, 1);
+            foreach (var level in Simd.Supported.Where(l => l != SimdLevel.Scalar))
+            {
+                Assert.Equal(best, Run(c, 3, x, filter, bias, Activation.Relu, level, 1));
+                Assert.Equal(best, Run(c, 3, x, filter, bias, Activation.Relu, level, 2));
+                Assert.Equal(best, Run(c, 3, x, filter, bias, Activation.Relu, level, 3, scratchTiles: 1));   // one tile per chunk
+                Assert.Equal(best, Run(c, 3, x, filter, bias, Activation.Relu, level, 2, scratchTiles: 7));   // chunks across images
+            }
+            var scalar = Run(c, 3, x, filter, bias, Activation.Relu, SimdLevel.Scalar, 1);
+            Assert.Equal(scalar, Run(c, 3, x, filter, bias, Activation.Relu, SimdLevel.Scalar, 2, scratchTiles: 7));
+        }
+    }
+
+    /// <summary>Enough tiles for several preferred-size chunks (RN50 layer2's first conv2 on 2 images: 1568 tiles).</summary>
+    [Fact]
+    public void LargeInputInPreferredChunksMatchesTheDefinition()
+    {
+        var c = (H: 56, W: 56, Cin: 128, Cout: 128);
+        var x = Random(2 * c.H * c.W * c.Cin, 90);
+        var weights = Random(c.Cout * c.Cin * 9, 91, 0.1f);
+        var bias = Random(c.Cout, 92);
+        var filter = WinogradFilter.FromWeights(weights, c.Cout, c.Cin);
+        int scratch = Winograd.PreferredScratch(c.Cin, c.Cout, Winograd.Tiles(2, c.H, c.W));
+        Assert.True(scratch < Winograd.Tiles(2, c.H, c.W) * Winograd.MinimumScratch(c.Cin, c.Cout), "the preferred chunk should not hold every tile");
+        var y = new float[2 * c.H * c.W * c.Cout];
+        Winograd.Forward(x, 2, c.H, c.W, filter, bias, y, new float[scratch], Activation.Relu, maxThreads: 2);
+        Close(Definition(x, 2, c.H, c.W, c.Cin, weights, c.Cout, bias, relu: true), y, 1e-5);
+    }
+
+    [Fact]
+    public void AppliesToThreeByThreeStrideOneFromSixtyFourChannels()
+    {
+        Assert.True(Winograd.Applies(3, 1, 1, 64));
+        Assert.True(Winograd.Applies(3, 1, 1, 512));
+        Assert.False(Winograd.Applies(3, 1, 1, 32));    // the stem: the direct kernel measured faster
+        Assert.False(Winograd.Applies(3, 2, 1, 64));    // stride 2
+        Assert.False(Winograd.Applies(3, 1, 0, 64));    // no padding
+        Assert.False(Winograd.Applies(1, 1, 0, 256));   // 1×1 is a plain GEMM
+    }
+
+    [Fact]
+    public void RejectsWhatItCannotDo()
+    {
+        var filter = WinogradFilter.FromWeights(new float[4 * 3 * 9], 4, 3);
+        var x = new float[5 * 5 * 3];
+        var y = new float[5 * 5 * 4];
+        var scratch = new float[Winograd.MinimumScratch(3, 4)];
+        Assert.Contains("QuickGelu", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, [], y, scratch, Activation.QuickGelu)).Message);
+        Assert.Contains("scratch has 111", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, [], y, new float[111])).Message);
+        Assert.Contains("input has 74", Assert.Throws<ArgumentException>(() => Winograd.Forward(x.AsSpan(1), 1, 5, 5, filter, [], y, scratch)).Message);
+        Assert.Contains("output has 99", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, [], y.AsSpan(1), scratch)).Message);
+        Assert.Contains("bias has 3", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, new float[3], y, scratch)).Message);
+        Assert.Contains("expected [4, 3, 3, 3]", Assert.Throws<ArgumentException>(() => WinogradFilter.FromWeights(new float[100], 4, 3)).Message);
+    }
+
+    /// <summary>The one-lane ops that finish channel tails agree with the vector ops lane for lane, masks and exp included.</summary>
+    [Fact]
+    public void ScalarOpsMatchVectorOpsLaneForLane()
+    {
+        float[] a = [1.5f, -0f, 3e-39f, -7.25f, 88.5f, -103f, float.NaN, 0.3f], b = [0.5f, 0f, -2f, -7.25f, 1e30f, 2f, 1f, -0.3f];
+        foreach (var (x, y) in a.Zip(b))
+        {
+            var vx = Vector128.Create(x);
+            var vy = Vector128.Create(y);
+            Assert.Equal(Ops128.Add(vx, vy).ToScalar(), OpsScalar.Add(x, y));
+            Assert.Equal(Ops128.Sub(vx, vy).ToScalar(), OpsScalar.Sub(x, y));
+            Assert.Equal(Ops128.Fma(vx, vy, vx).ToScalar(), OpsScalar.Fma(x, y, x));
+            Assert.Equal(BitConverter.SingleToInt32Bits(Ops128.Max(vx, vy).ToScalar()), BitConverter.SingleToInt32Bits(OpsScalar.Max(x, y)));
+            Assert.Equal(BitConverter.SingleToInt32Bits(Ops128.Min(vx, vy).ToScalar()), BitConverter.SingleToInt32Bits(OpsScalar.Min(x, y)));
+            Assert.Equal(Ops128.Exp(vx).ToScalar(), OpsScalar.Exp(x));
+            Assert.Equal(Ops128.Round(vx).ToScalar(), OpsScalar.Round(x));
+            Assert.Equal(BitConverter.SingleToInt32Bits(Ops128.LessThan(vx, vy).ToScalar()), BitConverter.SingleToInt32Bits(OpsScalar.LessThan(x, y)));
+            Assert.Equal(BitConverter.SingleToInt32Bits(Ops128.GreaterThanOrEqual(vx, vy).ToScalar()), BitConverter.SingleToInt32Bits(OpsScalar.GreaterThanOrEqual(x, y)));
+            Assert.Equal(Ops128.Select(Ops128.LessThan(vx, vy), vx, vy).ToScalar(), OpsScalar.Select(OpsScalar.LessThan(x, y), x, y));
+        }
+    }
+}
