@@ -7,7 +7,7 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 // The peer comparison of issue 8, in one go on the same seeded weights:
-//   ManagedClip.Peer run DIR [--rounds R] [--seconds S] [--out BENCHMARKS.md] [--no-pytorch]
+//   ManagedClip.Peer run DIR [--rounds R] [--seconds S] [--out BENCHMARKS.md] [--no-pytorch] [--models vit-b32,rn50]
 //     ManagedClip and ONNX Runtime (C#, 2 intra-op threads) in this process, PyTorch (bench/peer/export_onnx.py time) as a
 //     child process, interleaved round by round; medians of per-call times over all rounds; peak memory from fresh processes.
 //   ManagedClip.Peer memory managedclip|ort DIR MODEL    (child mode) load, encode 8 images three times, print peak RSS.
@@ -16,7 +16,7 @@ if (args.Length >= 4 && args[0] == "memory") return Peer.Memory(args[1], args[2]
 if (args.Length >= 2 && args[0] == "run") return Peer.Run(args[1], args[2..]);
 if (args.Length >= 2 && args[0] == "check") return Peer.Check(args[1]) ? 0 : 1;
 if (args.Length >= 3 && args[0] == "cpu") { Peer.Cpu(args[1], args[2]); return 0; }
-Console.Error.WriteLine("usage: ManagedClip.Peer run DIR [--rounds R] [--seconds S] [--out FILE] [--no-pytorch] | memory managedclip|ort DIR MODEL");
+Console.Error.WriteLine("usage: ManagedClip.Peer run DIR [--rounds R] [--seconds S] [--out FILE] [--no-pytorch] [--models vit-b32,rn50] | memory managedclip|ort DIR MODEL");
 return 2;
 
 static class Peer
@@ -40,10 +40,11 @@ static class Peer
         double seconds = Option(options, "--seconds", 3);
         string output = OptionText(options, "--out") ?? "BENCHMARKS.md";
         bool pytorch = !options.Contains("--no-pytorch");
+        string[] models = OptionText(options, "--models")?.Split(',') ?? Models;   // a quick partial run; BENCHMARKS.md has both
         string loadBefore = LoadAverage();
         var cases = new List<Case>();
         var disposables = new List<IDisposable>();
-        foreach (string name in Models)
+        foreach (string name in models)
         {
             var model = ClipModel.Load(Path.Combine(dir, name + ".safetensors"), new ClipModelOptions { MaxThreads = Threads });
             disposables.Add(model);
@@ -100,7 +101,7 @@ static class Peer
         foreach (var d in disposables) d.Dispose();
 
         var checks = new List<string>();
-        Check(dir, checks.Add);
+        Check(dir, checks.Add, models);
         var memory = new List<(string Runtime, long Peak, long Checkpoint)>();
         foreach (string runtime in new[] { "managedclip", "onnxruntime" })
         {
@@ -137,11 +138,11 @@ static class Peer
     }
 
     /// <summary>The peers compute the same thing: ONNX Runtime's features against ManagedClip's on the same inputs (relative error over the reference spread).</summary>
-    public static bool Check(string dir, Action<string>? log = null)
+    public static bool Check(string dir, Action<string>? log = null, string[]? models = null)
     {
         log ??= Console.WriteLine;
         bool ok = true;
-        foreach (string name in Models)
+        foreach (string name in models ?? Models)
         {
             using var model = ClipModel.Load(Path.Combine(dir, name + ".safetensors"), new ClipModelOptions { MaxThreads = Threads });
             var options = new SessionOptions { IntraOpNumThreads = Threads };

@@ -263,6 +263,7 @@ public static class Convolution
         int OutHeight, int OutWidth, bool Relu);
 
     /// <summary>One output row (b, oy) of <see cref="ForwardDirect"/>: interior pixels 6 at a time, edge and leftover pixels one by one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // straight to optimized code: at tier 0 the first ~10 calls ran several times slower
     static unsafe void DirectRow<TVec, TOps>(float* input, float* weights, float* bias, float* output, int row, in DirectShape s)
         where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
     {
@@ -305,7 +306,7 @@ public static class Convolution
     /// Not inlined (nor are the other tiles): inlined into <see cref="DirectRow{TVec, TOps}"/> next to each other, their
     /// accumulators were spilled and the stem ran 3–4× slower.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     static unsafe void DirectTile<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
         where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
     {
@@ -338,7 +339,7 @@ public static class Convolution
     }
 
     /// <summary>6 interior output pixels × 4 Vector512 = a whole 64-channel panel: 24 accumulators, one broadcast per 4 FMAs.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     static unsafe void DirectTileWide<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
         where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
     {
@@ -372,7 +373,7 @@ public static class Convolution
     }
 
     /// <summary>One output pixel × 2 vectors of channels, taps clipped to the image (edges, and interior pixels left over from the tiles).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     static unsafe void DirectPixel<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
         where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
     {

@@ -15,7 +15,8 @@ namespace ManagedClip.Kernels;
 /// it, and the x block (≤ 144 × 128, read in place, six sequential row streams per micro-tile) stays in L2 across the
 /// panels of the group. While one B block is in use, the next one is prefetched into L2, a slice per micro-tile, so its
 /// first micro-tile does not wait on memory. Partial sums live in a per-thread stack tile [144, 256] (144 KiB), so y is
-/// written exactly once, with the epilogue (bias, activation, residual add) fused into that write.
+/// written exactly once, with the epilogue (bias, activation, residual add) fused into that write; a plain product
+/// (none of those, N a multiple of 64: Winograd's sixteen) sums in y itself.
 /// </para>
 /// <para>
 /// Micro-kernels (<see cref="GemmMicro"/>): Vector512 holds a 6 × 64 accumulator tile (24 zmm + 4 for B + 1
@@ -174,6 +175,7 @@ public static class Gemm
     {
         readonly GemmArgs _g;
         readonly int _rowBlocks, _rowBlock, _panels, _panelsPerTask;
+        readonly bool _sumsInOutput;
         int _next;
 
         public GemmJob(in GemmArgs g, int threads)
@@ -188,6 +190,7 @@ public static class Gemm
             // computes an element, never its summation order, so results stay independent of the thread count.
             _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (8 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
             Tasks = (long)_rowBlocks * ((_panels + _panelsPerTask - 1) / _panelsPerTask);
+            _sumsInOutput = g.Bias == null && g.Residual == null && !g.Accumulate && g.Activation == Activation.None && g.N % NR == 0;
         }
 
         public long Tasks { get; }
@@ -233,13 +236,16 @@ public static class Gemm
                         if (nk0 < g.K) { next = g.Packed + ((nint)np * g.K + nk0) * NR; nextLines = Math.Min(KC, g.K - nk0) * NR / 16; }
                     }
                     int linesPerTile = (nextLines + microTiles - 1) / microTiles;
-                    float* c = tile + (p - p0) * NR;
-                    bool last = k0 + kc == g.K;
+                    // A plain product (no bias, activation, residual or accumulation) over whole panels sums in y itself: no tile, no
+                    // epilogue pass (the same loads, FMAs and stores, so the same bits).
+                    float* c = _sumsInOutput ? g.Y + (nint)i0 * g.N + p * NR : tile + (p - p0) * NR;
+                    nint ldc = _sumsInOutput ? g.N : TileWidth;
+                    bool last = k0 + kc == g.K && !_sumsInOutput;
                     int j = p * NR;
                     for (int i = 0, line = 0; i < rows; i += MR, line += linesPerTile)
                     {
                         int tileRows = Math.Min(MR, rows - i);
-                        MicroTile(tileRows, g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * TileWidth, panelCols, k0 > 0,
+                        MicroTile(tileRows, g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * ldc, ldc, panelCols, k0 > 0,
                             next + line * 16, Math.Clamp(nextLines - line, 0, linesPerTile));
                         // After the last k-block, the micro-tile's sums go to y at once, while they are still in L1 (after the
                         // whole task they were back in L2, and y's writes came in one burst instead of between FMAs).
@@ -263,8 +269,8 @@ public static class Gemm
             return block;
         }
 
-        /// <summary>One micro-tile: rows ≤ 6 of packed x against a [kc, 64] B block, into tile rows (stride <see cref="TileWidth"/>).</summary>
-        static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, int cols, bool load, float* prefetch, int prefetchLines)
+        /// <summary>One micro-tile: rows ≤ 6 of x against a [kc, 64] B block, into rows <paramref name="ldc"/> apart (the tile's, or y's for a plain product).</summary>
+        static void MicroTile(int rows, float* a, nint lda, float* b, int kc, float* c, nint ldc, int cols, bool load, float* prefetch, int prefetchLines)
         {
             // A full-width tile when the panel has more than two vectors of live columns; a narrow panel (N ≤ 32 at Vector512,
             // the ResNet stem's 32 channels, or the last panel of an N just past a multiple of 64) takes the strip path below
@@ -273,12 +279,12 @@ public static class Gemm
             {
                 switch (rows)
                 {
-                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
-                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
-                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
-                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
-                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
-                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, lda, b, kc, c, TileWidth, load, prefetch, prefetchLines); break;
+                    case 6: GemmMicro.Tile4<TVec, TOps, R6>(a, lda, b, kc, c, ldc, load, prefetch, prefetchLines); break;
+                    case 5: GemmMicro.Tile4<TVec, TOps, R5>(a, lda, b, kc, c, ldc, load, prefetch, prefetchLines); break;
+                    case 4: GemmMicro.Tile4<TVec, TOps, R4>(a, lda, b, kc, c, ldc, load, prefetch, prefetchLines); break;
+                    case 3: GemmMicro.Tile4<TVec, TOps, R3>(a, lda, b, kc, c, ldc, load, prefetch, prefetchLines); break;
+                    case 2: GemmMicro.Tile4<TVec, TOps, R2>(a, lda, b, kc, c, ldc, load, prefetch, prefetchLines); break;
+                    default: GemmMicro.Tile4<TVec, TOps, R1>(a, lda, b, kc, c, ldc, load, prefetch, prefetchLines); break;
                 }
                 return;
             }
@@ -289,12 +295,12 @@ public static class Gemm
             {
                 switch (rows)
                 {
-                    case 6: GemmMicro.Tile2<TVec, TOps, R6>(a, lda, b + s, kc, c + s, TileWidth, load); break;
-                    case 5: GemmMicro.Tile2<TVec, TOps, R5>(a, lda, b + s, kc, c + s, TileWidth, load); break;
-                    case 4: GemmMicro.Tile2<TVec, TOps, R4>(a, lda, b + s, kc, c + s, TileWidth, load); break;
-                    case 3: GemmMicro.Tile2<TVec, TOps, R3>(a, lda, b + s, kc, c + s, TileWidth, load); break;
-                    case 2: GemmMicro.Tile2<TVec, TOps, R2>(a, lda, b + s, kc, c + s, TileWidth, load); break;
-                    default: GemmMicro.Tile2<TVec, TOps, R1>(a, lda, b + s, kc, c + s, TileWidth, load); break;
+                    case 6: GemmMicro.Tile2<TVec, TOps, R6>(a, lda, b + s, kc, c + s, ldc, load); break;
+                    case 5: GemmMicro.Tile2<TVec, TOps, R5>(a, lda, b + s, kc, c + s, ldc, load); break;
+                    case 4: GemmMicro.Tile2<TVec, TOps, R4>(a, lda, b + s, kc, c + s, ldc, load); break;
+                    case 3: GemmMicro.Tile2<TVec, TOps, R3>(a, lda, b + s, kc, c + s, ldc, load); break;
+                    case 2: GemmMicro.Tile2<TVec, TOps, R2>(a, lda, b + s, kc, c + s, ldc, load); break;
+                    default: GemmMicro.Tile2<TVec, TOps, R1>(a, lda, b + s, kc, c + s, ldc, load); break;
                 }
             }
         }

@@ -43,6 +43,37 @@ public class GemmTests
         return idx => (2.0 * k + 16) * TestData.U * (scale[idx] + Math.Abs(expected[idx])) + 1e-30;
     }
 
+    /// <summary>
+    /// A plain product over whole panels (no bias, activation, residual or accumulation; N a multiple of 64) sums in y itself
+    /// instead of the stack tile: every element written (y starts as NaN), the same bits as the tile path (forced here by a zero
+    /// bias), at every thread count, and within the scalar twin's bound.
+    /// </summary>
+    [Theory]
+    [InlineData(7, 64, 64)]
+    [InlineData(145, 300, 192)]   // two row blocks, three k-blocks (sums reloaded from y), three panels
+    [InlineData(50, 129, 128)]
+    public void Plain_product_sums_in_output_with_the_same_bits(int m, int k, int n)
+    {
+        var x = TestData.Random(m * k, 11 + m);
+        var w = TestData.Random(k * n, 12 + k);
+        var packed = PackedMatrix.FromRowMajor(w, k, n);
+        var expected = new float[m * n];
+        Gemm.Multiply(x, m, packed, [], expected, level: SimdLevel.Scalar);
+        var tol = Tolerance(x, (p, j) => w[p * n + j], m, k, n, [], null, expected);
+        foreach (var level in Simd.Supported.Where(l => l != SimdLevel.Scalar))
+        {
+            var throughTile = new float[m * n];
+            Gemm.Multiply(x, m, packed, new float[n], throughTile, maxThreads: 1, level: level);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var plain = Enumerable.Repeat(float.NaN, m * n).ToArray();
+                Gemm.Multiply(x, m, packed, [], plain, maxThreads: threads, level: level);
+                Assert.Equal(throughTile, plain);
+                for (int i = 0; i < plain.Length; i++) Assert.True(Math.Abs(plain[i] - expected[i]) <= tol(i), $"[{i}] {plain[i]} vs {expected[i]}");
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Shapes))]
     public void Packed_and_unpacked_match_scalar_twin_at_every_level(int m, int k, int n)
