@@ -15,10 +15,11 @@ dotnet "$bench" weights "$data"
 "$root/bench/ManagedClip.Peer/bin/Release/net10.0/ManagedClip.Peer" run "$data" --out "$root/BENCHMARKS.md" "$@"
 {
   echo
-  echo "## The machine's FMA ceiling and the GEMM kernel (\`ManagedClip.Bench peak\`, \`ManagedClip.Bench gemm\`)"
+  echo "## The machine's FMA ceiling and the GEMM kernel (\`ManagedClip.Bench peak\`, \`ceiling\`, \`gemm\`)"
   echo
   echo '```'
   dotnet "$bench" peak
+  dotnet "$bench" ceiling
   dotnet "$bench" gemm
   echo '```'
   echo

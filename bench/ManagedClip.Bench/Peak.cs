@@ -16,10 +16,10 @@ public static class Peak
         return a + b;
     }
 
-    public static double Measure(bool wide = true)
+    public static double Measure(bool wide = true, int trials = 20)
     {
         double best = 0;
-        for (int trial = 0; trial < 20; trial++)
+        for (int trial = 0; trial < trials; trial++)
         {
             long t0 = Stopwatch.GetTimestamp();
             float sink = wide ? Loop512(2_000_000) : Loop256(2_000_000);
