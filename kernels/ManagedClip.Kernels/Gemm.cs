@@ -23,8 +23,9 @@ namespace ManagedClip.Kernels;
 /// broadcast, of 32); Vector256 and Vector128 hold 6 × 2 vectors (12 + 2 + 1 of 16 registers) and sweep the
 /// 64-wide panel in 16- or 8-column strips. Every k-step is one broadcast of x per row and one FMA per accumulator.
 /// </para>
-/// Threads: tasks are pulled from a shared counter by at most maxThreads workers; each output element is
-/// computed by one task in a fixed order, so results do not depend on the thread count.
+/// Threads: tasks are pulled from a shared counter by at most maxThreads workers (and, for a one-thread call made by a
+/// member of a <see cref="WorkSharing"/> team, by the members that have finished their own work); each output element is
+/// computed by one task in a fixed order, so results do not depend on the thread count or on who helped.
 /// </summary>
 public static class Gemm
 {
@@ -159,9 +160,11 @@ public static class Gemm
     {
         var job = new GemmJob<TVec, TOps>(args, threads);
         threads = (int)Math.Min(threads, job.Tasks);
-        if ((long)args.M * args.N * args.K < ParallelThreshold) threads = 1;
-        if (threads <= 1) { job.Work(); return; }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => job.Work());
+        bool small = (long)args.M * args.N * args.K < ParallelThreshold;
+        if (small) { job.RunTasks(); return; }
+        // One thread: the call may belong to a batch split over threads (WorkSharing), whose finished members help.
+        if (threads <= 1) { WorkSharing.Run(job); return; }
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => job.RunTasks());
     }
 
     /// <summary>
@@ -171,41 +174,54 @@ public static class Gemm
     /// t % rowBlocks. (Packing x into 6-row micro-panels was tried twice and measured slower both times, ~2× on 96×768×256
     /// and ~20 % on 204×768×3072: the copy cost more than the contiguous stream saved.)
     /// </summary>
-    sealed unsafe class GemmJob<TVec, TOps> where TVec : unmanaged where TOps : IVecOps<TVec>
+    sealed unsafe class GemmJob<TVec, TOps> : SharedWork where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         readonly GemmArgs _g;
         readonly int _rowBlocks, _rowBlock, _panels, _panelsPerTask;
         readonly bool _sumsInOutput;
-        int _next;
 
-        public GemmJob(in GemmArgs g, int threads)
+        public GemmJob(in GemmArgs g, int threads) : base(TaskCount(g, threads))
         {
             _g = g;
-            // Equal row blocks, each a whole number of micro-tiles: 200 rows are two blocks of 102 and 98, not 144 + 56.
-            _rowBlocks = (g.M + MaxRowBlock - 1) / MaxRowBlock;
-            _rowBlock = ((g.M + _rowBlocks - 1) / _rowBlocks + MR - 1) / MR * MR;
-            _panels = (g.N + NR - 1) / NR;
-            // Group panels while there are still ≥ 8 tasks per thread to balance load (with 4, the 36 panels of ViT-B's
-            // batch-1 QKV projection were 9 tasks: 5 for one thread, 4 for the other). Grouping changes only which task
-            // computes an element, never its summation order, so results stay independent of the thread count.
-            _panelsPerTask = Math.Clamp(_panels * _rowBlocks / (8 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
-            Tasks = (long)_rowBlocks * ((_panels + _panelsPerTask - 1) / _panelsPerTask);
+            (_rowBlocks, _rowBlock, _panels, _panelsPerTask) = Blocking(g, threads);
             _sumsInOutput = g.Bias == null && g.Residual == null && !g.Accumulate && g.Activation == Activation.None && g.N % NR == 0;
         }
 
-        public long Tasks { get; }
+        static (int RowBlocks, int RowBlock, int Panels, int PanelsPerTask) Blocking(in GemmArgs g, int threads)
+        {
+            // Equal row blocks, each a whole number of micro-tiles: 200 rows are two blocks of 102 and 98, not 144 + 56.
+            int rowBlocks = (g.M + MaxRowBlock - 1) / MaxRowBlock;
+            int rowBlock = ((g.M + rowBlocks - 1) / rowBlocks + MR - 1) / MR * MR;
+            int panels = (g.N + NR - 1) / NR;
+            // Group panels while there are still ≥ 8 tasks per thread to balance load (with 4, the 36 panels of ViT-B's
+            // batch-1 QKV projection were 9 tasks: 5 for one thread, 4 for the other). Grouping changes only which task
+            // computes an element, never its summation order, so results stay independent of the thread count.
+            int panelsPerTask = Math.Clamp(panels * rowBlocks / (8 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
+            return (rowBlocks, rowBlock, panels, panelsPerTask);
+        }
+
+        static long TaskCount(in GemmArgs g, int threads)
+        {
+            var (rowBlocks, _, panels, panelsPerTask) = Blocking(g, threads);
+            return (long)rowBlocks * ((panels + panelsPerTask - 1) / panelsPerTask);
+        }
 
         [SkipLocalsInit]
-        public void Work()
+        public override bool RunTasks()
         {
             // Per-thread scratch, 64-byte aligned: partial sums [≤ 144, 4·64] (144 KiB) and, for unpacked B only,
             // one packed B block [KC, 64] (32 KiB).
             float* tileRaw = stackalloc float[MaxRowBlock * TileWidth + 16];
             float* blockRaw = stackalloc float[KC * NR + 16];
             float* tile = Align64(tileRaw), block = Align64(blockRaw);
-            long t;
-            while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
+            bool ran = false;
+            while (TryTake(out long t))
+            {
                 RunTask((int)t, tile, block);
+                Completed();
+                ran = true;
+            }
+            return ran;
         }
 
         static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);

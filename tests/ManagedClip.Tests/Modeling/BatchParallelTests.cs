@@ -52,4 +52,17 @@ public sealed class BatchParallelTests : IDisposable
             }
         }
     }
+
+    /// <summary>A part that throws surfaces its own exception, and the parts that finished (helping the others) do not wait forever.</summary>
+    [Fact]
+    public async Task FailingPartSurfacesItsExceptionWithoutHangingTheOthers()
+    {
+        var run = Task.Run(() => ManagedClip.Modeling.BatchParallel.Run(8, 2, (start, _, _) =>
+        {
+            if (start == 0) throw new InvalidOperationException("part 0 failed");
+            Thread.Sleep(50);
+        }));
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("part 0 failed", error.Message);
+    }
 }
