@@ -14,11 +14,7 @@ public static class GemmSweep
         foreach (var (name, m, k, n) in Shapes.All)
         {
             if (quick && !name.StartsWith("vit")) continue;
-            var random = new Random(42);
-            var x = new float[m * k]; var w = new float[k * n]; var bias = new float[n]; var y = new float[m * n];
-            for (int i = 0; i < x.Length; i++) x[i] = (float)random.NextDouble() - 0.5f;
-            for (int i = 0; i < w.Length; i++) w[i] = (float)random.NextDouble() - 0.5f;
-            var packed = PackedMatrix.FromRowMajor(w, k, n);
+            var (x, packed, bias, y) = Operands(m, k, n);
             double flops = 2.0 * m * k * n;
             foreach (var level in levels)
                 foreach (int threads in new[] { 1, 2 })
@@ -45,11 +41,7 @@ public static class GemmSweep
     /// <summary>One shape, Vector512/best level, median of many calls.</summary>
     public static void One(int m, int k, int n, int threads)
     {
-        var random = new Random(42);
-        var x = new float[m * k]; var w = new float[k * n]; var y = new float[m * n];
-        for (int i = 0; i < x.Length; i++) x[i] = (float)random.NextDouble() - 0.5f;
-        for (int i = 0; i < w.Length; i++) w[i] = (float)random.NextDouble() - 0.5f;
-        var packed = PackedMatrix.FromRowMajor(w, k, n);
+        var (x, packed, _, y) = Operands(m, k, n);
         double flops = 2.0 * m * k * n;
         int reps = (int)Math.Clamp(2e10 / flops, 5, 20000);
         var times = new double[reps];
@@ -82,11 +74,7 @@ public static class GemmSweep
         foreach (var (name, m, k, n) in new[] { ("vit fc 400x768x3072", 400, 768, 3072), ("vit proj 400x3072x768", 400, 3072, 768),
                      ("vit fc 200x768x3072 (4 images)", 200, 768, 3072), ("vit proj 200x3072x768 (4 images)", 200, 3072, 768) })
         {
-            var random = new Random(42);
-            var x = new float[m * k]; var w = new float[k * n]; var bias = new float[n]; var y = new float[m * n];
-            for (int i = 0; i < x.Length; i++) x[i] = (float)random.NextDouble() - 0.5f;
-            for (int i = 0; i < w.Length; i++) w[i] = (float)random.NextDouble() - 0.5f;
-            var packed = PackedMatrix.FromRowMajor(w, k, n);
+            var (x, packed, bias, y) = Operands(m, k, n);
             double flops = 2.0 * m * k * n;
             void Call() => Gemm.Multiply(x, m, packed, bias, y, Activation.None, false, 1);
             Call(); Call();
@@ -106,6 +94,16 @@ public static class GemmSweep
                 $"(rounds {100 * ratios.Min(),4:0}–{100 * ratios.Max(),3:0}%), {100 * Median(gemms) / Shapes.PeakGflopsPerCore,4:0}% of the nominal {Shapes.PeakGflopsPerCore:0}");
         }
         Console.WriteLine($"load {LoadAverage()}");
+    }
+
+    /// <summary>x [m, k] and B [k, n] uniform in [−½, ½) from seed 42, B packed; a zero bias [n] and y [m, n].</summary>
+    static (float[] X, PackedMatrix B, float[] Bias, float[] Y) Operands(int m, int k, int n)
+    {
+        var random = new Random(42);
+        var x = new float[m * k]; var w = new float[k * n];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)random.NextDouble() - 0.5f;
+        for (int i = 0; i < w.Length; i++) w[i] = (float)random.NextDouble() - 0.5f;
+        return (x, PackedMatrix.FromRowMajor(w, k, n), new float[n], new float[m * n]);
     }
 
     public static string LoadAverage()

@@ -21,7 +21,7 @@ public class ConvolutionTests
         (4, 7, 5, 3, 5, 2, 2),     // 5×5 kernel
     ];
 
-    static float[] Random(int length, int seed, float scale = 1f)
+    internal static float[] Random(int length, int seed, float scale = 1f)
     {
         var random = new Random(seed);
         var values = new float[length];
@@ -34,7 +34,7 @@ public class ConvolutionTests
         (Random(batch * c.H * c.W * c.Cin, seed++), Random(c.Cout * c.Cin * c.K * c.K, seed++, 0.5f), Random(c.Cout, seed++));
 
     /// <summary>The definition, term by term, in double: x NHWC, w OIHW.</summary>
-    static float[] DirectConvolution(float[] x, int batch, int h, int w, int cin, float[] weights, int cout, int k, int s, int p, float[]? bias, bool relu)
+    internal static float[] DirectConvolution(float[] x, int batch, int h, int w, int cin, float[] weights, int cout, int k, int s, int p, float[]? bias, bool relu)
     {
         int ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
         var y = new float[batch * ho * wo * cout];
@@ -68,7 +68,7 @@ public class ConvolutionTests
         return y;
     }
 
-    static void Close(float[] expected, float[] actual, double tolerance)
+    internal static void Close(float[] expected, float[] actual, double tolerance)
     {
         Assert.Equal(expected.Length, actual.Length);
         double scale = Math.Max(1e-6, expected.Max(v => Math.Abs((double)v)));

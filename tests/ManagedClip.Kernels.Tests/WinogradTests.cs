@@ -22,36 +22,22 @@ public class WinogradTests
         (9, 4, 1, 1),
     ];
 
-    static float[] Random(int length, int seed, float scale = 1f)
+    /// <summary>Input [batch, H, W, Cin], OIHW weights, bias and the transformed filter, from seeds seed … seed + 2 (seed advances by 3).</summary>
+    static (float[] X, float[] Weights, float[] Bias, WinogradFilter Filter) Operands((int H, int W, int Cin, int Cout) c, int batch, ref int seed, float scale = 0.5f)
     {
-        var random = new Random(seed);
-        var values = new float[length];
-        for (int i = 0; i < length; i++) values[i] = (float)(random.NextDouble() * 2 - 1) * scale;
-        return values;
+        var x = Random(batch * c.H * c.W * c.Cin, seed++);
+        var weights = Random(c.Cout * c.Cin * 9, seed++, scale);
+        var bias = Random(c.Cout, seed++);
+        return (x, weights, bias, WinogradFilter.FromWeights(weights, c.Cout, c.Cin));
     }
 
-    /// <summary>The definition of a 3×3, stride 1, padding 1 convolution, term by term in double: x NHWC, w OIHW.</summary>
-    static float[] Definition(float[] x, int batch, int h, int w, int cin, float[] weights, int cout, float[]? bias, bool relu)
-    {
-        var y = new float[batch * h * w * cout];
-        for (int b = 0; b < batch; b++)
-            for (int oy = 0; oy < h; oy++)
-                for (int ox = 0; ox < w; ox++)
-                    for (int co = 0; co < cout; co++)
-                    {
-                        double sum = bias?[co] ?? 0;
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++)
-                            {
-                                int iy = oy - 1 + ky, ix = ox - 1 + kx;
-                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                                for (int ci = 0; ci < cin; ci++)
-                                    sum += (double)x[((b * h + iy) * w + ix) * cin + ci] * weights[((co * cin + ci) * 3 + ky) * 3 + kx];
-                            }
-                        y[((b * h + oy) * w + ox) * cout + co] = (float)(relu ? Math.Max(0, sum) : sum);
-                    }
-        return y;
-    }
+    /// <summary>The definition of the convolution Winograd computes: 3×3, stride 1, padding 1, in double.</summary>
+    static float[] Definition(float[] x, int batch, int h, int w, int cin, float[] weights, int cout, float[]? bias, bool relu) =>
+        ConvolutionTests.DirectConvolution(x, batch, h, w, cin, weights, cout, 3, 1, 1, bias, relu);
+
+    static float[] Random(int length, int seed, float scale = 1f) => ConvolutionTests.Random(length, seed, scale);
+
+    static void Close(float[] expected, float[] actual, double tolerance) => ConvolutionTests.Close(expected, actual, tolerance);
 
     static float[] Run((int H, int W, int Cin, int Cout) c, int batch, float[] x, WinogradFilter filter, float[] bias, Activation activation,
         SimdLevel level, int threads, int scratchTiles = 1000)
@@ -63,25 +49,13 @@ public class WinogradTests
         return y;
     }
 
-    /// <summary>|expected − actual| ≤ tolerance · (largest |expected|), element by element.</summary>
-    static void Close(float[] expected, float[] actual, double tolerance)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = Math.Max(1e-6, expected.Max(v => Math.Abs((double)v)));
-        for (int i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(expected[i] - (double)actual[i]) <= tolerance * scale, $"[{i}] expected {expected[i]}, got {actual[i]}");
-    }
-
     [Theory, MemberData(nameof(Levels))]
     public void MatchesTheDefinitionAtEveryLevel(SimdLevel level)
     {
         int seed = 1;
         foreach (var c in Shapes)
         {
-            var x = Random(2 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * 9, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
-            var filter = WinogradFilter.FromWeights(weights, c.Cout, c.Cin);
+            var (x, weights, bias, filter) = Operands(c, 2, ref seed);
             foreach (var relu in new[] { false, true })
                 Close(Definition(x, 2, c.H, c.W, c.Cin, weights, c.Cout, bias, relu),
                     Run(c, 2, x, filter, bias, relu ? Activation.Relu : Activation.None, level, 1), 1e-5);
@@ -100,10 +74,7 @@ public class WinogradTests
         int seed = 50;
         foreach (var c in Shapes)
         {
-            var x = Random(3 * c.H * c.W * c.Cin, seed++);
-            var weights = Random(c.Cout * c.Cin * 9, seed++, 0.5f);
-            var bias = Random(c.Cout, seed++);
-            var filter = WinogradFilter.FromWeights(weights, c.Cout, c.Cin);
+            var (x, _, bias, filter) = Operands(c, 3, ref seed);
             var best = Run(c, 3, x, filter, bias, Activation.Relu, Simd.Best, 1);
             foreach (var level in Simd.Supported.Where(l => l != SimdLevel.Scalar))
             {
@@ -122,10 +93,8 @@ public class WinogradTests
     public void LargeInputInPreferredChunksMatchesTheDefinition()
     {
         var c = (H: 56, W: 56, Cin: 128, Cout: 128);
-        var x = Random(2 * c.H * c.W * c.Cin, 90);
-        var weights = Random(c.Cout * c.Cin * 9, 91, 0.1f);
-        var bias = Random(c.Cout, 92);
-        var filter = WinogradFilter.FromWeights(weights, c.Cout, c.Cin);
+        int seed = 90;
+        var (x, weights, bias, filter) = Operands(c, 2, ref seed, scale: 0.1f);
         int scratch = Winograd.PreferredScratch(c.Cin, c.Cout, Winograd.Tiles(2, c.H, c.W));
         Assert.True(scratch < Winograd.Tiles(2, c.H, c.W) * Winograd.MinimumScratch(c.Cin, c.Cout), "the preferred chunk should not hold every tile");
         var y = new float[2 * c.H * c.W * c.Cout];
