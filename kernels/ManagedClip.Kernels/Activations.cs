@@ -125,6 +125,7 @@ public static class Activations
     /// stack buffer so it runs the very same vector formula as the body (no separate scalar tail formula).
     /// </summary>
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Loop<TVec, TOps, TOp>(float* p, int count)
         where TVec : unmanaged where TOps : IVecOps<TVec> where TOp : IActivationOp
     {

@@ -116,6 +116,7 @@ public static class Attention
 
         public long Tasks => (long)_a.Batch * _a.Heads;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Work()
         {
             int d = _a.HeadDim;
@@ -141,6 +142,7 @@ public static class Attention
         /// All queries of (b, h), each with an online softmax over key tiles: running max m and sum ℓ per query; when a tile
         /// raises the max, the accumulated output and ℓ are rescaled by e^(m_old − m_new). The output rows are the accumulators.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void RunHead(int b, int h, float* keysT, float* values, float* s0, float* s1, float* max, float* sum)
         {
             ref readonly AttentionArgs a = ref _a;
@@ -178,6 +180,7 @@ public static class Attention
         int KeysSeen(int i, int j0, int n) => _a.Causal ? Math.Min(n, i + 1 - j0) : n;
 
         /// <summary>s0[j] = q0·k_j·scale and s1[j] = q1·k_j·scale for j &lt; n (whole vectors; lanes past n are ignored), from Kᵀ.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         static void Scores(float* q0, float* q1, float* keysT, int stride, int n, int d, float scale, float* s0, float* s1)
         {
             int w = TOps.Count;
@@ -224,6 +227,7 @@ public static class Attention
         }
 
         /// <summary>Online-softmax update of query i's output row with the n scores of the current tile, whose values are [n, d] at <paramref name="values"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Accumulate(int b, int h, int i, float* values, float* scores, int n, ref float runningMax, ref float runningSum)
         {
             ref readonly AttentionArgs a = ref _a;

@@ -443,6 +443,7 @@ public static class Convolution
     }
 
     /// <summary>dst[0..n) = src[0..n) at the given vector width, narrower widths taking the tails; the scalar level is the plain loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Copy(float* source, float* destination, int count, SimdLevel level)
     {
         int i = 0;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
@@ -51,6 +52,7 @@ public static class LayerNorm
         for (int i = 0; i < n; i++) y[i] = (float)((x[i] - mean) * rstd * g[i] + b[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Row<TVec, TOps>(float* x, float* y, int n, float* g, float* b, float eps)
         where TVec : unmanaged where TOps : IVecOps<TVec>
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
@@ -38,6 +39,7 @@ public static class Pooling
     }
 
     /// <summary>One output pixel: the mean of a k×k window whose rows are <paramref name="rowStride"/> floats apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Window(float* window, long rowStride, int channels, int kernel, float divisor, float* output, SimdLevel level)
     {
         int c = 0;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
@@ -39,6 +40,7 @@ public static class Softmax
         for (int i = 0; i < n; i++) p[i] *= inv;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Vector<TVec, TOps>(float* p, int n) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         float max = MaxOf<TVec, TOps>(p, n);
@@ -47,6 +49,7 @@ public static class Softmax
         Scale<TVec, TOps>(p, n, 1f / sum);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe float MaxOf<TVec, TOps>(float* p, int n) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         int w = TOps.Count, i = 0;
@@ -62,6 +65,7 @@ public static class Softmax
     }
 
     /// <summary>p[i] ← exp(p[i] − max); returns the sum (two accumulators' worth of parallelism via the vector lanes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe float ExpSubtractAndSum<TVec, TOps>(float* p, int n, float max) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         int w = TOps.Count, i = 0;
@@ -78,6 +82,7 @@ public static class Softmax
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Scale<TVec, TOps>(float* p, int n, float s) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         int w = TOps.Count, i = 0;
