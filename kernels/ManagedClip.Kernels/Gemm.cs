@@ -185,10 +185,13 @@ public static class Gemm
         readonly int _rowBlocks, _rowBlock, _panels, _panelsPerTask;
         readonly bool _sumsInOutput;
 
-        public GemmJob(in GemmArgs g, int threads) : base(TaskCount(g, threads))
+        public GemmJob(in GemmArgs g, int threads) : this(g, Blocking(g, threads)) { }
+
+        GemmJob(in GemmArgs g, (int RowBlocks, int RowBlock, int Panels, int PanelsPerTask) blocking)
+            : base((long)blocking.RowBlocks * ((blocking.Panels + blocking.PanelsPerTask - 1) / blocking.PanelsPerTask))
         {
             _g = g;
-            (_rowBlocks, _rowBlock, _panels, _panelsPerTask) = Blocking(g, threads);
+            (_rowBlocks, _rowBlock, _panels, _panelsPerTask) = blocking;
             _sumsInOutput = g.Bias == null && g.Residual == null && !g.Accumulate && g.Activation == Activation.None && g.N % NR == 0;
         }
 
@@ -203,12 +206,6 @@ public static class Gemm
             // computes an element, never its summation order, so results stay independent of the thread count.
             int panelsPerTask = Math.Clamp(panels * rowBlocks / (8 * Math.Max(1, threads)), 1, MaxPanelsPerTask);
             return (rowBlocks, rowBlock, panels, panelsPerTask);
-        }
-
-        static long TaskCount(in GemmArgs g, int threads)
-        {
-            var (rowBlocks, _, panels, panelsPerTask) = Blocking(g, threads);
-            return (long)rowBlocks * ((panels + panelsPerTask - 1) / panelsPerTask);
         }
 
         [SkipLocalsInit]

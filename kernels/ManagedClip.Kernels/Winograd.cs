@@ -98,8 +98,11 @@ public static class Winograd
     public static int PreferredScratch(int inChannels, int outChannels, long tiles)
     {
         int perTile = MinimumScratch(inChannels, outChannels);
-        return (int)Math.Min(tiles, Math.Max(MinimumChunkTiles, ChunkFloats / perTile)) * perTile;
+        return (int)PreferredChunk(perTile, tiles) * perTile;
     }
+
+    /// <summary>Tiles per chunk when scratch allows: about <see cref="ChunkFloats"/> of scratch, at least <see cref="MinimumChunkTiles"/>.</summary>
+    static long PreferredChunk(int perTile, long tiles) => Math.Min(tiles, Math.Max(MinimumChunkTiles, ChunkFloats / perTile));
 
     /// <summary>2×2 output tiles of an H×W map: ⌈H/2⌉·⌈W/2⌉ per image (a tile past an odd edge computes pixels that are dropped).</summary>
     public static long Tiles(int batch, int height, int width) => (long)batch * ((height + 1) / 2) * ((width + 1) / 2);
@@ -128,7 +131,7 @@ public static class Winograd
         if (tiles == 0) return;
 
         // Equal chunks, not full ones and a sliver (a sliver passes over all 16 U_ξ for a handful of rows).
-        long chunk = Math.Min(tiles, Math.Min(scratch.Length / perTile, Math.Max(MinimumChunkTiles, ChunkFloats / perTile)));
+        long chunk = Math.Min(scratch.Length / perTile, PreferredChunk(perTile, tiles));
         long chunks = (tiles + chunk - 1) / chunk;
         chunk = (tiles + chunks - 1) / chunks;
         var shape = new Shape(height, width, cin, cout, (height + 1) / 2, (width + 1) / 2, activation == Activation.Relu);
@@ -159,13 +162,17 @@ public static class Winograd
         GC.KeepAlive(filter);
     }
 
-    readonly record struct Shape(int Height, int Width, int InChannels, int OutChannels, int TilesY, int TilesX, bool Relu);
+    readonly record struct Shape(int Height, int Width, int InChannels, int OutChannels, int TilesY, int TilesX, bool Relu)
+    {
+        /// <summary>Tile index → (image, tile row, tile column); tiles run row-major within an image.</summary>
+        public (int Image, int Row, int Column) Locate(int tile) => (tile / (TilesX * TilesY), tile / TilesX % TilesY, tile % TilesX);
+    }
 
     /// <summary>Tile <paramref name="tile"/>'s V = Bᵀ d B for every input channel, point ξ at v + ξ·<paramref name="pointStride"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // straight to optimized code: tier-0 transforms ran 3× slower for the first calls
     static unsafe void InputTile(float* input, in Shape s, int tile, float* v, long pointStride, SimdLevel level)
     {
-        int tx = tile % s.TilesX, ty = tile / s.TilesX % s.TilesY, b = tile / (s.TilesX * s.TilesY);
+        var (b, ty, tx) = s.Locate(tile);
         int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
         // The patch's rows (null above or below the image) and which of its columns are inside; outside is zero padding.
         float* image = input + (long)b * s.Height * s.Width * s.InChannels;
@@ -244,10 +251,10 @@ public static class Winograd
     }
 
     /// <summary>Tile <paramref name="tile"/>'s output pixels y = act(Aᵀ M A + bias), M's point ξ at m + ξ·<paramref name="pointStride"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // straight to optimized code: tier-0 transforms ran 3× slower for the first calls
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void OutputTile(float* m, long pointStride, float* bias, float* output, in Shape s, int tile, SimdLevel level)
     {
-        int tx = tile % s.TilesX, ty = tile / s.TilesX % s.TilesY, b = tile / (s.TilesX * s.TilesY);
+        var (b, ty, tx) = s.Locate(tile);
         int oy = 2 * ty, ox = 2 * tx;
         float* y00 = output + (((long)b * s.Height + oy) * s.Width + ox) * s.OutChannels;
         // Pixels past an odd bottom or right edge are computed and dropped (null pointers).
