@@ -43,7 +43,8 @@ public sealed record IndexReport(int Images, int Embedded, int Reused, int Remov
 /// new or whose size or modification time changed are embedded; entries of deleted files are dropped. Crash-safe: the
 /// file is replaced atomically every <see cref="IndexingOptions.CommitEvery"/> images, each time a complete index of
 /// the unchanged images plus those embedded so far, so a killed run leaves a valid index and a rerun finishes the rest.
-/// The index holds exactly the images under the folders of the latest run.
+/// The index holds exactly the images under the folders of the latest run. One run at a time writes an index: a second
+/// one is refused with <see cref="IndexException"/> (an OS lock on INDEX.lock beside it, see <see cref="IndexWriteLock"/>).
 /// </summary>
 public static class ImageIndexer
 {

@@ -115,17 +115,6 @@ public sealed class ImageIndexerTests : IDisposable
         Assert.Contains("no such folder", Assert.Throws<ImageInputException>(() => ImageIndexer.Update(again, IndexPath, [Path.Combine(_folder, "nowhere")])).Message);
     }
 
-    /// <summary>Runs a shell command in a folder: for names .NET cannot write (bytes that are not UTF-8).</summary>
-    static void Shell(string folder, string command)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo("/bin/sh") { WorkingDirectory = folder };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(command);
-        using var shell = System.Diagnostics.Process.Start(start)!;
-        shell.WaitForExit();
-        Assert.Equal(0, shell.ExitCode);
-    }
-
     [Fact]
     public async Task DirectoryLinksAreNotFollowed()
     {
@@ -160,7 +149,7 @@ public sealed class ImageIndexerTests : IDisposable
     public void FilesAndFoldersThatCannotBeOpenedAreReportedAsFailed()
     {
         // Names that are not UTF-8: .NET lists them with U+FFFD in place of the bad byte and then cannot open them.
-        Shell(Photos, """cp p0.png "$(printf '\377.png')" && mkdir "$(printf 'bad\376')" && cp p1.png "$(printf 'bad\376')/inside.png" """);
+        SearchTestData.Shell(Photos, """cp p0.png "$(printf '\377.png')" && mkdir "$(printf 'bad\376')" && cp p1.png "$(printf 'bad\376')/inside.png" """);
         try
         {
             using var model = ZeroShotTestData.Load("vit-tiny-a");
@@ -172,7 +161,7 @@ public sealed class ImageIndexerTests : IDisposable
             Assert.All(failures.Where(f => f.Path.Contains('\uFFFD')), f => Assert.Contains("not valid UTF-8", f.Message));
             Assert.Equal((Failed: 3, Indexed: 6), (report.Failed, report.Indexed));
         }
-        finally { Shell(Photos, """rm -rf "$(printf '\377.png')" "$(printf 'bad\376')" """); } // Directory.Delete cannot name them either
+        finally { SearchTestData.Shell(Photos, """rm -rf "$(printf '\377.png')" "$(printf 'bad\376')" """); } // Directory.Delete cannot name them either
     }
 
     [Fact]
@@ -189,6 +178,38 @@ public sealed class ImageIndexerTests : IDisposable
             Assert.Contains(says, error.Message);
         }
         Assert.Equal(0, progressReports);
+    }
+
+    [Fact]
+    public async Task ASecondWriterOfTheSameIndexIsRefusedWhileTheFirstRuns()
+    {
+        string other = Path.Combine(_folder, "other");
+        Directory.CreateDirectory(other);
+        SearchTestData.WritePng(Path.Combine(other, "o.png"), 50);
+        using var model = ZeroShotTestData.Load("vit-tiny-a");
+        // The first run is held in the middle of its work (its progress callback waits) while the second starts.
+        using var working = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var first = Task.Run(() => ImageIndexer.Update(model, IndexPath, [Photos], new IndexingOptions
+        {
+            Progress = (done, _) => { if (done == 0) { working.Set(); release.Wait(TimeSpan.FromMinutes(1)); } },
+        }));
+        Assert.True(working.Wait(TimeSpan.FromMinutes(1)), "the first run did not start embedding");
+        try
+        {
+            var error = Assert.Throws<IndexException>(() => ImageIndexer.Update(model, IndexPath, [other]));
+            Assert.Contains(IndexPath, error.Message);
+            Assert.Contains("another run is writing this index", error.Message);
+        }
+        finally { release.Set(); }
+        Assert.Equal(6, (await first).Indexed);
+        Assert.False(File.Exists(IndexPath + ".lock"));
+        Assert.Equal(6, EmbeddingIndex.Load(IndexPath).Count);
+
+        // The first run is done: the next one may write. A lock file left by a killed run (the OS released its lock) is taken over.
+        File.WriteAllText(IndexPath + ".lock", "12345\n");
+        Assert.Equal(1, ImageIndexer.Update(model, IndexPath, [other]).Indexed);
+        Assert.False(File.Exists(IndexPath + ".lock"));
     }
 
     [Fact]
