@@ -7,11 +7,12 @@ namespace ManagedClip.Cli;
 internal sealed class IndexCommand : ICommand
 {
     public CommandSpec Spec { get; } = new("index", "index --model PATH [--vocab PATH] --out INDEX [--commit-every N] [--json] DIR...",
-        "Walk the folders for images (JPEG, PNG, GIF, BMP, TIFF, WebP, PBM, TGA), embed them in batches and store the embeddings with their paths " +
+        "Walk the folders for images (JPEG, PNG, GIF, BMP, TIFF, WebP, PBM, TGA; hidden files and folders are skipped, links to folders are " +
+        "not followed, links to files are), embed them in batches and store the embeddings with their paths " +
         "and the model's fingerprint in INDEX. Run it again to update: only new or changed files (path, size, modification time) are embedded and " +
         "deleted ones are dropped; the index then holds exactly the images under the folders given. The file is replaced atomically every N images, " +
-        "so killing the command at any moment leaves a valid index and a rerun finishes the work. Files that fail to decode are reported and skipped " +
-        "(exit code 1). Prints one summary (one JSON object with --json); a progress bar with rate and ETA when stderr is a terminal.",
+        "so killing the command at any moment leaves a valid index and a rerun finishes the work; one run at a time writes an index (INDEX.lock " +
+        "beside it), another is refused. Files that cannot be read or decoded are reported and skipped (exit code 1). Prints one summary (one JSON object with --json); a progress bar with rate and ETA when stderr is a terminal.",
         ModelOptions.Names(ModelOptions.Model, ModelOptions.Vocab,
             ("--out INDEX", "the index file to create or update"),
             ("--commit-every N", "write the index after every N embedded images (default 1000)"),

@@ -108,6 +108,7 @@ public sealed class SearchCliTests(ITestOutputHelper log) : IDisposable
             Assert.False(process.HasExited, "indexing finished before it could be killed; the test needs more images");
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
+            Assert.True(File.Exists(IndexPath + ".lock")); // left by the killed run; the OS has released its lock, so the next run takes it over
 
             var index = EmbeddingIndex.Load(IndexPath); // intact: loads and its checksum holds
             log.WriteLine($"round {round + 1}: killed with {index.Count} of {Total} images committed");
@@ -158,6 +159,47 @@ public sealed class SearchCliTests(ITestOutputHelper log) : IDisposable
         CliRunner.AssertCleanError(CliRunner.Run("index", "--model", Vit, photos), 2, "--out");
         CliRunner.AssertCleanError(CliRunner.Run("index", "--model", Vit, "--out", IndexPath, Path.Combine(_folder, "nowhere")), 1, "no such folder");
         Assert.Equal(0, CliRunner.Run(Search("--", "a cat")).ExitCode);
+    }
+
+    [Fact]
+    public void IndexRefusesAnIndexThatAnotherProcessIsWriting()
+    {
+        string photos = ReferencePhotos();
+        string[] index = ["index", "--model", Vit, "--out", IndexPath, "--json", photos];
+        using (IndexWriteLock.Acquire(IndexPath)) // what a running `index` holds, held by this process
+        {
+            var refused = CliRunner.Run(index);
+            CliRunner.AssertCleanError(refused, 1, "another run is writing this index");
+            Assert.Contains(IndexPath, refused.Stderr);
+            Assert.Equal("", refused.Stdout);
+            Assert.False(File.Exists(IndexPath));
+        }
+        Assert.Equal(0, CliRunner.Run(index).ExitCode);
+        Assert.Equal([Path.GetFileName(IndexPath)], Directory.GetFiles(_folder).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void IndexCountsFilesItCannotOpenAndChecksTheOutputBeforeEmbedding()
+    {
+        string photos = ReferencePhotos();
+        // A name that is not UTF-8 (written by the shell: .NET cannot name it).
+        SearchTestData.Shell(photos, """cp chelsea.png "$(printf 'cat\377.png')" """);
+        try
+        {
+            var result = CliRunner.Run("index", "--model", Vit, "--out", IndexPath, photos);
+            Assert.Equal(1, result.ExitCode);
+            Assert.Contains("10 images indexed (10 embedded, 0 unchanged, 0 removed, 1 failed)", result.Stdout);
+            Assert.Contains("cat\uFFFD.png: cannot read: its name is not valid UTF-8", result.Stderr);
+        }
+        finally { SearchTestData.Shell(photos, """rm "$(printf 'cat\377.png')" """); } // nor delete it
+
+        // An --out that cannot be written is an error before any image is embedded (a file where its folder should be).
+        string aFile = Path.Combine(_folder, "a-file");
+        File.WriteAllText(aFile, "");
+        string unwritable = Path.Combine(aFile, "photos.mcidx");
+        var refused = CliRunner.Run("index", "--model", Vit, "--out", unwritable, photos);
+        CliRunner.AssertCleanError(refused, 1, unwritable);
+        Assert.Contains("cannot write the index there", refused.Stderr);
     }
 
     [Fact]

@@ -128,6 +128,90 @@ public sealed class EmbeddingIndexTests : IDisposable
         Assert.Equal(50, EmbeddingIndex.Load(good).Count);
     }
 
+    /// <summary>
+    /// Fuzzed index files (1,000 rounds of a real one with flipped bits, extreme length and count fields, cut, extended or spliced, half of
+    /// them with the checksum made valid again so the parsing behind it is reached): each loads or is an IndexException
+    /// naming the file, and loading never allocates more than a constant plus a multiple of the file's size.
+    /// </summary>
+    [Fact]
+    public void FuzzedIndexFilesLoadOrAreIndexErrorsWithBoundedMemory()
+    {
+        var (index, _) = RandomIndex(20, 16, seed: 11);
+        string good = Path.Combine(_folder, "good.mcidx"), path = Path.Combine(_folder, "fuzzed.mcidx");
+        index.Save(good);
+        var original = File.ReadAllBytes(good);
+        int modelPathLength = BitConverter.ToInt32(original, 56), vocabularyPathLength = BitConverter.ToInt32(original, 60 + modelPathLength);
+        int entries = 64 + modelPathLength + vocabularyPathLength + 20 * 16 * 4;
+        // Where the length and count fields are: dim, count, the two path lengths, the first and last entry's path length.
+        int[] fields = [12, 16, 56, 60 + modelPathLength, entries + 16, original.Length - 8 - "/photos/00019-ünïcode.jpg"u8.Length - 4];
+        Assert.Equal((uint)"/photos/00000-ünïcode.jpg"u8.Length, BitConverter.ToUInt32(original, entries + 16));
+        Assert.Equal((uint)"/photos/00019-ünïcode.jpg"u8.Length, BitConverter.ToUInt32(original, fields[^1]));
+        ulong[] extremes = [0, 1, 255, 1 << 16, (1 << 16) + 1, int.MaxValue, 1u << 31, uint.MaxValue, 1ul << 60, long.MaxValue, ulong.MaxValue];
+        var random = new Random(20261213);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int loaded = 0, refused = 0;
+        for (int round = 0; round < 1000; round++)
+        {
+            var bytes = original.ToList();
+            string mutation;
+            switch (round < fields.Length * extremes.Length ? -1 : random.Next(5))
+            {
+                case -1: // every extreme in every field, checksum valid: the count 2^60 must not allocate
+                    int field = fields[round / extremes.Length];
+                    ulong value = extremes[round % extremes.Length];
+                    var width = field == 16 ? 8 : 4;
+                    for (int b = 0; b < width; b++) bytes[field + b] = (byte)(value >> (8 * b));
+                    mutation = $"field at {field} = {value}";
+                    break;
+                case 0:
+                    int flips = random.Next(1, 9);
+                    for (int f = 0; f < flips; f++) { int at = random.Next(bytes.Count); bytes[at] ^= (byte)(1 << random.Next(8)); }
+                    mutation = $"{flips} bits flipped";
+                    break;
+                case 1:
+                    int offset = random.Next(bytes.Count - 4);
+                    ulong extreme = extremes[random.Next(extremes.Length)];
+                    for (int b = 0; b < 4; b++) bytes[offset + b] = (byte)(extreme >> (8 * b));
+                    mutation = $"u32 at {offset} = {(uint)extreme}";
+                    break;
+                case 2:
+                    int cut = random.Next(bytes.Count);
+                    bytes.RemoveRange(cut, bytes.Count - cut);
+                    mutation = $"cut to {cut} bytes";
+                    break;
+                case 3:
+                    int extra = random.Next(1, 5000);
+                    for (int b = 0; b < extra; b++) bytes.Add((byte)random.Next(256));
+                    mutation = $"{extra} bytes appended";
+                    break;
+                default:
+                    int start = random.Next(bytes.Count), length = random.Next(Math.Min(200, bytes.Count - start) + 1);
+                    if (random.Next(2) == 0) bytes.RemoveRange(start, length);
+                    else bytes.InsertRange(start, Enumerable.Range(0, length).Select(_ => (byte)random.Next(256)));
+                    mutation = $"{length} bytes removed or inserted at {start}";
+                    break;
+            }
+            var file = bytes.ToArray();
+            if ((round < fields.Length * extremes.Length || random.Next(2) == 0) && file.Length >= 16)
+            {
+                var checksum = new IndexChecksum();
+                checksum.Append(file.AsSpan(0, file.Length - 8));
+                BitConverter.GetBytes(checksum.Finish()).CopyTo(file, file.Length - 8);
+                mutation += ", checksum valid";
+            }
+            File.WriteAllBytes(path, file);
+
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            try { EmbeddingIndex.Load(path); loaded++; }
+            catch (IndexException e) { Assert.Contains(path, e.Message); refused++; }
+            catch (Exception e) { Assert.Fail($"round {round} ({mutation}): {e.GetType().Name}: {e.Message}"); }
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(allocated < (8 << 20) + 16L * file.Length, $"round {round} ({mutation}): {allocated} bytes allocated to load {file.Length} bytes");
+        }
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"{clock.Elapsed.TotalSeconds:0.0} s"); // a hang detector: alone it takes ~5 s on the 2-core machine
+        Assert.True(loaded > 0 && refused > 0, $"{loaded} loaded, {refused} refused");
+    }
+
     [Fact]
     public void ALeftoverTemporaryFileFromAKilledWriterIsHarmlessAndCleanedUp()
     {

@@ -116,6 +116,103 @@ public sealed class ImageIndexerTests : IDisposable
     }
 
     [Fact]
+    public async Task DirectoryLinksAreNotFollowed()
+    {
+        // Followed, a link to the folder itself repeats every image ~40 times (until the path is too long); two such links make
+        // the walk grow without end; a link back up from a subfolder does the same.
+        Directory.CreateSymbolicLink(Path.Combine(Photos, "self"), ".");
+        Directory.CreateSymbolicLink(Path.Combine(Photos, "again"), ".");
+        Directory.CreateSymbolicLink(Path.Combine(Photos, "nested", "up"), Photos);
+        string[] images = ["p0.png", "p1.png", "p2.png", "nested/p3.png", "nested/p4.png", "nested/p5.png", "nested/deeper/broken.png"];
+
+        var walk = Task.Run(() => ImageIndexer.FindImages([Photos]));
+        Assert.True(await Task.WhenAny(walk, Task.Delay(TimeSpan.FromSeconds(10))) == walk, "the walk did not finish in 10 s");
+        Assert.Equal(images.Select(name => Path.Combine(Photos, name)).Order(StringComparer.Ordinal), await walk);
+
+        // A link named as the folder to index is walked (as find -H does).
+        string linked = Path.Combine(_folder, "linked");
+        Directory.CreateSymbolicLink(linked, Photos);
+        Assert.Equal(images.Select(name => Path.Combine(linked, name)).Order(StringComparer.Ordinal), ImageIndexer.FindImages([linked]));
+    }
+
+    [Fact]
+    public void HiddenFilesAndFoldersAreSkipped()
+    {
+        SearchTestData.WritePng(Path.Combine(Photos, ".hidden.png"), 7);
+        Directory.CreateDirectory(Path.Combine(Photos, ".thumbnails"));
+        SearchTestData.WritePng(Path.Combine(Photos, ".thumbnails", "p0.png"), 8);
+        Assert.Equal(7, ImageIndexer.FindImages([Photos]).Count);
+        Assert.DoesNotContain(ImageIndexer.FindImages([Photos]), p => p.Contains("/.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void FilesAndFoldersThatCannotBeOpenedAreReportedAsFailed()
+    {
+        // Names that are not UTF-8: .NET lists them with U+FFFD in place of the bad byte and then cannot open them.
+        SearchTestData.Shell(Photos, """cp p0.png "$(printf '\377.png')" && mkdir "$(printf 'bad\376')" && cp p1.png "$(printf 'bad\376')/inside.png" """);
+        try
+        {
+            using var model = ZeroShotTestData.Load("vit-tiny-a");
+            var failures = new List<(string Path, string Message)>();
+            var report = ImageIndexer.Update(model, IndexPath, [Photos], new IndexingOptions { Failed = (path, error) => failures.Add((path, error.Message)) });
+
+            Assert.Equal([Path.Combine(Photos, "bad\uFFFD"), Path.Combine(Photos, "nested", "deeper", "broken.png"), Path.Combine(Photos, "\uFFFD.png")],
+                failures.Select(f => f.Path).Order(StringComparer.Ordinal));
+            Assert.All(failures.Where(f => f.Path.Contains('\uFFFD')), f => Assert.Contains("not valid UTF-8", f.Message));
+            Assert.Equal((Failed: 3, Indexed: 6), (report.Failed, report.Indexed));
+        }
+        finally { SearchTestData.Shell(Photos, """rm -rf "$(printf '\377.png')" "$(printf 'bad\376')" """); } // Directory.Delete cannot name them either
+    }
+
+    [Fact]
+    public void AnUnwritableIndexLocationIsRefusedBeforeAnyEmbedding()
+    {
+        string aFile = Path.Combine(_folder, "a-file");
+        File.WriteAllText(aFile, "not a folder");
+        using var model = ZeroShotTestData.Load("vit-tiny-a");
+        int progressReports = 0;
+        foreach (var (indexPath, says) in new[] { (Path.Combine(aFile, "photos.mcidx"), "cannot write"), (Photos, "is a folder") })
+        {
+            var error = Assert.Throws<IndexException>(() => ImageIndexer.Update(model, indexPath, [Photos], new IndexingOptions { Progress = (_, _) => progressReports++ }));
+            Assert.Contains(indexPath, error.Message);
+            Assert.Contains(says, error.Message);
+        }
+        Assert.Equal(0, progressReports);
+    }
+
+    [Fact]
+    public async Task ASecondWriterOfTheSameIndexIsRefusedWhileTheFirstRuns()
+    {
+        string other = Path.Combine(_folder, "other");
+        Directory.CreateDirectory(other);
+        SearchTestData.WritePng(Path.Combine(other, "o.png"), 50);
+        using var model = ZeroShotTestData.Load("vit-tiny-a");
+        // The first run is held in the middle of its work (its progress callback waits) while the second starts.
+        using var working = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var first = Task.Run(() => ImageIndexer.Update(model, IndexPath, [Photos], new IndexingOptions
+        {
+            Progress = (done, _) => { if (done == 0) { working.Set(); release.Wait(TimeSpan.FromMinutes(1)); } },
+        }));
+        Assert.True(working.Wait(TimeSpan.FromMinutes(1)), "the first run did not start embedding");
+        try
+        {
+            var error = Assert.Throws<IndexException>(() => ImageIndexer.Update(model, IndexPath, [other]));
+            Assert.Contains(IndexPath, error.Message);
+            Assert.Contains("another run is writing this index", error.Message);
+        }
+        finally { release.Set(); }
+        Assert.Equal(6, (await first).Indexed);
+        Assert.False(File.Exists(IndexPath + ".lock"));
+        Assert.Equal(6, EmbeddingIndex.Load(IndexPath).Count);
+
+        // The first run is done: the next one may write. A lock file left by a killed run (the OS released its lock) is taken over.
+        File.WriteAllText(IndexPath + ".lock", "12345\n");
+        Assert.Equal(1, ImageIndexer.Update(model, IndexPath, [other]).Indexed);
+        Assert.False(File.Exists(IndexPath + ".lock"));
+    }
+
+    [Fact]
     public void FindImagesWalksFoldersByExtension()
     {
         File.WriteAllText(Path.Combine(Photos, "UPPER.JPG"), "x");

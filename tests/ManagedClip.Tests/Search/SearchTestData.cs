@@ -26,6 +26,17 @@ public static class SearchTestData
         image.SaveAsPng(path);
     }
 
+    /// <summary>Runs a shell command in a folder: for names .NET cannot write (bytes that are not UTF-8).</summary>
+    public static void Shell(string folder, string command)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("/bin/sh") { WorkingDirectory = folder };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(command);
+        using var shell = System.Diagnostics.Process.Start(start)!;
+        shell.WaitForExit();
+        Assert.Equal(0, shell.ExitCode);
+    }
+
     public static double Cosine(float[] a, float[] b)
     {
         double dot = 0, na = 0, nb = 0;
