@@ -111,6 +111,38 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
         Refused(Write("soi-only.jpg", jpg[..20]));
     }
 
+    public static IEnumerable<object[]> JpegTruncationCases()
+    {
+        using var cases = TestData.ReadJson(Path.Combine(ImagingTestData.Fixtures, "jpeg_truncation_cases.json"));
+        foreach (var c in cases.RootElement.GetProperty("cases").EnumerateArray())
+            yield return [c.GetProperty("name").GetString()!, c.GetProperty("source").GetString()!, c.GetProperty("cut").GetInt32(),
+                          c.GetProperty("append_hex").GetString()!, c.GetProperty("pillow").GetString()!, c.GetProperty("data_to_eof").GetBoolean()];
+    }
+
+    /// <summary>
+    /// Cut, extended and spliced JPEGs (make_jpeg_truncation_cases.py): refused where Pillow 9.4 refuses, decoded where it
+    /// decodes, and what follows EOI changes nothing. Sequential scans whose data runs to the end of the file are all
+    /// refused: Pillow's verdict on those hangs on libjpeg-turbo's bit-buffer state (it accepts 2 of the 20 here).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(JpegTruncationCases))]
+    public void JpegTruncationMatchesPillow(string name, string source, int cut, string appendHex, string pillow, bool dataToEof)
+    {
+        byte[] original = File.ReadAllBytes(Path.Combine(ImagingTestData.Fixtures, source));
+        string path = Write("case.jpg", [.. original[..cut], .. Convert.FromHexString(appendHex)]);
+        bool pillowAccepts = pillow == "ok";
+        if (pillowAccepts && !dataToEof)
+        {
+            float[] got = _pre.Preprocess(path);
+            if (cut == original.Length) Assert.Equal(_pre.Preprocess(Path.Combine(ImagingTestData.Fixtures, source)), got);
+        }
+        else
+        {
+            output.WriteLine($"{name}: Pillow says {pillow}");
+            Refused(path);
+        }
+    }
+
     [Fact]
     public void HugeDimensionHeaderIsRefusedBeforeDecoding()
     {
