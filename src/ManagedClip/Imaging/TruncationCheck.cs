@@ -46,12 +46,13 @@ internal static class TruncationCheck
         if (!sawIdat) throw new ImageInputException($"image '{name}' is truncated or corrupt (PNG without image data)");
         if (!sawIend && pos != end)
             throw new ImageInputException($"image '{name}' is truncated (PNG ends inside a chunk header)");
-        if (!sawIend && InflatedSize(s, idat) < RawSize(width, height, depth, colorType, interlace))
+        if (!sawIend && !InflatesTo(s, idat, RawSize(width, height, depth, colorType, interlace)))
             throw new ImageInputException($"image '{name}' is truncated (PNG image data incomplete)");
         s.Position = start;
     }
 
-    private static long InflatedSize(Stream s, List<(long Offset, int Length)> idat)
+    /// <summary>Whether the IDAT data inflates to at least <paramref name="needed"/> bytes; inflating stops there (an IDAT bomb is not run to its end).</summary>
+    private static bool InflatesTo(Stream s, List<(long Offset, int Length)> idat, long needed)
     {
         var ms = new MemoryStream();
         foreach ((long off, int len) in idat)
@@ -68,10 +69,10 @@ internal static class TruncationCheck
             using var z = new ZLibStream(ms, CompressionMode.Decompress);
             var tmp = new byte[1 << 16];
             int n;
-            while ((n = z.Read(tmp)) > 0) total += n;
+            while (total < needed && (n = z.Read(tmp)) > 0) total += n;
         }
-        catch (InvalidDataException) { return -1; }
-        return total;
+        catch (InvalidDataException) { return false; }
+        return total >= needed;
     }
 
     private static long RawSize(int w, int h, int depth, int colorType, int interlace)

@@ -158,6 +158,81 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
         Assert.True(sw.ElapsedMilliseconds < 2000, "refusal should not decode anything");
     }
 
+    private static byte[] Deflated(int zeros)
+    {
+        using var ms = new MemoryStream();
+        using (var z = new System.IO.Compression.ZLibStream(ms, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true))
+            z.Write(new byte[zeros]);
+        return ms.ToArray();
+    }
+
+    /// <summary>
+    /// PNG text and ICC chunks are zlib streams: 60 zTXt/iTXt chunks and an iCCP chunk that each inflate to 4 MiB (250 MiB
+    /// from a 260 KB file) around a 32x32 image. Decoding must not inflate them, with or without EXIF orientation.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PngMetadataBombIsNotInflated(bool exifOrientation)
+    {
+        byte[] bomb = Deflated(4 << 20);
+        byte[] png = Encode(new PngEncoder(), 32, 32);
+        var chunks = new List<byte>(png[..33]); // signature + IHDR
+        chunks.AddRange(PngChunk("iCCP", [.. "icc\0\0"u8, .. bomb]));
+        for (int i = 0; i < 30; i++)
+        {
+            chunks.AddRange(PngChunk("zTXt", [.. "Comment\0\0"u8, .. bomb]));
+            chunks.AddRange(PngChunk("iTXt", [.. "Comment\0\u0001\0\0\0"u8, .. bomb]));
+        }
+        chunks.AddRange(png[33..]);
+        string path = Write("text-bomb.png", [.. chunks]);
+        var pre = new ImagePreprocessor(PreprocessOptions.OpenAI(32) with { ApplyExifOrientation = exifOrientation });
+        float[] want = pre.Preprocess(new MemoryStream(png), "plain");
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var watch = Stopwatch.StartNew();
+        float[] got = pre.Preprocess(path);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        output.WriteLine($"{new FileInfo(path).Length} bytes on disk: {allocated} bytes allocated, {watch.ElapsedMilliseconds} ms");
+        Assert.Equal(want, got);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated for a 32x32 image");
+    }
+
+    /// <summary>The orientation is found by walking the container (the decoders' metadata is off) in every format that carries EXIF.</summary>
+    [Theory]
+    [InlineData("jpeg")]
+    [InlineData("webp")]
+    [InlineData("png")]
+    public void ExifOrientationIsFoundInEachContainer(string format)
+    {
+        using var img = ImagingTestData.Synthetic(23, 17);
+        img.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
+        img.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, (ushort)6);
+        using var ms = new MemoryStream();
+        img.Save(ms, format switch
+        {
+            "jpeg" => new JpegEncoder { Quality = 95 },
+            "webp" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+            _ => (IImageEncoder)new PngEncoder(),
+        });
+        string path = Write($"exif6.{format}", ms.ToArray());
+        var plain = ImageLoader.Load(path, PreprocessOptions.OpenAI(32));
+        var turned = ImageLoader.Load(path, PreprocessOptions.OpenAI(32) with { ApplyExifOrientation = true });
+        Assert.Equal((17, 23), (turned.Width, turned.Height));
+        Assert.Equal(ExifOrientation.Apply(plain, 6).Bytes, turned.Bytes);
+    }
+
+    /// <summary>Pillow 9.4's exif_transpose leaves a TIFF with orientation 6 as it is (make_image_cases.py's exif6 PNG saved as TIFF with tag 274 = 6).</summary>
+    [Fact]
+    public void TiffOrientationTagIsIgnoredAsPillowDoes()
+    {
+        string path = Path.Combine(ImagingTestData.Fixtures, "exif6_23x17.tif");
+        var plain = ImageLoader.Load(path, PreprocessOptions.OpenAI(32));
+        var exif = ImageLoader.Load(path, PreprocessOptions.OpenAI(32) with { ApplyExifOrientation = true });
+        Assert.Equal((23, 17), (exif.Width, exif.Height));
+        Assert.Equal(plain.Bytes, exif.Bytes);
+    }
+
     [Fact]
     public void MaxPixelsIsConfigurable()
     {
