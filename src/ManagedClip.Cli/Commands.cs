@@ -231,6 +231,7 @@ internal sealed class EmbedImageCommand : ICommand
     {
         var (data, shape) = NpyFile.Read(input);
         if (shape.Length == 3 && shape[0] == 3 && shape[1] == r && shape[2] == r) return ([input], data, 1);
+        if (shape.Length == 4 && shape[0] == 0) throw new ImageInputException($"{input}: tensor of shape ({string.Join(", ", shape)}) holds no images");
         if (shape.Length == 4 && shape[1] == 3 && shape[2] == r && shape[3] == r)
             return (Enumerable.Range(0, shape[0]).Select(i => $"{input}#{i}").ToArray(), data, shape[0]);
         throw new ImageInputException($"{input}: tensor has shape ({string.Join(", ", shape)}), expected (3, {r}, {r}) or (N, 3, {r}, {r}) for this model");

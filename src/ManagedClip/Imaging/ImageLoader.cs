@@ -11,7 +11,6 @@ using SixLabors.ImageSharp.Formats.Tiff.Constants;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.Memory;
 using SixLabors.ImageSharp.Metadata;
-using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
 
 namespace ManagedClip.Imaging;
@@ -126,11 +125,9 @@ public static class ImageLoader
             stream.Position = start;
             if (format is PngFormat) TruncationCheck.Png(stream, name);
             else if (format is JpegFormat) TruncationCheck.Jpeg(stream, name);
+            int orientation = options.ApplyExifOrientation ? ExifOrientation.Read(stream, format) : 1;
             stream.Position = start;
-            DecodedImage img = Decode(config, stream, name, format, info);
-            if (options.ApplyExifOrientation)
-                img = ExifOrientation.Apply(img, ReadOrientation(info.Metadata));
-            return img;
+            return ExifOrientation.Apply(Decode(config, stream, name, format, info), orientation);
         }
         catch (ImageInputException) { throw; }
         catch (OperationCanceledException) { throw; }
@@ -156,8 +153,14 @@ public static class ImageLoader
             new PngConfigurationModule(), new JpegConfigurationModule(), new GifConfigurationModule(),
             new BmpConfigurationModule(), new PbmConfigurationModule(), new TgaConfigurationModule(),
             new TiffConfigurationModule(), new WebpConfigurationModule());
-        config.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = FrameDecodingMode.First });
-        config.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = FrameDecodingMode.First });
+        // Metadata stays unread: ImageSharp would inflate every PNG zTXt/iTXt/iCCP chunk whole (a 250 KB file held 250 MB
+        // of text) and gather JPEG APPn segments; the EXIF orientation is read on its own (ExifOrientation.Read). Only
+        // the first frame of a GIF or TIFF is decoded, as Pillow shows it.
+        config.ImageFormatsManager.SetDecoder(PngFormat.Instance, new PngDecoder { IgnoreMetadata = true });
+        config.ImageFormatsManager.SetDecoder(JpegFormat.Instance, new JpegDecoder { IgnoreMetadata = true });
+        config.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = FrameDecodingMode.First, IgnoreMetadata = true });
+        config.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = FrameDecodingMode.First, IgnoreMetadata = true });
+        config.ImageFormatsManager.SetDecoder(WebpFormat.Instance, new WebpDecoder { IgnoreMetadata = true });
         // Largest single buffer ImageSharp may allocate: the full frame at 8 bytes/pixel (Rgba64) plus slack.
         long bytes = Math.Max(options.MaxPixels, 1) * 8L + (64L << 20);
         int mb = (int)Math.Clamp(bytes >> 20, 64, int.MaxValue);
@@ -330,11 +333,5 @@ public static class ImageLoader
             if (pal[i * entry] != v || pal[i * entry + 1] != v || pal[i * entry + 2] != v) return SourceMode.Palette;
         }
         return colors == 2 ? SourceMode.Bilevel : SourceMode.L;
-    }
-
-    private static int ReadOrientation(ImageMetadata meta)
-    {
-        IExifValue<ushort>? v = meta.ExifProfile?.GetValue(ExifTag.Orientation);
-        return v is null ? 1 : v.Value;
     }
 }

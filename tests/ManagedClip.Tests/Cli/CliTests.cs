@@ -99,6 +99,26 @@ public sealed class CliTests : IDisposable
         Assert.Contains(errors, e => e.StartsWith("error: ") && e.Contains(garbage));
     }
 
+    [Fact]
+    public void EmbedImageRefusesNonFiniteAndEmptyTensorsPerInputAndGoesOn()
+    {
+        string ok = Path.Combine(_folder, "ok.npy"), nan = Path.Combine(_folder, "nan.npy"), empty = Path.Combine(_folder, "empty.npy");
+        NpyFile.Write(ok, new float[3 * 64 * 64], [3, 64, 64]);
+        var withNaN = new float[3 * 64 * 64];
+        withNaN[5] = float.NaN;
+        NpyFile.Write(nan, withNaN, [3, 64, 64]);
+        NpyFile.Write(empty, [], [0, 3, 64, 64]);
+        string png = Path.Combine(Imaging.ImagingTestData.Fixtures, "rgb_40x33.png");
+
+        var result = CliRunner.Run("embed-image", "--model", Vit, "--json", ok, nan, png, empty);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal([ok, png], result.JsonLines.Select(l => l.GetProperty("input").GetString()));
+        var errors = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, errors.Length);
+        Assert.Contains(errors, e => e.StartsWith("error: ", StringComparison.Ordinal) && e.Contains(nan, StringComparison.Ordinal) && e.Contains("NaN", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("error: ", StringComparison.Ordinal) && e.Contains(empty, StringComparison.Ordinal) && e.Contains("holds no images", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData(new[] { "frobnicate" }, "unknown command")]
     [InlineData(new[] { "embed-text", "--", "a cat" }, "--model is required")]

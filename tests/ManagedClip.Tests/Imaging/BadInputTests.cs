@@ -111,6 +111,38 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
         Refused(Write("soi-only.jpg", jpg[..20]));
     }
 
+    public static IEnumerable<object[]> JpegTruncationCases()
+    {
+        using var cases = TestData.ReadJson(Path.Combine(ImagingTestData.Fixtures, "jpeg_truncation_cases.json"));
+        foreach (var c in cases.RootElement.GetProperty("cases").EnumerateArray())
+            yield return [c.GetProperty("name").GetString()!, c.GetProperty("source").GetString()!, c.GetProperty("cut").GetInt32(),
+                          c.GetProperty("append_hex").GetString()!, c.GetProperty("pillow").GetString()!, c.GetProperty("data_to_eof").GetBoolean()];
+    }
+
+    /// <summary>
+    /// Cut, extended and spliced JPEGs (make_jpeg_truncation_cases.py): refused where Pillow 9.4 refuses, decoded where it
+    /// decodes, and what follows EOI changes nothing. Sequential scans whose data runs to the end of the file are all
+    /// refused: Pillow's verdict on those hangs on libjpeg-turbo's bit-buffer state (it accepts 2 of the 20 here).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(JpegTruncationCases))]
+    public void JpegTruncationMatchesPillow(string name, string source, int cut, string appendHex, string pillow, bool dataToEof)
+    {
+        byte[] original = File.ReadAllBytes(Path.Combine(ImagingTestData.Fixtures, source));
+        string path = Write("case.jpg", [.. original[..cut], .. Convert.FromHexString(appendHex)]);
+        bool pillowAccepts = pillow == "ok";
+        if (pillowAccepts && !dataToEof)
+        {
+            float[] got = _pre.Preprocess(path);
+            if (cut == original.Length) Assert.Equal(_pre.Preprocess(Path.Combine(ImagingTestData.Fixtures, source)), got);
+        }
+        else
+        {
+            output.WriteLine($"{name}: Pillow says {pillow}");
+            Refused(path);
+        }
+    }
+
     [Fact]
     public void HugeDimensionHeaderIsRefusedBeforeDecoding()
     {
@@ -124,6 +156,81 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
         var ex = Refused(Write("bomb.png", png));
         Assert.Contains("10000000000 pixels", ex.Message, StringComparison.Ordinal);
         Assert.True(sw.ElapsedMilliseconds < 2000, "refusal should not decode anything");
+    }
+
+    private static byte[] Deflated(int zeros)
+    {
+        using var ms = new MemoryStream();
+        using (var z = new System.IO.Compression.ZLibStream(ms, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true))
+            z.Write(new byte[zeros]);
+        return ms.ToArray();
+    }
+
+    /// <summary>
+    /// PNG text and ICC chunks are zlib streams: 60 zTXt/iTXt chunks and an iCCP chunk that each inflate to 4 MiB (250 MiB
+    /// from a 260 KB file) around a 32x32 image. Decoding must not inflate them, with or without EXIF orientation.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PngMetadataBombIsNotInflated(bool exifOrientation)
+    {
+        byte[] bomb = Deflated(4 << 20);
+        byte[] png = Encode(new PngEncoder(), 32, 32);
+        var chunks = new List<byte>(png[..33]); // signature + IHDR
+        chunks.AddRange(PngChunk("iCCP", [.. "icc\0\0"u8, .. bomb]));
+        for (int i = 0; i < 30; i++)
+        {
+            chunks.AddRange(PngChunk("zTXt", [.. "Comment\0\0"u8, .. bomb]));
+            chunks.AddRange(PngChunk("iTXt", [.. "Comment\0\u0001\0\0\0"u8, .. bomb]));
+        }
+        chunks.AddRange(png[33..]);
+        string path = Write("text-bomb.png", [.. chunks]);
+        var pre = new ImagePreprocessor(PreprocessOptions.OpenAI(32) with { ApplyExifOrientation = exifOrientation });
+        float[] want = pre.Preprocess(new MemoryStream(png), "plain");
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var watch = Stopwatch.StartNew();
+        float[] got = pre.Preprocess(path);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        output.WriteLine($"{new FileInfo(path).Length} bytes on disk: {allocated} bytes allocated, {watch.ElapsedMilliseconds} ms");
+        Assert.Equal(want, got);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated for a 32x32 image");
+    }
+
+    /// <summary>The orientation is found by walking the container (the decoders' metadata is off) in every format that carries EXIF.</summary>
+    [Theory]
+    [InlineData("jpeg")]
+    [InlineData("webp")]
+    [InlineData("png")]
+    public void ExifOrientationIsFoundInEachContainer(string format)
+    {
+        using var img = ImagingTestData.Synthetic(23, 17);
+        img.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
+        img.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, (ushort)6);
+        using var ms = new MemoryStream();
+        img.Save(ms, format switch
+        {
+            "jpeg" => new JpegEncoder { Quality = 95 },
+            "webp" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+            _ => (IImageEncoder)new PngEncoder(),
+        });
+        string path = Write($"exif6.{format}", ms.ToArray());
+        var plain = ImageLoader.Load(path, PreprocessOptions.OpenAI(32));
+        var turned = ImageLoader.Load(path, PreprocessOptions.OpenAI(32) with { ApplyExifOrientation = true });
+        Assert.Equal((17, 23), (turned.Width, turned.Height));
+        Assert.Equal(ExifOrientation.Apply(plain, 6).Bytes, turned.Bytes);
+    }
+
+    /// <summary>Pillow 9.4's exif_transpose leaves a TIFF with orientation 6 as it is (make_image_cases.py's exif6 PNG saved as TIFF with tag 274 = 6).</summary>
+    [Fact]
+    public void TiffOrientationTagIsIgnoredAsPillowDoes()
+    {
+        string path = Path.Combine(ImagingTestData.Fixtures, "exif6_23x17.tif");
+        var plain = ImageLoader.Load(path, PreprocessOptions.OpenAI(32));
+        var exif = ImageLoader.Load(path, PreprocessOptions.OpenAI(32) with { ApplyExifOrientation = true });
+        Assert.Equal((23, 17), (exif.Width, exif.Height));
+        Assert.Equal(plain.Bytes, exif.Bytes);
     }
 
     [Fact]
@@ -163,10 +270,13 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
 
     public static IEnumerable<object[]> FuzzFormats() =>
     [
-        ["png", 3000], ["jpeg", 3000], ["gif", 1000], ["bmp", 1000], ["tiff", 1000], ["webp", 1000],
+        ["png", 3000], ["jpeg", 3000], ["jpeg-progressive", 1500], ["gif", 1000], ["bmp", 1000], ["tiff", 1000], ["webp", 1000],
     ];
 
-    /// <summary>Seeded byte mutations (flips, overwrites, truncation, insertion) for a bounded time.</summary>
+    /// <summary>
+    /// Seeded byte mutations (flips, overwrites, truncation, insertion, length fields) for a bounded time. Memory per mutant
+    /// stays within the README's bound for the largest image a mutated header may claim under the 4 Mpx limit used here.
+    /// </summary>
     [Theory]
     [MemberData(nameof(FuzzFormats))]
     public async Task FuzzedBytesDecodeOrFailCleanly(string format, int millis)
@@ -175,6 +285,7 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
         {
             "png" => Encode(new PngEncoder()),
             "jpeg" => Encode(new JpegEncoder { Quality = 80 }),
+            "jpeg-progressive" => File.ReadAllBytes(Path.Combine(ImagingTestData.Fixtures, "jpeg_progressive_64x48.jpg")),
             "gif" => Encode(new GifEncoder()),
             "bmp" => Encode(new BmpEncoder()),
             "tiff" => Encode(new TiffEncoder()),
@@ -190,12 +301,15 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
             n++;
             var task = Task.Run(() =>
             {
-                try { pre.Preprocess(new MemoryStream(m), "fuzz"); return (Exception?)null; }
-                catch (Exception e) { return e; }
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                try { pre.Preprocess(new MemoryStream(m), "fuzz"); return ((Exception?)null, GC.GetAllocatedBytesForCurrentThread() - before); }
+                catch (Exception e) { return (e, GC.GetAllocatedBytesForCurrentThread() - before); }
             });
             Exception? e;
-            try { e = await task.WaitAsync(TimeSpan.FromSeconds(20)); }
+            long allocated;
+            try { (e, allocated) = await task.WaitAsync(TimeSpan.FromSeconds(20)); }
             catch (TimeoutException) { Assert.Fail($"{format} iteration {n}: decode hung"); throw; }
+            Assert.True(allocated < 28L * 4_000_000 + (40 << 20), $"{format} iteration {n}: {allocated} bytes allocated");
             if (e is null) ok++;
             else if (e is ImageInputException iie) { refused++; Assert.Contains("fuzz", iie.Message, StringComparison.Ordinal); }
             else Assert.Fail($"{format} iteration {n}: {e.GetType().FullName} leaked: {e}");
@@ -207,8 +321,16 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
     private static byte[] Mutate(byte[] src, Random rng)
     {
         byte[] m = (byte[])src.Clone();
-        switch (rng.Next(4))
+        switch (rng.Next(5))
         {
+            case 4: // a length or size field: a random 16- or 32-bit big- or little-endian value where one may be
+                {
+                    int at = rng.Next(m.Length - 4);
+                    if (rng.Next(2) == 0) BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(at), (ushort)rng.Next(65536));
+                    else if (rng.Next(2) == 0) BinaryPrimitives.WriteInt32BigEndian(m.AsSpan(at), rng.Next());
+                    else BinaryPrimitives.WriteInt32LittleEndian(m.AsSpan(at), rng.Next());
+                    return m;
+                }
             case 0:
                 for (int k = rng.Next(1, 9); k > 0; k--) m[rng.Next(m.Length)] ^= (byte)(1 << rng.Next(8));
                 return m;
