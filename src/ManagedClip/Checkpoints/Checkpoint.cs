@@ -8,7 +8,7 @@ namespace ManagedClip.Checkpoints;
 /// A CLIP checkpoint seen through one canonical naming, the OpenAI one (spec §7.1): <c>visual.conv1.weight</c>,
 /// <c>transformer.resblocks.3.attn.in_proj_weight</c>, … Hugging Face folders are mapped onto it (q/k/v
 /// concatenated into <c>in_proj</c>, the two projections transposed), so the model code never knows which
-/// layout the weights came from. Tensors stay in the memory-mapped files until read.
+/// layout the weights came from. Tensors stay in the files until read; reading one copies it out (see <see cref="SafetensorsFile"/>).
 /// </summary>
 public sealed partial class Checkpoint : IDisposable
 {
@@ -168,7 +168,8 @@ public sealed partial class Checkpoint : IDisposable
     {
         var tensor = Lookup(name);
         CheckShape(tensor, expectedShape);
-        var values = new float[tensor.Shape.Aggregate(1L, (n, d) => n * d)];
+        // Every element is written by the read: zeroing the array first would only touch its memory twice.
+        var values = GC.AllocateUninitializedArray<float>(checked((int)tensor.Shape.Aggregate(1L, (n, d) => n * d)));
         tensor.Read(values, this);
         return values;
     }
@@ -181,15 +182,6 @@ public sealed partial class Checkpoint : IDisposable
         long count = tensor.Shape.Aggregate(1L, (n, d) => n * d);
         if (destination.Length != count) throw new ArgumentException($"destination holds {destination.Length} values, '{name}' has {count}", nameof(destination));
         tensor.Read(destination, this);
-    }
-
-    /// <summary>A zero-copy fp32 view of an F32 tensor stored as is (valid until disposal), or false when it needs converting.</summary>
-    public bool TryGetMappedSingles(string name, int[] expectedShape, out ReadOnlySpan<float> values)
-    {
-        var tensor = Lookup(name);
-        CheckShape(tensor, expectedShape);
-        values = default;
-        return tensor is CanonicalTensor.Stored stored && FileOf(stored.Entry).TryGetSingles(stored.Entry, out values);
     }
 
     /// <summary>A scalar such as <c>logit_scale</c> (stored as [] or [1]).</summary>

@@ -17,7 +17,7 @@ public sealed class CheckpointTests : IDisposable
     /// <summary>The stored tensor as is, read eagerly (the source file is closed before writing).</summary>
     static SafetensorsEntry Keep(SafetensorsFile file, TensorEntry entry)
     {
-        var bytes = file.GetBytes(entry).ToArray();
+        var bytes = file.GetBytes(entry);
         return new SafetensorsEntry(entry.Name, entry.DType.ToString().ToUpperInvariant(), entry.Shape, () => bytes);
     }
 
@@ -286,6 +286,55 @@ public sealed class CheckpointTests : IDisposable
         }
         SafetensorsWriter.Write(path, entries);
         LoadFails(folder, path, "'ln_final.weight'", "'module.ln_final.weight'");
+    }
+
+    [Theory]
+    [InlineData("vit-tiny-a", "visual.ln_post.weight", float.NaN)]
+    [InlineData("vit-tiny-a", "token_embedding.weight", float.PositiveInfinity)]
+    [InlineData("rn-tiny-a", "visual.layer2.0.bn1.running_var", float.PositiveInfinity)]
+    [InlineData("rn-tiny-a", "visual.bn1.running_mean", float.NegativeInfinity)]
+    [InlineData("vit-tiny-a-hf", "text_model.encoder.layers.1.self_attn.k_proj.weight", float.NaN)]
+    [InlineData("vit-tiny-a-hf", "visual_projection.weight", float.NegativeInfinity)]
+    public void NonFiniteWeightIsRefusedAtLoadNamingTheTensor(string model, string tensor, float value)
+    {
+        string folder = RewriteWith(TestData.ReferenceModel(model), "non-finite", (file, e) =>
+        {
+            var kept = Keep(file, e);
+            if (e.Name != tensor) return kept;
+            var bytes = kept.Bytes();
+            // The element in the middle of the tensor, in its stored dtype.
+            long middle = e.ElementCount / 2;
+            if (e.DType == TensorDType.F16) BitConverter.GetBytes((Half)value).CopyTo(bytes, middle * 2);
+            else BitConverter.GetBytes(value).CopyTo(bytes, middle * 4);
+            return kept with { Bytes = () => bytes };
+        });
+        LoadFails(folder, "model.safetensors", tensor, "non-finite");
+    }
+
+    [Fact]
+    public void FingerprintCoversEveryByteOfLargeTensors()
+    {
+        // Copy the "dog" row over the "cat" row of the token embedding (a 25 MB tensor): a realistic edit that a sampled
+        // fingerprint missed, while it changes what the model says about cats.
+        const int Cat = 2368, Dog = 1929, Width = 128;
+        string folder = RewriteWith(Vit, "dog-over-cat", (file, e) =>
+        {
+            var kept = Keep(file, e);
+            if (e.Name != "token_embedding.weight") return kept;
+            var bytes = kept.Bytes();
+            Array.Copy(bytes, Dog * Width * 4, bytes, Cat * Width * 4, Width * 4);
+            return kept with { Bytes = () => bytes };
+        });
+        using var original = ClipModel.Load(Vit);
+        using var edited = ClipModel.Load(folder);
+        int[] cat = [49406, Cat, 49407];
+        Assert.NotEqual(original.EncodeTokens([cat])[0], edited.EncodeTokens([cat])[0]);
+        Assert.NotEqual(original.Fingerprint, edited.Fingerprint);
+
+        // A byte-identical copy keeps it.
+        string copy = RewriteWith(Vit, "copy", Keep);
+        using var copied = ClipModel.Load(copy);
+        Assert.Equal(original.Fingerprint, copied.Fingerprint);
     }
 
     [Fact]
