@@ -3,6 +3,7 @@
 #   bench/ab/ab.sh build REV|. NAME    build the adapter against git revision REV (or the working tree, ".") into $AB_DIR/NAME
 #   bench/ab/ab.sh gemm "M K N THREADS" REPS ROUNDS NAME...
 #   bench/ab/ab.sh model CHECKPOINT image|text BATCH THREADS REPS ROUNDS NAME...
+#   bench/ab/ab.sh load CHECKPOINT REPS ROUNDS NAME...   time ClipModel.Load itself
 # Example: ab.sh build HEAD~1 before; ab.sh build . after; ab.sh model bench/data/vit-b32.safetensors image 8 2 3 5 before after
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -18,12 +19,12 @@ case "${1:-}" in
     rm -rf "$ab/$name" "$root/bench/ab/adapter/obj" "$root/bench/ab/adapter/bin"
     dotnet build "$root/bench/ab/adapter" -c Release -v q -nologo -p:ClipSrc="$src" -o "$ab/$name" | grep -E " error |rror\(s\)"
     ;;
-  gemm|model)
+  gemm|model|load)
     mode="$1"; shift
     dotnet build "$root/bench/ab/host" -c Release -v q -nologo -o "$ab/host" >/dev/null
-    n=$([ "$mode" = gemm ] && echo 3 || echo 6)
+    n=$(case "$mode" in gemm|load) echo 3 ;; *) echo 6 ;; esac)
     fixed=("${@:1:$n}"); names=("${@:$((n + 1))}")
     dotnet "$ab/host/ManagedClip.AB.dll" "$mode" "${fixed[@]}" "${names[@]/#/$ab/}"
     ;;
-  *) sed -n '2,6p' "$0"; exit 2 ;;
+  *) sed -n '2,7p' "$0"; exit 2 ;;
 esac

@@ -26,6 +26,8 @@ public sealed partial class ClipModel
     /// </summary>
     public IEnumerable<ImageFileResult> EncodeImageFiles(IReadOnlyList<string> paths, PreprocessOptions? preprocessing = null)
     {
+        // Refused here once disposed; each batch then enters through EncodeImages.
+        using (_calls.Enter(this)) { }
         var preprocessor = new ImagePreprocessor(preprocessing ?? DefaultPreprocessOptions());
         if (preprocessor.Options.CropSize != ImageSize)
             throw new ArgumentException($"preprocessing crops to {preprocessor.Options.CropSize} px, the model takes {ImageSize} px", nameof(preprocessing));

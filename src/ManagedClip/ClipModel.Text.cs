@@ -14,8 +14,11 @@ public sealed partial class ClipModel
         LazyInitializer.EnsureInitialized(ref _tokenizer, () => new Lazy<ClipTokenizer>(() => ClipTokenizer.Discover(_options.VocabularyPath, SourcePath))).Value;
 
     /// <summary>Texts → one raw feature vector [E] per text. Over-long texts are truncated as clip.tokenize(truncate=True) does.</summary>
-    public float[][] EncodeTexts(IReadOnlyList<string> texts) =>
-        EncodeTokens(texts.Select(Tokenizer.Encode).ToArray());
+    public float[][] EncodeTexts(IReadOnlyList<string> texts)
+    {
+        using var call = _calls.Enter(this);
+        return EncodeTokensEntered(texts.Select(Tokenizer.Encode).ToArray());
+    }
 
     /// <summary>One text → raw features [E].</summary>
     public float[] EncodeText(string text) => EncodeTexts([text])[0];

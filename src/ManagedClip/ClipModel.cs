@@ -19,7 +19,9 @@ public sealed record ClipModelOptions
 
 /// <summary>
 /// A CLIP model loaded from a safetensors checkpoint: encodes preprocessed images and token ids (or texts)
-/// into the joint embedding space. Safe to call from several threads at once; Dispose releases the mapped files.
+/// into the joint embedding space. Load reads the checkpoint once, into memory the model owns, and closes its files:
+/// what later happens to them on disk does not reach the model. Safe to call from several threads at once; Dispose
+/// waits for running calls and refuses new ones.
 /// </summary>
 public sealed partial class ClipModel : IDisposable
 {
@@ -27,7 +29,7 @@ public sealed partial class ClipModel : IDisposable
     readonly IImageTower _imageTower;
     readonly TextTransformer _textTower;
     readonly ClipModelOptions _options;
-    bool _disposed;
+    readonly string _fingerprint;
 
     public ClipConfig Config => _checkpoint.Config;
     public CheckpointFormat Format => _checkpoint.Format;
@@ -54,6 +56,7 @@ public sealed partial class ClipModel : IDisposable
         };
         _textTower = new TextTransformer(checkpoint, checkpoint.Config);
         LogitScale = checkpoint.ReadScalar("logit_scale");
+        _fingerprint = checkpoint.Fingerprint; // hashes what the towers did not read; the rest was hashed as it was read
     }
 
     /// <summary>Loads an OpenAI/open_clip <c>.safetensors</c> file, a sharded index, or a folder of either layout.</summary>
@@ -62,9 +65,9 @@ public sealed partial class ClipModel : IDisposable
         options ??= new ClipModelOptions();
         if (options.MaxThreads < 0) throw new ArgumentOutOfRangeException(nameof(options), "MaxThreads must be 0 (all cores) or positive");
         if (options.MaxBatch < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxBatch must be positive");
-        var checkpoint = Checkpoint.Open(path);
-        try { return new ClipModel(checkpoint, options); }
-        catch { checkpoint.Dispose(); throw; }
+        // The model copies what it needs: the files are closed once it is built, or failed to build.
+        using var checkpoint = Checkpoint.Open(path);
+        return new ClipModel(checkpoint, options);
     }
 
     int Threads => _options.MaxThreads > 0 ? _options.MaxThreads : Environment.ProcessorCount;
@@ -72,7 +75,7 @@ public sealed partial class ClipModel : IDisposable
     /// <summary>pixels [count, 3, R, R] (preprocessed, normalized) → one raw feature vector [E] per image.</summary>
     public float[][] EncodeImages(ReadOnlySpan<float> pixels, int count)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var call = _calls.Enter(this);
         int imageLength = 3 * ImageSize * ImageSize;
         if (count < 0 || pixels.Length != (long)count * imageLength)
             throw new ArgumentException($"expected {count} images of [3, {ImageSize}, {ImageSize}] = {(long)count * imageLength} values, got {pixels.Length}", nameof(pixels));
@@ -95,7 +98,13 @@ public sealed partial class ClipModel : IDisposable
     /// <param name="fullContext">Run all context positions instead of stopping at the last end-of-text token (same result, for benchmarks against runtimes that always do).</param>
     public float[][] EncodeTokens(IReadOnlyList<int[]> ids, bool fullContext = false)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var call = _calls.Enter(this);
+        return EncodeTokensEntered(ids, fullContext);
+    }
+
+    /// <summary><see cref="EncodeTokens"/> for a caller that has entered the call gate already.</summary>
+    float[][] EncodeTokensEntered(IReadOnlyList<int[]> ids, bool fullContext = false)
+    {
         var results = new float[ids.Count][];
         var features = new float[Math.Min(ids.Count, _options.MaxBatch) * EmbedDim];
         for (int start = 0; start < ids.Count; start += _options.MaxBatch)
@@ -116,12 +125,5 @@ public sealed partial class ClipModel : IDisposable
         float norm = TensorPrimitives.Norm(result);
         if (norm > 0) TensorPrimitives.Divide(result, norm, result);
         return result;
-    }
-
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        _checkpoint.Dispose();
     }
 }

@@ -74,6 +74,21 @@ public static class Adapter
         return seconds;
     }
 
+    /// <summary>Seconds per <see cref="ClipModel.Load"/> of <paramref name="path"/>, for <paramref name="reps"/> loads; each model is disposed and collected before the next.</summary>
+    public static double[] Load(string path, int reps)
+    {
+        var seconds = new double[reps];
+        for (int r = 0; r < reps; r++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            long t0 = Stopwatch.GetTimestamp();
+            using var model = ClipModel.Load(path);
+            seconds[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        return seconds;
+    }
+
     public static float[] ModelOutput(string tower) =>
         tower == "image" ? _model!.EncodeImages(_pixels, _batch)[0] : _model!.EncodeTokens(_ids, fullContext: true)[0];
 }

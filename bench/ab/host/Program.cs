@@ -7,13 +7,14 @@ using System.Runtime.Loader;
 // build's output is from the first one's.
 //   ManagedClip.AB gemm "M K N THREADS" REPS ROUNDS DIR...
 //   ManagedClip.AB model CHECKPOINT image|text BATCH THREADS REPS ROUNDS DIR...
-if (args.Length < 5 || args[0] is not ("gemm" or "model"))
+//   ManagedClip.AB load CHECKPOINT REPS ROUNDS DIR...
+if (args.Length < 5 || args[0] is not ("gemm" or "model" or "load"))
 {
-    Console.Error.WriteLine("usage: ManagedClip.AB gemm \"M K N THREADS\" REPS ROUNDS DIR... | model CHECKPOINT image|text BATCH THREADS REPS ROUNDS DIR...");
+    Console.Error.WriteLine("usage: ManagedClip.AB gemm \"M K N THREADS\" REPS ROUNDS DIR... | model CHECKPOINT image|text BATCH THREADS REPS ROUNDS DIR... | load CHECKPOINT REPS ROUNDS DIR...");
     return 2;
 }
 bool gemm = args[0] == "gemm";
-var dirs = args.Skip(gemm ? 4 : 7).Select(Path.GetFullPath).ToArray();
+var dirs = args.Skip(args[0] == "model" ? 7 : 4).Select(Path.GetFullPath).ToArray();
 var adapters = dirs.Select(d => new BuildContext(d).LoadFromAssemblyPath(Path.Combine(d, "adapter.dll")).GetType("Adapter")!).ToArray();
 object? Call(Type t, string name, params object[] a) => t.GetMethod(name)!.Invoke(null, a);
 var times = dirs.Select(_ => new List<double>()).ToArray();
@@ -28,6 +29,17 @@ if (gemm)
     for (int i = 0; i < adapters.Length; i++)
         Console.WriteLine($"{args[1],-18} {dirs[i],-40} GFLOP/s best {gflop / Quantile(times[i], 0):0.0} p25 {gflop / Quantile(times[i], 0.25):0.0} " +
             $"median {gflop / Quantile(times[i], 0.5):0.0}  checksum {(double)Call(adapters[i], "Checksum")!:0.000}");
+}
+else if (args[0] == "load")
+{
+    string path = args[1];
+    int reps = int.Parse(args[2]), rounds = int.Parse(args[3]);
+    foreach (var t in adapters) Call(t, "Load", path, 1);
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < adapters.Length; i++) times[i].AddRange((double[])Call(adapters[i], "Load", path, reps)!);
+    for (int i = 0; i < adapters.Length; i++)
+        Console.WriteLine($"load {Path.GetFileName(path)} {dirs[i],-40} seconds best {Quantile(times[i], 0):0.000} p25 {Quantile(times[i], 0.25):0.000} " +
+            $"median {Quantile(times[i], 0.5):0.000} of {times[i].Count}  (load {LoadAverage()})");
 }
 else
 {

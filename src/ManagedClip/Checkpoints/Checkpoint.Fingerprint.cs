@@ -6,29 +6,27 @@ namespace ManagedClip.Checkpoints;
 
 public sealed partial class Checkpoint
 {
-    /// <summary>Tensors up to this size are hashed whole; larger ones by <see cref="SampleBlocks"/> strided blocks.</summary>
-    const int WholeTensorBytes = 64 * 1024, SampleBlocks = 64, SampleBlockBytes = 1024;
-
     string? _fingerprint;
 
     /// <summary>
-    /// A stable identity of the weights, for caches and indexes: lower-case hex SHA-256 over every stored tensor
-    /// (sorted by stored name) of its name, dtype, shape, byte length and bytes — whole for tensors up to 64 KiB,
-    /// else 64 strided 1 KiB blocks spanning the tensor, first and last included. Reads well under 1% of a large
-    /// checkpoint, so it takes milliseconds; any retraining or fine-tuning changes it, while a file merely copied,
-    /// renamed or re-sharded keeps it. Layout and dtype are part of the identity (the HF fp16 copy of a model
-    /// is another fingerprint: its outputs differ in the last bits).
+    /// A stable identity of the weights, for caches and indexes: lower-case hex SHA-256 over a version string and, for every
+    /// stored tensor (sorted by stored name), its name, dtype, shape, byte length and the XxHash128 of all its bytes. The
+    /// hashes of the tensors a model reads are taken while it reads them (<see cref="SafetensorsFile.ReadSingles"/>); the
+    /// others are read and hashed here, once. Any edit of any byte changes it, while a file merely copied, renamed or
+    /// re-sharded keeps it. Layout and dtype are part of the identity (the HF fp16 copy of a model is another fingerprint:
+    /// its outputs differ in the last bits). <see cref="ClipModel"/> computes it at load.
     /// </summary>
     public string Fingerprint => LazyInitializer.EnsureInitialized(ref _fingerprint, ComputeFingerprint);
 
     string ComputeFingerprint()
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var number = new byte[8];
-        void Int(long value) { BinaryPrimitives.WriteInt64LittleEndian(number, value); hash.AppendData(number); }
+        var number = new byte[16];
+        void Int(long value) { BinaryPrimitives.WriteInt64LittleEndian(number, value); hash.AppendData(number, 0, 8); }
         void Text(string value) { Int(Encoding.UTF8.GetByteCount(value)); hash.AppendData(Encoding.UTF8.GetBytes(value)); }
 
-        Text("managedclip-checkpoint-fingerprint-v1");
+        // v1 hashed sampled blocks of large tensors; v2 hashes every byte, so no v1 fingerprint matches a v2 one.
+        Text("managedclip-checkpoint-fingerprint-v2");
         var tensors = _files.SelectMany(file => file.Tensors.Values.Select(entry => (file, entry)))
             .OrderBy(t => t.entry.Name, StringComparer.Ordinal).ToArray();
         Int(tensors.Length);
@@ -39,11 +37,8 @@ public sealed partial class Checkpoint
             Int(entry.Shape.Length);
             foreach (int d in entry.Shape) Int(d);
             Int(entry.ByteLength);
-            var bytes = file.GetBytes(entry);
-            if (bytes.Length <= WholeTensorBytes) { hash.AppendData(bytes); continue; }
-            long last = bytes.Length - SampleBlockBytes;
-            for (int i = 0; i < SampleBlocks; i++)
-                hash.AppendData(bytes.Slice((int)(last * i / (SampleBlocks - 1)), SampleBlockBytes));
+            BinaryPrimitives.WriteUInt128LittleEndian(number, file.ContentHash(entry));
+            hash.AppendData(number);
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }

@@ -10,16 +10,15 @@ public sealed partial class Checkpoint
 
     ClipConfig InferOpenAIConfig()
     {
-        int[] textProjection = ShapeOf("text_projection");
-        int embedDim = textProjection.Length == 2 ? textProjection[1] : throw ShapeError("text_projection", "a 2-D [width, embed] matrix");
-        int textWidth = ShapeOf("ln_final.weight")[0];
-        int[] tokenEmbedding = ShapeOf("token_embedding.weight");
+        int embedDim = DimensionsOf("text_projection", 2, "a 2-D [width, embed] matrix")[1];
+        int textWidth = DimensionsOf("ln_final.weight", 1, "[width]")[0];
+        int[] tokenEmbedding = DimensionsOf("token_embedding.weight", 2, "[vocab, width]");
         var text = new TextConfig(
             Width: textWidth,
             Layers: CountLayers(TextLayer()),
             Heads: HeadsOf(textWidth, "ln_final.weight"),
             MlpWidth: 4 * textWidth,
-            ContextLength: ShapeOf("positional_embedding")[0],
+            ContextLength: DimensionsOf("positional_embedding", 2, "[context, width]")[0],
             VocabSize: tokenEmbedding[0],
             Activation: Activation.QuickGelu,
             LayerNormEpsilon: 1e-5f,
@@ -30,9 +29,7 @@ public sealed partial class Checkpoint
         // build_model tests visual.proj; a ViT missing only that tensor should be told so, hence the class embedding too.
         if (Contains("visual.proj") || Contains("visual.class_embedding"))
         {
-            int[] conv1 = ShapeOf("visual.conv1.weight");
-            if (conv1.Length != 4 || conv1[2] != conv1[3]) throw ShapeError("visual.conv1.weight", "[width, 3, patch, patch]");
-            int width = conv1[0], patch = conv1[3];
+            var (width, patch) = PatchEmbedding();
             int grid = GridOf("visual.positional_embedding");
             vision = new VisionConfig(VisionArchitecture.VisionTransformer, width, CountLayers(VisionLayer()), HeadsOf(width, "visual.conv1.weight"),
                 4 * width, patch, patch * grid, [], Activation.QuickGelu, 1e-5f);
@@ -40,7 +37,7 @@ public sealed partial class Checkpoint
         else if (Contains("visual.attnpool.positional_embedding"))
         {
             int[] blocks = Enumerable.Range(1, 4).Select(stage => CountLayers(ResNetBlock(stage))).ToArray();
-            int width = ShapeOf("visual.layer1.0.conv1.weight")[0];
+            int width = DimensionsOf("visual.layer1.0.conv1.weight", 4, "[width, width, 1, 1]")[0];
             int grid = GridOf("visual.attnpool.positional_embedding");
             int poolWidth = 32 * width;
             vision = new VisionConfig(VisionArchitecture.ModifiedResNet, width, blocks.Sum(), HeadsOf(poolWidth, "visual.attnpool.positional_embedding"),
@@ -53,6 +50,25 @@ public sealed partial class Checkpoint
         return new ClipConfig(embedDim, vision, text);
     }
 
+    /// <summary>
+    /// A shape that config inference indexes into or divides by, after checking its rank and that no dimension is zero:
+    /// a scalar, empty or wrongly ranked tensor is refused here, naming it, before any of its dimensions is used.
+    /// </summary>
+    int[] DimensionsOf(string name, int rank, string expected)
+    {
+        int[] shape = ShapeOf(name);
+        if (shape.Length != rank || shape.Contains(0)) throw ShapeError(name, expected);
+        return shape;
+    }
+
+    /// <summary>The ViT's patch embedding conv1 [width, 3, patch, patch]: the tower's width and patch size.</summary>
+    (int Width, int Patch) PatchEmbedding()
+    {
+        int[] conv1 = DimensionsOf("visual.conv1.weight", 4, "[width, 3, patch, patch]");
+        if (conv1[1] != 3 || conv1[2] != conv1[3]) throw ShapeError("visual.conv1.weight", "[width, 3, patch, patch]");
+        return (conv1[0], conv1[3]);
+    }
+
     /// <summary>The OpenAI code builds width/64 heads; a width that 64 does not divide cannot have come from it.</summary>
     int HeadsOf(int width, string tensor) =>
         width > 0 && width % 64 == 0 ? width / 64 : throw ShapeError(tensor, $"a width that is a multiple of 64 (heads = width/64), found {width}");
@@ -60,7 +76,7 @@ public sealed partial class Checkpoint
     /// <summary>Grid side from a positional embedding of g²+1 rows (class or mean token first).</summary>
     int GridOf(string name)
     {
-        int rows = ShapeOf(name)[0];
+        int rows = DimensionsOf(name, 2, "[g²+1, width]")[0];
         int grid = (int)Math.Round(Math.Sqrt(rows - 1));
         if (grid < 1 || grid * grid + 1 != rows) throw ShapeError(name, $"g²+1 rows for a square grid, found {rows}");
         return grid;
@@ -76,15 +92,23 @@ public sealed partial class Checkpoint
     /// <summary>Number of distinct indices i in names matching the pattern; they must run 0..n−1.</summary>
     int CountLayers(Regex pattern)
     {
-        var indices = _tensors.Keys.Select(k => pattern.Match(k)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value)).Distinct().Order().ToArray();
-        for (int i = 0; i < indices.Length; i++)
-            if (indices[i] != i)
-                throw new CheckpointException($"{SourcePath}: layer indices are not contiguous: found {string.Join(", ", indices)} ({pattern})");
-        return indices.Length;
+        var indices = new SortedSet<int>();
+        foreach (var name in _tensors.Keys)
+        {
+            var match = pattern.Match(name);
+            if (!match.Success) continue;
+            // An index past the tensors a header can hold cannot be contiguous; int.Parse would overflow on the absurd ones.
+            if (!int.TryParse(match.Groups[1].ValueSpan, System.Globalization.NumberStyles.None, null, out int index) || index >= _tensors.Count)
+                throw new CheckpointException($"{Describe(_tensors[name])}: layer index {match.Groups[1].Value} is out of range for a checkpoint of {_tensors.Count} tensors");
+            indices.Add(index);
+        }
+        if (indices.Count > 0 && indices.Max != indices.Count - 1)
+            throw new CheckpointException($"{SourceDescription}: layer indices are not contiguous: found {string.Join(", ", indices)} ({pattern})");
+        return indices.Count;
     }
 
     CheckpointException ShapeError(string name, string expected) =>
-        new($"{SourcePath}: tensor '{name}' has shape {FormatShape(ShapeOf(name))}, expected {expected}");
+        new($"{Describe(Lookup(name))}: has shape {FormatShape(ShapeOf(name))}, expected {expected}");
 
     // ---- Hugging Face CLIPModel (spec §7.3, §7.4) ----------------------------------------------------
 
@@ -203,24 +227,41 @@ public sealed partial class Checkpoint
             v.PatchSize, v.ImageSize, [], v.Activation, v.LayerNormEpsilon);
         var config = new ClipConfig(hf.ProjectionDim, vision, text);
 
+        // config.json's own values first: every size is used to index, divide or allocate.
+        foreach (var (section, tower) in new[] { ("text_config", t), ("vision_config", v) })
+        {
+            void Positive(string key, int value)
+            {
+                if (value <= 0) throw new CheckpointException($"{hf.Path}: {section}.{key} is {value}, expected a positive integer");
+            }
+            Positive("hidden_size", tower.HiddenSize);
+            Positive("intermediate_size", tower.IntermediateSize);
+            Positive("num_attention_heads", tower.Heads);
+            if (tower.HiddenSize % tower.Heads != 0)
+                throw new CheckpointException($"{hf.Path}: {section}.num_attention_heads {tower.Heads} does not divide hidden_size {tower.HiddenSize}");
+        }
+        foreach (var (key, value) in new[] { ("projection_dim", hf.ProjectionDim), ("vision_config.patch_size", v.PatchSize), ("vision_config.image_size", v.ImageSize) })
+            if (value <= 0) throw new CheckpointException($"{hf.Path}: {key} is {value}, expected a positive integer");
+        if (text.Pooling == TextPooling.FirstEndOfText && (uint)t.EosTokenId >= (uint)t.VocabSize)
+            throw new CheckpointException($"{hf.Path}: text_config.eos_token_id {t.EosTokenId} is outside the vocabulary of {t.VocabSize} tokens");
+
         // config.json and the tensors must agree; a disagreement names both.
         void Agree(string what, int fromConfig, string tensor, int fromShape)
         {
             if (fromConfig != fromShape)
                 throw new CheckpointException($"{hf.Path}: {what} is {fromConfig}, but tensor '{HuggingFaceNameOf(tensor)}' has shape {FormatShape(ShapeOf(tensor))} (implies {fromShape})");
         }
-        Agree("text_config.hidden_size", t.HiddenSize, "token_embedding.weight", ShapeOf("token_embedding.weight")[^1]);
-        Agree("text_config.vocab_size", t.VocabSize, "token_embedding.weight", ShapeOf("token_embedding.weight")[0]);
-        Agree("text_config.max_position_embeddings", t.MaxPositions, "positional_embedding", ShapeOf("positional_embedding")[0]);
+        int[] tokenEmbedding = DimensionsOf("token_embedding.weight", 2, "[vocab, width]");
+        var (patchWidth, patch) = PatchEmbedding();
+        Agree("text_config.hidden_size", t.HiddenSize, "token_embedding.weight", tokenEmbedding[1]);
+        Agree("text_config.vocab_size", t.VocabSize, "token_embedding.weight", tokenEmbedding[0]);
+        Agree("text_config.max_position_embeddings", t.MaxPositions, "positional_embedding", DimensionsOf("positional_embedding", 2, "[context, width]")[0]);
         Agree("text_config.num_hidden_layers", t.Layers, "ln_final.weight", CountLayers(TextLayer()));
-        Agree("vision_config.hidden_size", v.HiddenSize, "visual.conv1.weight", ShapeOf("visual.conv1.weight")[0]);
-        Agree("vision_config.patch_size", v.PatchSize, "visual.conv1.weight", ShapeOf("visual.conv1.weight")[^1]);
-        Agree("vision_config.image_size / patch_size", v.ImageSize / Math.Max(1, v.PatchSize), "visual.positional_embedding", GridOf("visual.positional_embedding"));
+        Agree("vision_config.hidden_size", v.HiddenSize, "visual.conv1.weight", patchWidth);
+        Agree("vision_config.patch_size", v.PatchSize, "visual.conv1.weight", patch);
+        Agree("vision_config.image_size / patch_size", v.ImageSize / v.PatchSize, "visual.positional_embedding", GridOf("visual.positional_embedding"));
         Agree("vision_config.num_hidden_layers", v.Layers, "visual.ln_post.weight", CountLayers(VisionLayer()));
-        Agree("projection_dim", hf.ProjectionDim, "text_projection", ShapeOf("text_projection")[^1]);
-        foreach (var (name, width, heads) in new[] { ("text_config", t.HiddenSize, t.Heads), ("vision_config", v.HiddenSize, v.Heads) })
-            if (heads <= 0 || width % heads != 0)
-                throw new CheckpointException($"{hf.Path}: {name}.num_attention_heads {heads} does not divide hidden_size {width}");
+        Agree("projection_dim", hf.ProjectionDim, "text_projection", DimensionsOf("text_projection", 2, "[width, embed]")[1]);
         return config;
     }
 
@@ -263,16 +304,25 @@ public sealed partial class Checkpoint
                 if (!root.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) continue;
                 if (e.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{path}: '{name}' is not an object");
                 int I(string key, int fallback) => HuggingFaceConfig.Int(e, key, path, fallback);
-                float eps = e.TryGetProperty("layer_norm_eps", out var epsValue) && epsValue.ValueKind == JsonValueKind.Number ? epsValue.GetSingle() : result.LayerNormEpsilon;
-                var activation = result.Activation;
-                if (e.TryGetProperty("hidden_act", out var act) && act.ValueKind == JsonValueKind.String)
+                // A key that is present must hold what it names: a wrong type is an error, never a silent default.
+                float eps = result.LayerNormEpsilon;
+                if (e.TryGetProperty("layer_norm_eps", out var epsValue))
                 {
-                    activation = act.GetString() switch
-                    {
-                        "quick_gelu" => Activation.QuickGelu,
-                        "gelu" => Activation.Gelu,
-                        var other => throw new CheckpointException($"{path}: {name}.hidden_act '{other}' is not supported (quick_gelu, gelu)"),
-                    };
+                    eps = epsValue.ValueKind == JsonValueKind.Number && epsValue.TryGetDouble(out double parsed) ? (float)parsed : float.NaN;
+                    if (!(eps > 0) || !float.IsFinite(eps))
+                        throw new CheckpointException($"{path}: {name}.layer_norm_eps must be a positive number, found {epsValue.GetRawText()}");
+                }
+                var activation = result.Activation;
+                if (e.TryGetProperty("hidden_act", out var act))
+                {
+                    activation = act.ValueKind != JsonValueKind.String
+                        ? throw new CheckpointException($"{path}: {name}.hidden_act must be a string (quick_gelu, gelu), found {act.GetRawText()}")
+                        : act.GetString() switch
+                        {
+                            "quick_gelu" => Activation.QuickGelu,
+                            "gelu" => Activation.Gelu,
+                            var other => throw new CheckpointException($"{path}: {name}.hidden_act '{other}' is not supported (quick_gelu, gelu)"),
+                        };
                 }
                 result = new HuggingFaceTower(I("hidden_size", result.HiddenSize), I("intermediate_size", result.IntermediateSize),
                     I("num_attention_heads", result.Heads), I("num_hidden_layers", result.Layers), I("max_position_embeddings", result.MaxPositions),

@@ -8,7 +8,7 @@ namespace ManagedClip.Checkpoints;
 /// A CLIP checkpoint seen through one canonical naming, the OpenAI one (spec §7.1): <c>visual.conv1.weight</c>,
 /// <c>transformer.resblocks.3.attn.in_proj_weight</c>, … Hugging Face folders are mapped onto it (q/k/v
 /// concatenated into <c>in_proj</c>, the two projections transposed), so the model code never knows which
-/// layout the weights came from. Tensors stay in the memory-mapped files until read.
+/// layout the weights came from. Tensors stay in the files until read; reading one copies it out (see <see cref="SafetensorsFile"/>).
 /// </summary>
 public sealed partial class Checkpoint : IDisposable
 {
@@ -71,7 +71,7 @@ public sealed partial class Checkpoint : IDisposable
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (!document.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+            if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new CheckpointException($"{indexPath}: sharded checkpoint index has no weight_map object");
             foreach (var entry in map.EnumerateObject())
             {
@@ -82,6 +82,7 @@ public sealed partial class Checkpoint : IDisposable
         }
         catch (JsonException e) { throw new CheckpointException($"{indexPath}: sharded checkpoint index is not valid JSON ({e.Message})", e); }
         catch (IOException e) { throw new CheckpointException($"{indexPath}: cannot read ({e.Message})", e); }
+        if (weightMap.Count == 0) throw new CheckpointException($"{indexPath}: sharded checkpoint index has an empty weight_map");
 
         var shards = new List<SafetensorsFile>();
         try
@@ -134,7 +135,12 @@ public sealed partial class Checkpoint : IDisposable
             // open_clip checkpoints saved from a DataParallel model carry a "module." prefix; load_checkpoint strips it.
             var openAi = new Dictionary<string, CanonicalTensor>(StringComparer.Ordinal);
             foreach (var (name, entry) in entries)
-                openAi[name.StartsWith("module.", StringComparison.Ordinal) ? name["module.".Length..] : name] = new CanonicalTensor.Stored(entry, name);
+            {
+                string canonical = name.StartsWith("module.", StringComparison.Ordinal) ? name["module.".Length..] : name;
+                if (openAi.TryGetValue(canonical, out var other))
+                    throw new CheckpointException($"{describe}: both '{other.Description}' and '{name}' are present; which one is '{canonical}' is ambiguous");
+                openAi[canonical] = new CanonicalTensor.Stored(entry, name);
+            }
             if (openAi.ContainsKey("token_embedding.weight") && openAi.Keys.Any(k => k.StartsWith("visual.", StringComparison.Ordinal)))
                 return new Checkpoint(sourcePath, folder, CheckpointFormat.OpenAI, files, openAi, c => c.InferOpenAIConfig());
 
@@ -162,7 +168,8 @@ public sealed partial class Checkpoint : IDisposable
     {
         var tensor = Lookup(name);
         CheckShape(tensor, expectedShape);
-        var values = new float[tensor.Shape.Aggregate(1L, (n, d) => n * d)];
+        // Every element is written by the read: zeroing the array first would only touch its memory twice.
+        var values = GC.AllocateUninitializedArray<float>(checked((int)tensor.Shape.Aggregate(1L, (n, d) => n * d)));
         tensor.Read(values, this);
         return values;
     }
@@ -177,15 +184,6 @@ public sealed partial class Checkpoint : IDisposable
         tensor.Read(destination, this);
     }
 
-    /// <summary>A zero-copy fp32 view of an F32 tensor stored as is (valid until disposal), or false when it needs converting.</summary>
-    public bool TryGetMappedSingles(string name, int[] expectedShape, out ReadOnlySpan<float> values)
-    {
-        var tensor = Lookup(name);
-        CheckShape(tensor, expectedShape);
-        values = default;
-        return tensor is CanonicalTensor.Stored stored && FileOf(stored.Entry).TryGetSingles(stored.Entry, out values);
-    }
-
     /// <summary>A scalar such as <c>logit_scale</c> (stored as [] or [1]).</summary>
     public float ReadScalar(string name)
     {
@@ -197,10 +195,13 @@ public sealed partial class Checkpoint : IDisposable
         return value[0];
     }
 
+    /// <summary>The file to name in a message about the checkpoint as a whole: the one file, or what the user named.</summary>
+    string SourceDescription => _files.Length == 1 ? _files[0].Path : SourcePath;
+
     CanonicalTensor Lookup(string name)
     {
         if (_tensors.TryGetValue(name, out var tensor)) return tensor;
-        string source = _files.Length == 1 ? _files[0].Path : SourcePath;
+        string source = SourceDescription;
         string alias = Format == CheckpointFormat.HuggingFace ? HuggingFaceNameOf(name) : "";
         throw new CheckpointException($"{source}: missing tensor '{(alias.Length > 0 ? alias : name)}'{(alias.Length > 0 ? $" (canonical '{name}')" : "")}");
     }
@@ -216,7 +217,7 @@ public sealed partial class Checkpoint : IDisposable
     string Describe(CanonicalTensor tensor) => tensor switch
     {
         CanonicalTensor.Stored s => $"{s.Entry.FilePath}: tensor '{s.Entry.Name}'",
-        _ => $"{SourcePath}: tensor '{tensor.Description}'",
+        _ => $"{SourceDescription}: tensor '{tensor.Description}'",
     };
 
     internal SafetensorsFile FileOf(TensorEntry entry) => _files.First(f => f.Path == entry.FilePath);

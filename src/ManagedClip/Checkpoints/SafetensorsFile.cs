@@ -1,7 +1,10 @@
-using System.IO.MemoryMappedFiles;
-using Microsoft.Win32.SafeHandles;
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 
 namespace ManagedClip.Checkpoints;
 
@@ -17,20 +20,23 @@ public sealed record TensorEntry(string Name, TensorDType DType, int[] Shape, lo
 }
 
 /// <summary>
-/// A memory-mapped safetensors file (format: 8-byte little-endian header length n, n bytes of UTF-8 JSON
-/// mapping names to {dtype, shape, data_offsets}, then the raw little-endian data). The header is validated
-/// completely before any tensor is read; tensor bytes are read straight from the mapping, never copied
-/// into the managed heap as a whole file.
+/// A safetensors file (format: 8-byte little-endian header length n, n bytes of UTF-8 JSON mapping names to
+/// {dtype, shape, data_offsets}, then the raw little-endian data). The header is validated completely before any tensor
+/// is read. Tensors are read with positioned reads into the caller's memory, never mapped: once a model has read its
+/// weights nothing refers to the file, so truncating or overwriting it on disk cannot reach a loaded model. Every tensor
+/// read is hashed (XxHash128 of its stored bytes, for <see cref="Checkpoint.Fingerprint"/>) and its values checked finite
+/// as they arrive, chunk by chunk.
 /// </summary>
-public sealed unsafe class SafetensorsFile : IDisposable
+public sealed class SafetensorsFile : IDisposable
 {
     /// <summary>Headers of real checkpoints are a few hundred KiB; anything past this is a corrupt or hostile file.</summary>
     public const long DefaultMaxHeaderBytes = 100L * 1024 * 1024;
 
-    readonly MemoryMappedFile? _map;
-    readonly MemoryMappedViewAccessor? _view;
-    readonly byte* _base;
+    /// <summary>Bytes per positioned read: enough that system calls cost nothing, few enough that hashing and checking a chunk find it in cache.</summary>
+    const int ChunkBytes = 1 << 18;
+
     readonly SafeFileHandle _handle;
+    readonly Dictionary<string, UInt128> _contentHashes = new(StringComparer.Ordinal);
     bool _disposed;
 
     public string Path { get; }
@@ -38,10 +44,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public IReadOnlyDictionary<string, TensorEntry> Tensors { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    SafetensorsFile(string path, long length, SafeFileHandle handle, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer,
-        Dictionary<string, TensorEntry> tensors, Dictionary<string, string> metadata)
+    SafetensorsFile(string path, long length, SafeFileHandle handle, Dictionary<string, TensorEntry> tensors, Dictionary<string, string> metadata)
     {
-        Path = path; Length = length; _handle = handle; _map = map; _view = view; _base = basePointer;
+        Path = path; Length = length; _handle = handle;
         Tensors = tensors; Metadata = metadata;
     }
 
@@ -54,9 +59,6 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (!info.Exists) throw new CheckpointException($"{path}: file not found");
 
         SafeFileHandle? handle = null;
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        byte* basePointer = null;
         try
         {
             handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
@@ -64,58 +66,55 @@ public sealed unsafe class SafetensorsFile : IDisposable
             // snapshot file into its blobs) FileInfo.Length is the link's.
             long length = RandomAccess.GetLength(handle);
             if (length < 8) throw new CheckpointException($"{path}: not a safetensors file: {length} bytes is too short for the 8-byte header length");
-            map = MemoryMappedFile.CreateFromFile(handle, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePointer);
-            basePointer += view.PointerOffset;
-            var (tensors, metadata) = ParseHeader(path, new ReadOnlySpan<byte>(basePointer, (int)Math.Min(length, int.MaxValue)), length, maxHeaderBytes);
-            return new SafetensorsFile(path, length, handle, map, view, basePointer, tensors, metadata);
+            Span<byte> prefix = stackalloc byte[8];
+            ReadExactly(handle, path, prefix, 0);
+            long headerLength = HeaderLength(path, prefix, length, maxHeaderBytes);
+            var header = new byte[headerLength];
+            ReadExactly(handle, path, header, 8);
+            var (tensors, metadata) = ParseHeader(path, header, length);
+            return new SafetensorsFile(path, length, handle, tensors, metadata);
         }
         catch (IOException e)
         {
-            Release(handle, view, map, basePointer);
+            handle?.Dispose();
             throw new CheckpointException($"{path}: cannot read the file ({e.Message})", e);
         }
         catch (UnauthorizedAccessException e)
         {
-            Release(handle, view, map, basePointer);
+            handle?.Dispose();
             throw new CheckpointException($"{path}: permission denied ({e.Message})", e);
         }
         catch
         {
-            Release(handle, view, map, basePointer);
+            handle?.Dispose();
             throw;
         }
     }
 
-    static void Release(SafeFileHandle? handle, MemoryMappedViewAccessor? view, MemoryMappedFile? map, byte* basePointer)
+    /// <summary>The JSON header's length from the 8-byte prefix, checked against the limit and the file's length before anything is allocated.</summary>
+    static long HeaderLength(string path, ReadOnlySpan<byte> prefix, long fileLength, long maxHeaderBytes)
     {
-        if (view is not null && basePointer != null) view.SafeMemoryMappedViewHandle.ReleasePointer();
-        view?.Dispose();
-        map?.Dispose();
-        handle?.Dispose();
-    }
-
-    /// <summary>Validates the header: length in range, well-formed JSON, known dtypes, sizes matching shapes, ranges inside the data section and disjoint.</summary>
-    internal static (Dictionary<string, TensorEntry>, Dictionary<string, string>) ParseHeader(string path, ReadOnlySpan<byte> file, long fileLength, long maxHeaderBytes)
-    {
-        ulong headerLength = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(file[..8]);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength == 0) throw new CheckpointException($"{path}: corrupt safetensors header: header length is 0");
         if (headerLength > (ulong)maxHeaderBytes)
             throw new CheckpointException($"{path}: corrupt safetensors header: header length {headerLength} bytes exceeds the limit of {maxHeaderBytes} bytes");
         if (headerLength > (ulong)(fileLength - 8))
             throw new CheckpointException($"{path}: truncated or corrupt safetensors file: header length {headerLength} bytes runs past the end of the {fileLength}-byte file");
+        return (long)headerLength;
+    }
 
-        long dataStart = 8 + (long)headerLength;
+    /// <summary>Validates the JSON header (the bytes after the length prefix): well-formed JSON, known dtypes, sizes matching shapes, ranges inside the data section and disjoint.</summary>
+    static (Dictionary<string, TensorEntry>, Dictionary<string, string>) ParseHeader(string path, ReadOnlyMemory<byte> headerBytes, long fileLength)
+    {
+        long dataStart = 8 + headerBytes.Length;
         long dataLength = fileLength - dataStart;
         var tensors = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-        var headerBytes = file.Slice(8, (int)headerLength);
-        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes.Span))
             throw new CheckpointException($"{path}: corrupt safetensors header: the JSON header is not valid UTF-8");
         try
         {
-            using var document = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
+            using var document = JsonDocument.Parse(headerBytes, new JsonDocumentOptions { MaxDepth = 16 });
             if (document.RootElement.ValueKind != JsonValueKind.Object)
                 throw new CheckpointException($"{path}: corrupt safetensors header: the JSON header is not an object");
             foreach (var property in document.RootElement.EnumerateObject())
@@ -178,7 +177,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
         if (!element.TryGetProperty("data_offsets", out var offsetsElement) || offsetsElement.ValueKind != JsonValueKind.Array || offsetsElement.GetArrayLength() != 2)
             throw new CheckpointException($"{where}: header entry has no data_offsets [begin, end]");
-        if (!offsetsElement[0].TryGetInt64(out long begin) || !offsetsElement[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (!IsInt64(offsetsElement[0], out long begin) || !IsInt64(offsetsElement[1], out long end) || begin < 0 || end < begin)
             throw new CheckpointException($"{where}: data_offsets {offsetsElement.GetRawText()} are not an ordered pair of non-negative integers");
         if (end > dataLength)
             throw new CheckpointException($"{where}: data_offsets [{begin}, {end}] run past the end of the data section ({dataLength} bytes; file truncated?)");
@@ -186,6 +185,12 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (elements > long.MaxValue / elementSize || elements * elementSize != end - begin)
             throw new CheckpointException($"{where}: {end - begin} bytes of data do not match shape {Format(shape)} of {dtypeText} ({elements} × {elementSize} bytes)");
         return new TensorEntry(name, dtype, shape, dataStart + begin, end - begin, path);
+    }
+
+    static bool IsInt64(JsonElement element, out long value)
+    {
+        value = 0;
+        return element.ValueKind == JsonValueKind.Number && element.TryGetInt64(out value);
     }
 
     static string Format(int[] shape) => "[" + string.Join(", ", shape) + "]";
@@ -198,80 +203,121 @@ public sealed unsafe class SafetensorsFile : IDisposable
         _ => 1,
     };
 
-    /// <summary>The tensor's raw little-endian bytes, straight from the mapping (valid until this file is disposed).</summary>
-    public ReadOnlySpan<byte> GetBytes(TensorEntry entry)
+    /// <summary>A copy of the tensor's raw little-endian bytes, read from the file now.</summary>
+    public byte[] GetBytes(TensorEntry entry)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!ReferenceEquals(Tensors.GetValueOrDefault(entry.Name), entry))
-            throw new ArgumentException($"tensor '{entry.Name}' does not belong to {Path}", nameof(entry));
-        if (entry.ByteLength > int.MaxValue)
+        CheckReadable(entry);
+        if (entry.ByteLength > Array.MaxLength)
             throw new CheckpointException($"{Path}: tensor '{entry.Name}' is {entry.ByteLength} bytes; tensors over 2 GiB are not supported");
-        return new ReadOnlySpan<byte>(_base + entry.DataOffset, (int)entry.ByteLength);
-    }
-
-    /// <summary>The tensor as fp32, when it is stored as F32 on a little-endian machine and suitably aligned: no copy at all.</summary>
-    public bool TryGetSingles(TensorEntry entry, out ReadOnlySpan<float> values)
-    {
-        values = default;
-        if (entry.DType != TensorDType.F32 || !BitConverter.IsLittleEndian || entry.DataOffset % 4 != 0) return false;
-        values = MemoryMarshal.Cast<byte, float>(GetBytes(entry));
-        return true;
+        var bytes = new byte[entry.ByteLength];
+        ReadExactly(_handle, Path, bytes, entry.DataOffset);
+        return bytes;
     }
 
     /// <summary>
-    /// Reads a floating tensor, up-casting F16/BF16/F64 to fp32 into <paramref name="destination"/>.
-    /// The bytes come through ordinary positioned reads, not the mapping: pages read through the mapping count towards
-    /// the process's resident memory for as long as the file stays mapped, so reading every weight through it would
-    /// add the whole checkpoint to the model's footprint on top of the packed copies. Read calls leave them in the page cache only.
+    /// Reads a floating tensor into <paramref name="destination"/>, up-casting F16/BF16/F64 to fp32, chunk by chunk: F32 lands
+    /// straight in the destination, other dtypes pass through a pooled buffer. Each chunk is hashed (the first time the
+    /// tensor is read) and checked finite while it is in cache. A NaN or infinity is a CheckpointException naming the
+    /// tensor: such a weight would turn every output into NaN.
     /// </summary>
     public void ReadSingles(TensorEntry entry, Span<float> destination)
     {
         if (destination.Length != entry.ElementCount)
             throw new ArgumentException($"destination holds {destination.Length} values, tensor '{entry.Name}' has {entry.ElementCount}", nameof(destination));
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckReadable(entry);
         string what = $"{Path}: tensor '{entry.Name}'";
-        if (entry.DType == TensorDType.F32 && BitConverter.IsLittleEndian)
-        {
-            ReadExactly(MemoryMarshal.AsBytes(destination), entry.DataOffset);
-            return;
-        }
-        // Other dtypes: convert chunk by chunk through a small buffer (whole elements per chunk).
-        int elementSize = (int)(entry.ByteLength / Math.Max(1, entry.ElementCount));
-        if (elementSize == 0 || entry.ElementCount == 0) { FloatConversion.ToSingle(GetBytes(entry), entry.DType, destination, what); return; }
-        int chunkElements = Math.Max(1, (1 << 20) / elementSize);
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunkElements * elementSize);
+        if (!entry.IsFloatingPoint) throw new CheckpointException($"{what}: dtype {entry.DType} is not a floating-point type");
+        int elementSize = SizeOf(entry.DType);
+        bool direct = entry.DType == TensorDType.F32 && BitConverter.IsLittleEndian;
+        var hash = HasContentHash(entry) ? null : new XxHash128();
+        int chunkElements = ChunkBytes / elementSize;
+        byte[]? buffer = direct ? null : ArrayPool<byte>.Shared.Rent(ChunkBytes);
         try
         {
-            for (long start = 0; start < entry.ElementCount; start += chunkElements)
+            for (int start = 0; start < destination.Length; start += chunkElements)
             {
-                int count = (int)Math.Min(chunkElements, entry.ElementCount - start);
-                Span<byte> bytes = buffer.AsSpan(0, count * elementSize);
-                ReadExactly(bytes, entry.DataOffset + start * elementSize);
-                FloatConversion.ToSingle(bytes, entry.DType, destination.Slice((int)start, count), what);
+                var values = destination.Slice(start, Math.Min(chunkElements, destination.Length - start));
+                Span<byte> bytes = direct ? MemoryMarshal.AsBytes(values) : buffer.AsSpan(0, values.Length * elementSize);
+                ReadExactly(_handle, Path, bytes, entry.DataOffset + (long)start * elementSize);
+                hash?.Append(bytes);
+                if (!direct) FloatConversion.ToSingle(bytes, entry.DType, values, what);
+                if (!TensorPrimitives.IsFiniteAll<float>(values)) throw NonFinite(what, values, start);
             }
         }
-        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
+        finally
+        {
+            if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+        }
+        if (hash is not null) RecordContentHash(entry, hash.GetCurrentHashAsUInt128());
     }
 
-    void ReadExactly(Span<byte> destination, long offset)
+    static CheckpointException NonFinite(string what, ReadOnlySpan<float> chunk, int chunkStart)
+    {
+        int at = 0;
+        while (float.IsFinite(chunk[at])) at++;
+        string value = chunk[at].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return new CheckpointException($"{what}: holds a non-finite value ({value}) at element {chunkStart + at}; weights must be finite numbers");
+    }
+
+    /// <summary>XxHash128 of the tensor's stored bytes: recorded when <see cref="ReadSingles"/> read it, else read and hashed now (once).</summary>
+    internal UInt128 ContentHash(TensorEntry entry)
+    {
+        CheckReadable(entry);
+        lock (_contentHashes)
+            if (_contentHashes.TryGetValue(entry.Name, out var recorded)) return recorded;
+        var hash = new XxHash128();
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
+        try
+        {
+            for (long start = 0; start < entry.ByteLength; start += ChunkBytes)
+            {
+                var bytes = buffer.AsSpan(0, (int)Math.Min(ChunkBytes, entry.ByteLength - start));
+                ReadExactly(_handle, Path, bytes, entry.DataOffset + start);
+                hash.Append(bytes);
+            }
+        }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
+        var value = hash.GetCurrentHashAsUInt128();
+        RecordContentHash(entry, value);
+        return value;
+    }
+
+    bool HasContentHash(TensorEntry entry)
+    {
+        lock (_contentHashes) return _contentHashes.ContainsKey(entry.Name);
+    }
+
+    void RecordContentHash(TensorEntry entry, UInt128 value)
+    {
+        lock (_contentHashes) _contentHashes[entry.Name] = value;
+    }
+
+    void CheckReadable(TensorEntry entry)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!ReferenceEquals(Tensors.GetValueOrDefault(entry.Name), entry))
+            throw new ArgumentException($"tensor '{entry.Name}' does not belong to {Path}", nameof(entry));
+    }
+
+    static void ReadExactly(SafeFileHandle handle, string path, Span<byte> destination, long offset)
     {
         try
         {
             while (!destination.IsEmpty)
             {
-                int read = RandomAccess.Read(_handle, destination, offset);
-                if (read <= 0) throw new CheckpointException($"{Path}: the file ended while reading at byte {offset} (was it truncated after opening?)");
+                int read = RandomAccess.Read(handle, destination, offset);
+                if (read <= 0) throw new CheckpointException($"{path}: the file ended while reading at byte {offset} (was it truncated after opening?)");
                 destination = destination[read..];
                 offset += read;
             }
         }
-        catch (IOException e) { throw new CheckpointException($"{Path}: cannot read the file ({e.Message})", e); }
+        catch (IOException e) { throw new CheckpointException($"{path}: cannot read the file ({e.Message})", e); }
     }
 
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        Release(_handle, _view, _map, _base);
+        _handle.Dispose();
     }
 }

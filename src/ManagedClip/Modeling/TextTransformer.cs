@@ -10,7 +10,7 @@ namespace ManagedClip.Modeling;
 internal sealed class TextTransformer
 {
     readonly TextConfig _config;
-    readonly EmbeddingTable _tokenEmbedding;   // [vocab, T]
+    readonly float[] _tokenEmbedding;          // [vocab, T]
     readonly float[] _positionalEmbedding;     // [context, T]
     readonly Transformer _transformer;
     readonly LayerNormLayer _lnFinal;
@@ -22,7 +22,7 @@ internal sealed class TextTransformer
     public TextTransformer(Checkpoint checkpoint, ClipConfig config)
     {
         var t = _config = config.Text;
-        _tokenEmbedding = new EmbeddingTable(checkpoint, "token_embedding.weight", t.VocabSize, t.Width);
+        _tokenEmbedding = checkpoint.Read("token_embedding.weight", t.VocabSize, t.Width);
         _positionalEmbedding = checkpoint.Read("positional_embedding", t.ContextLength, t.Width);
         _transformer = new Transformer(checkpoint, "transformer", t.Width, t.Layers, t.Heads, t.MlpWidth, t.Activation, t.LayerNormEpsilon);
         _lnFinal = LayerNormLayer.Load(checkpoint, "ln_final", t.Width, t.LayerNormEpsilon);
@@ -82,7 +82,7 @@ internal sealed class TextTransformer
         // x[b, i] = token_embedding[ids[b][i]] + positional_embedding[i], i < length; ids shorter than length read as padding 0.   [batch, L, T]
         using var workspace = new Workspace(batch * length, width, _transformer.MlpWidth, threads);
         var x = workspace.Rent(batch * length * width);
-        ReadOnlySpan<float> table = _tokenEmbedding.Values;
+        ReadOnlySpan<float> table = _tokenEmbedding;
         for (int b = 0; b < batch; b++)
             for (int i = 0; i < length; i++)
             {
@@ -97,35 +97,5 @@ internal sealed class TextTransformer
         for (int b = 0; b < batch; b++) x.AsSpan((b * length + pool[b]) * width, width).CopyTo(pooled.AsSpan(b * width));
         _lnFinal.Forward(pooled, pooled, batch);
         _projection.Forward(pooled, batch, features, threads);
-    }
-}
-
-/// <summary>
-/// The token embedding [vocab, width]: the largest tensor a text tower reads but only gathers rows from.
-/// An F32 checkpoint's table stays in the memory-mapped file (no copy; the model's Dispose unmaps it);
-/// other dtypes are up-cast once.
-/// </summary>
-internal sealed class EmbeddingTable
-{
-    readonly Checkpoint? _mapped;
-    readonly string _name;
-    readonly int[] _shape;
-    readonly float[]? _values;
-
-    public EmbeddingTable(Checkpoint checkpoint, string name, int rows, int width)
-    {
-        _name = name; _shape = [rows, width];
-        if (checkpoint.TryGetMappedSingles(name, _shape, out _)) _mapped = checkpoint;
-        else _values = checkpoint.Read(name, _shape);
-    }
-
-    public ReadOnlySpan<float> Values
-    {
-        get
-        {
-            if (_values is not null) return _values;
-            _mapped!.TryGetMappedSingles(_name, _shape, out var values);
-            return values;
-        }
     }
 }

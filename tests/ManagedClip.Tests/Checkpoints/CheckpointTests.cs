@@ -17,7 +17,7 @@ public sealed class CheckpointTests : IDisposable
     /// <summary>The stored tensor as is, read eagerly (the source file is closed before writing).</summary>
     static SafetensorsEntry Keep(SafetensorsFile file, TensorEntry entry)
     {
-        var bytes = file.GetBytes(entry).ToArray();
+        var bytes = file.GetBytes(entry);
         return new SafetensorsEntry(entry.Name, entry.DType.ToString().ToUpperInvariant(), entry.Shape, () => bytes);
     }
 
@@ -169,6 +169,172 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(c, hf.Config with { Text = hf.Config.Text with { Pooling = c.Text.Pooling, EndOfTextId = c.Text.EndOfTextId } });
         Assert.Equal(TensorDType.F16, hf.StorageDType);
         Assert.Equal(openAi.ParameterCount, hf.ParameterCount);
+    }
+
+    /// <summary>A rewritten reference model whose one tensor is replaced by an entry of another shape (data zeroed to fit).</summary>
+    string WithShape(string sourceFolder, string folderName, string tensor, int[] shape) =>
+        RewriteWith(sourceFolder, folderName, (file, e) =>
+        {
+            var kept = Keep(file, e);
+            if (e.Name != tensor) return kept;
+            var resized = kept with { Shape = shape };
+            return resized with { Bytes = () => new byte[resized.ByteLength] };
+        });
+
+    /// <summary>Loading fails with a CheckpointException naming the file and every given detail; nothing else escapes.</summary>
+    static CheckpointException LoadFails(string path, string file, params string[] details)
+    {
+        var error = Assert.Throws<CheckpointException>(() => { using var _ = ClipModel.Load(path); });
+        Assert.Contains(file, error.Message);
+        foreach (var detail in details) Assert.Contains(detail, error.Message);
+        return error;
+    }
+
+    [Theory]
+    [InlineData("ln_final.weight")]
+    [InlineData("positional_embedding")]
+    [InlineData("visual.positional_embedding")]
+    [InlineData("text_projection")]
+    [InlineData("token_embedding.weight")]
+    [InlineData("visual.conv1.weight")]
+    public void ScalarShapeWhereConfigInferenceNeedsDimensionsIsNamed(string tensor) =>
+        LoadFails(WithShape(Vit, "scalar", tensor, []), "model.safetensors", tensor, "[]");
+
+    [Theory]
+    [InlineData("text_model.embeddings.token_embedding.weight")]
+    [InlineData("text_model.embeddings.position_embedding.weight")]
+    [InlineData("vision_model.embeddings.patch_embedding.weight")]
+    [InlineData("vision_model.embeddings.position_embedding.weight")]
+    public void ScalarHuggingFaceEmbeddingIsNamed(string tensor) =>
+        LoadFails(WithShape(VitHf, "scalar-hf", tensor, []), "model.safetensors", tensor, "[]");
+
+    [Fact]
+    public void ScalarResNetShapesAreNamed()
+    {
+        string rn = TestData.ReferenceModel("rn-tiny-a");
+        LoadFails(WithShape(rn, "rn-stem", "visual.layer1.0.conv1.weight", []), "model.safetensors", "visual.layer1.0.conv1.weight");
+        LoadFails(WithShape(rn, "rn-pool", "visual.attnpool.positional_embedding", []), "model.safetensors", "visual.attnpool.positional_embedding");
+    }
+
+    [Theory]
+    [InlineData(new[] { 128, 3, 0, 0 })]
+    [InlineData(new[] { 0, 3, 16, 16 })]
+    [InlineData(new[] { 128, 3, 16, 8 })]
+    public void ZeroOrNonSquarePatchIsNamed(int[] shape)
+    {
+        LoadFails(WithShape(Vit, "conv1", "visual.conv1.weight", shape), "model.safetensors", "visual.conv1.weight");
+        LoadFails(WithShape(VitHf, "conv1-hf", "vision_model.embeddings.patch_embedding.weight", shape), "vision_model.embeddings.patch_embedding.weight");
+    }
+
+    [Theory]
+    [InlineData("transformer.resblocks.99999999999.ln_1.weight")]
+    [InlineData("visual.transformer.resblocks.2147483648.ln_1.weight")]
+    public void AbsurdLayerIndexIsNamed(string name)
+    {
+        string renamed = System.Text.RegularExpressions.Regex.Replace(name, @"\.\d+\.", ".1.");
+        string folder = RewriteWith(Vit, "layer-index", (file, e) => e.Name == renamed ? Keep(file, e) with { Name = name } : Keep(file, e));
+        LoadFails(folder, "model.safetensors", name);
+    }
+
+    [Theory]
+    [InlineData("\"hidden_size\": 128,", "\"hidden_size\": 0,", "hidden_size")]
+    [InlineData("\"num_attention_heads\": 2,", "\"num_attention_heads\": 3,", "num_attention_heads")]
+    [InlineData("\"num_attention_heads\": 2,", "\"num_attention_heads\": 0,", "num_attention_heads")]
+    [InlineData("\"intermediate_size\": 512,", "\"intermediate_size\": 0,", "intermediate_size")]
+    [InlineData("\"layer_norm_eps\": 1e-05,", "\"layer_norm_eps\": -1e-05,", "layer_norm_eps")]
+    [InlineData("\"layer_norm_eps\": 1e-05,", "\"layer_norm_eps\": 0,", "layer_norm_eps")]
+    [InlineData("\"layer_norm_eps\": 1e-05,", "\"layer_norm_eps\": 1e999,", "layer_norm_eps")]
+    [InlineData("\"layer_norm_eps\": 1e-05,", "\"layer_norm_eps\": \"1e-05\",", "layer_norm_eps")]
+    [InlineData("\"hidden_act\": \"quick_gelu\",", "\"hidden_act\": 7,", "hidden_act")]
+    [InlineData("\"hidden_act\": \"quick_gelu\",", "\"hidden_act\": null,", "hidden_act")]
+    [InlineData("\"eos_token_id\": 2,", "\"eos_token_id\": 60000,", "eos_token_id")]
+    public void BadConfigValueIsRefusedAtLoadNamingConfigAndKey(string original, string replacement, string key)
+    {
+        string folder = RewriteWith(VitHf, "bad-value", Keep);
+        string config = Path.Combine(folder, "config.json");
+        string text = File.ReadAllText(config);
+        Assert.Contains(original, text);
+        File.WriteAllText(config, text.Replace(original, replacement));
+        LoadFails(folder, config, key);
+    }
+
+    [Theory]
+    [InlineData("[]")]
+    [InlineData("{\"weight_map\": []}")]
+    [InlineData("{\"weight_map\": {\"visual.proj\": []}}")]
+    [InlineData("{\"weight_map\": {}}")]
+    [InlineData("\"model.safetensors\"")]
+    public void MalformedShardIndexIsNamed(string json)
+    {
+        string folder = RewriteWith(Vit, "bad-index", Keep);
+        string index = Path.Combine(folder, "model.safetensors.index.json");
+        File.WriteAllText(index, json);
+        LoadFails(folder, index);
+    }
+
+    [Fact]
+    public void TensorPresentWithAndWithoutModulePrefixIsRefusedNamingBoth()
+    {
+        string folder = RewriteWith(Vit, "module", Keep);
+        string path = Path.Combine(folder, "model.safetensors");
+        List<SafetensorsEntry> entries;
+        using (var source = SafetensorsFile.Open(path))
+        {
+            entries = source.Tensors.Values.Select(e => Keep(source, e)).ToList();
+            var ln = source.Tensors["ln_final.weight"];
+            entries.Add(Keep(source, ln) with { Name = "module.ln_final.weight", Bytes = () => new byte[ln.ByteLength] });
+        }
+        SafetensorsWriter.Write(path, entries);
+        LoadFails(folder, path, "'ln_final.weight'", "'module.ln_final.weight'");
+    }
+
+    [Theory]
+    [InlineData("vit-tiny-a", "visual.ln_post.weight", float.NaN)]
+    [InlineData("vit-tiny-a", "token_embedding.weight", float.PositiveInfinity)]
+    [InlineData("rn-tiny-a", "visual.layer2.0.bn1.running_var", float.PositiveInfinity)]
+    [InlineData("rn-tiny-a", "visual.bn1.running_mean", float.NegativeInfinity)]
+    [InlineData("vit-tiny-a-hf", "text_model.encoder.layers.1.self_attn.k_proj.weight", float.NaN)]
+    [InlineData("vit-tiny-a-hf", "visual_projection.weight", float.NegativeInfinity)]
+    public void NonFiniteWeightIsRefusedAtLoadNamingTheTensor(string model, string tensor, float value)
+    {
+        string folder = RewriteWith(TestData.ReferenceModel(model), "non-finite", (file, e) =>
+        {
+            var kept = Keep(file, e);
+            if (e.Name != tensor) return kept;
+            var bytes = kept.Bytes();
+            // The element in the middle of the tensor, in its stored dtype.
+            long middle = e.ElementCount / 2;
+            if (e.DType == TensorDType.F16) BitConverter.GetBytes((Half)value).CopyTo(bytes, middle * 2);
+            else BitConverter.GetBytes(value).CopyTo(bytes, middle * 4);
+            return kept with { Bytes = () => bytes };
+        });
+        LoadFails(folder, "model.safetensors", tensor, "non-finite");
+    }
+
+    [Fact]
+    public void FingerprintCoversEveryByteOfLargeTensors()
+    {
+        // Copy the "dog" row over the "cat" row of the token embedding (a 25 MB tensor): a realistic edit that a sampled
+        // fingerprint missed, while it changes what the model says about cats.
+        const int Cat = 2368, Dog = 1929, Width = 128;
+        string folder = RewriteWith(Vit, "dog-over-cat", (file, e) =>
+        {
+            var kept = Keep(file, e);
+            if (e.Name != "token_embedding.weight") return kept;
+            var bytes = kept.Bytes();
+            Array.Copy(bytes, Dog * Width * 4, bytes, Cat * Width * 4, Width * 4);
+            return kept with { Bytes = () => bytes };
+        });
+        using var original = ClipModel.Load(Vit);
+        using var edited = ClipModel.Load(folder);
+        int[] cat = [49406, Cat, 49407];
+        Assert.NotEqual(original.EncodeTokens([cat])[0], edited.EncodeTokens([cat])[0]);
+        Assert.NotEqual(original.Fingerprint, edited.Fingerprint);
+
+        // A byte-identical copy keeps it.
+        string copy = RewriteWith(Vit, "copy", Keep);
+        using var copied = ClipModel.Load(copy);
+        Assert.Equal(original.Fingerprint, copied.Fingerprint);
     }
 
     [Fact]

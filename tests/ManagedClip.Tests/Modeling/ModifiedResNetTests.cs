@@ -254,7 +254,7 @@ public class ModifiedResNetTests
         foreach (var entry in source.Tensors.Values.OrderBy(e => e.DataOffset))
         {
             if (!keep(entry.Name)) continue;
-            var bytes = source.GetBytes(entry).ToArray();
+            var bytes = source.GetBytes(entry);
             var shape = entry.Shape;
             if (reshape is not null && reshape.TryGetValue(entry.Name, out var newShape))
             {
