@@ -48,15 +48,29 @@ public sealed partial class ClipModel : IDisposable
     {
         _checkpoint = checkpoint;
         _options = options;
-        _imageTower = checkpoint.Config.Vision.Architecture switch
+        // Hashing and checking every weight (the fingerprint, the finite check) is a second read of the file; with a second
+        // thread allowed it runs beside the towers' reading and packing and costs no load time, with one it runs at the end.
+        if (Threads > 1) checkpoint.StartVerification();
+        // The two towers read disjoint weights: with a second thread allowed, the text tower is read and packed beside the image tower.
+        var textTower = Threads > 1 ? Task.Run(() => new TextTransformer(checkpoint, checkpoint.Config)) : null;
+        try
         {
-            VisionArchitecture.VisionTransformer => new VisionTransformer(checkpoint, checkpoint.Config),
-            VisionArchitecture.ModifiedResNet => new ModifiedResNet(checkpoint, checkpoint.Config),
-            var other => throw new CheckpointException($"{checkpoint.SourcePath}: the {other} image tower is not supported yet"),
-        };
-        _textTower = new TextTransformer(checkpoint, checkpoint.Config);
+            _imageTower = checkpoint.Config.Vision.Architecture switch
+            {
+                VisionArchitecture.VisionTransformer => new VisionTransformer(checkpoint, checkpoint.Config),
+                VisionArchitecture.ModifiedResNet => new ModifiedResNet(checkpoint, checkpoint.Config),
+                var other => throw new CheckpointException($"{checkpoint.SourcePath}: the {other} image tower is not supported yet"),
+            };
+        }
+        catch
+        {
+            // Leave the files only once the text tower's reads have stopped; its own error, if any, matters less than this one.
+            try { textTower?.Wait(); } catch (AggregateException) { }
+            throw;
+        }
+        _textTower = textTower is null ? new TextTransformer(checkpoint, checkpoint.Config) : textTower.GetAwaiter().GetResult();
         LogitScale = checkpoint.ReadScalar("logit_scale");
-        _fingerprint = checkpoint.Fingerprint; // hashes what the towers did not read; the rest was hashed as it was read
+        _fingerprint = checkpoint.Fingerprint; // waits for the verification; a non-finite weight throws here, naming the tensor
     }
 
     /// <summary>Loads an OpenAI/open_clip <c>.safetensors</c> file, a sharded index, or a folder of either layout.</summary>

@@ -224,9 +224,15 @@ public sealed partial class Checkpoint : IDisposable
 
     static string FormatShape(int[] shape) => "[" + string.Join(", ", shape) + "]";
 
+    bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
+        StopVerification();
         foreach (var file in _files) file.Dispose();
+        _verificationCancel.Dispose();
     }
 
     /// <summary>How a canonical tensor is made from stored ones.</summary>

@@ -24,19 +24,15 @@ public sealed record TensorEntry(string Name, TensorDType DType, int[] Shape, lo
 /// {dtype, shape, data_offsets}, then the raw little-endian data). The header is validated completely before any tensor
 /// is read. Tensors are read with positioned reads into the caller's memory, never mapped: once a model has read its
 /// weights nothing refers to the file, so truncating or overwriting it on disk cannot reach a loaded model. Every tensor
-/// read is hashed (XxHash128 of its stored bytes, for <see cref="Checkpoint.Fingerprint"/>) and its values checked finite
-/// as they arrive, chunk by chunk.
+/// is also hashed (XxHash128 of its stored bytes, for <see cref="Checkpoint.Fingerprint"/>) and its values checked finite,
+/// chunk by chunk (<see cref="HashAndCheck"/>).
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {
     /// <summary>Headers of real checkpoints are a few hundred KiB; anything past this is a corrupt or hostile file.</summary>
     public const long DefaultMaxHeaderBytes = 100L * 1024 * 1024;
 
-    /// <summary>Bytes per positioned read: enough that system calls cost nothing, few enough that hashing and checking a chunk find it in cache.</summary>
-    const int ChunkBytes = 1 << 18;
-
     readonly SafeFileHandle _handle;
-    readonly Dictionary<string, UInt128> _contentHashes = new(StringComparer.Ordinal);
     bool _disposed;
 
     public string Path { get; }
@@ -216,9 +212,8 @@ public sealed class SafetensorsFile : IDisposable
 
     /// <summary>
     /// Reads a floating tensor into <paramref name="destination"/>, up-casting F16/BF16/F64 to fp32, chunk by chunk: F32 lands
-    /// straight in the destination, other dtypes pass through a pooled buffer. Each chunk is hashed (the first time the
-    /// tensor is read) and checked finite while it is in cache. A NaN or infinity is a CheckpointException naming the
-    /// tensor: such a weight would turn every output into NaN.
+    /// straight in the destination, other dtypes pass through a pooled buffer. Hashing and the finite check are not done
+    /// here but by <see cref="HashAndCheck"/>, which <see cref="Checkpoint"/> runs beside the loading thread.
     /// </summary>
     public void ReadSingles(TensorEntry entry, Span<float> destination)
     {
@@ -227,69 +222,71 @@ public sealed class SafetensorsFile : IDisposable
         CheckReadable(entry);
         string what = $"{Path}: tensor '{entry.Name}'";
         if (!entry.IsFloatingPoint) throw new CheckpointException($"{what}: dtype {entry.DType} is not a floating-point type");
+        if (entry.DType == TensorDType.F32 && BitConverter.IsLittleEndian)
+        {
+            ReadExactly(_handle, Path, MemoryMarshal.AsBytes(destination), entry.DataOffset);
+            return;
+        }
         int elementSize = SizeOf(entry.DType);
-        bool direct = entry.DType == TensorDType.F32 && BitConverter.IsLittleEndian;
-        var hash = HasContentHash(entry) ? null : new XxHash128();
         int chunkElements = ChunkBytes / elementSize;
-        byte[]? buffer = direct ? null : ArrayPool<byte>.Shared.Rent(ChunkBytes);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
         try
         {
             for (int start = 0; start < destination.Length; start += chunkElements)
             {
                 var values = destination.Slice(start, Math.Min(chunkElements, destination.Length - start));
-                Span<byte> bytes = direct ? MemoryMarshal.AsBytes(values) : buffer.AsSpan(0, values.Length * elementSize);
+                var bytes = buffer.AsSpan(0, values.Length * elementSize);
                 ReadExactly(_handle, Path, bytes, entry.DataOffset + (long)start * elementSize);
-                hash?.Append(bytes);
-                if (!direct) FloatConversion.ToSingle(bytes, entry.DType, values, what);
-                if (!TensorPrimitives.IsFiniteAll<float>(values)) throw NonFinite(what, values, start);
+                FloatConversion.ToSingle(bytes, entry.DType, values, what);
             }
         }
-        finally
-        {
-            if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
-        }
-        if (hash is not null) RecordContentHash(entry, hash.GetCurrentHashAsUInt128());
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
     }
 
-    static CheckpointException NonFinite(string what, ReadOnlySpan<float> chunk, int chunkStart)
+    /// <summary>
+    /// Reads the tensor's stored bytes once, in chunks: their XxHash128 (for <see cref="Checkpoint.Fingerprint"/>) and, for a
+    /// floating tensor, every value as the model sees it in fp32 checked finite while the chunk is in cache. A NaN or infinity
+    /// is a CheckpointException naming the tensor: such a weight would turn every output into NaN.
+    /// </summary>
+    /// <param name="entry">A tensor of this file.</param>
+    /// <param name="buffer">Scratch of <see cref="ChunkBytes"/> bytes.</param>
+    /// <param name="values">Scratch of <see cref="ChunkBytes"/> / 2 floats (the up-cast of a chunk of 2-byte elements).</param>
+    /// <param name="cancellation">Checked between chunks: a load that failed stops the read.</param>
+    internal UInt128 HashAndCheck(TensorEntry entry, byte[] buffer, float[] values, CancellationToken cancellation)
+    {
+        CheckReadable(entry);
+        string what = $"{Path}: tensor '{entry.Name}'";
+        int elementSize = SizeOf(entry.DType);
+        var hash = new XxHash128();
+        for (long start = 0; start < entry.ByteLength; start += ChunkBytes)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var bytes = buffer.AsSpan(0, (int)Math.Min(ChunkBytes, entry.ByteLength - start));
+            ReadExactly(_handle, Path, bytes, entry.DataOffset + start);
+            hash.Append(bytes);
+            if (!entry.IsFloatingPoint) continue;
+            ReadOnlySpan<float> chunk;
+            if (entry.DType == TensorDType.F32 && BitConverter.IsLittleEndian) chunk = MemoryMarshal.Cast<byte, float>(bytes);
+            else
+            {
+                var converted = values.AsSpan(0, bytes.Length / elementSize);
+                FloatConversion.ToSingle(bytes, entry.DType, converted, what);
+                chunk = converted;
+            }
+            if (!TensorPrimitives.IsFiniteAll(chunk)) throw NonFinite(what, chunk, start / elementSize);
+        }
+        return hash.GetCurrentHashAsUInt128();
+    }
+
+    /// <summary>Bytes per positioned read of <see cref="HashAndCheck"/>: its scratch sizes.</summary>
+    internal const int ChunkBytes = 1 << 18;
+
+    static CheckpointException NonFinite(string what, ReadOnlySpan<float> chunk, long chunkStart)
     {
         int at = 0;
         while (float.IsFinite(chunk[at])) at++;
         string value = chunk[at].ToString(System.Globalization.CultureInfo.InvariantCulture);
         return new CheckpointException($"{what}: holds a non-finite value ({value}) at element {chunkStart + at}; weights must be finite numbers");
-    }
-
-    /// <summary>XxHash128 of the tensor's stored bytes: recorded when <see cref="ReadSingles"/> read it, else read and hashed now (once).</summary>
-    internal UInt128 ContentHash(TensorEntry entry)
-    {
-        CheckReadable(entry);
-        lock (_contentHashes)
-            if (_contentHashes.TryGetValue(entry.Name, out var recorded)) return recorded;
-        var hash = new XxHash128();
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
-        try
-        {
-            for (long start = 0; start < entry.ByteLength; start += ChunkBytes)
-            {
-                var bytes = buffer.AsSpan(0, (int)Math.Min(ChunkBytes, entry.ByteLength - start));
-                ReadExactly(_handle, Path, bytes, entry.DataOffset + start);
-                hash.Append(bytes);
-            }
-        }
-        finally { ArrayPool<byte>.Shared.Return(buffer); }
-        var value = hash.GetCurrentHashAsUInt128();
-        RecordContentHash(entry, value);
-        return value;
-    }
-
-    bool HasContentHash(TensorEntry entry)
-    {
-        lock (_contentHashes) return _contentHashes.ContainsKey(entry.Name);
-    }
-
-    void RecordContentHash(TensorEntry entry, UInt128 value)
-    {
-        lock (_contentHashes) _contentHashes[entry.Name] = value;
     }
 
     void CheckReadable(TensorEntry entry)
