@@ -13,9 +13,13 @@ public sealed partial class ClipModel
     public ClipTokenizer Tokenizer =>
         LazyInitializer.EnsureInitialized(ref _tokenizer, () => new Lazy<ClipTokenizer>(() => ClipTokenizer.Discover(_options.VocabularyPath, SourcePath))).Value;
 
-    /// <summary>Texts → one raw feature vector [E] per text. Over-long texts are truncated as clip.tokenize(truncate=True) does.</summary>
+    /// <summary>The number of token positions the text tower takes (77 for the released models): every text is padded or cut to it.</summary>
+    public int TextContextLength => Config.Text.ContextLength;
+
+    /// <summary>Texts → one raw feature vector [E] per text, tokenized for the model's context (<see cref="TextContextLength"/>).
+    /// Over-long texts are truncated as clip.tokenize(truncate=True) does.</summary>
     public float[][] EncodeTexts(IReadOnlyList<string> texts) =>
-        EncodeTokens(texts.Select(Tokenizer.Encode).ToArray());
+        EncodeTokens(texts.Select(text => Tokenizer.Tokenize(text, TextContextLength).Ids).ToArray());
 
     /// <summary>One text → raw features [E].</summary>
     public float[] EncodeText(string text) => EncodeTexts([text])[0];

@@ -79,7 +79,7 @@ public sealed class ZeroShotClassifier
 
         // Identical prompts share one row. A cache hit needs no tokenizing; otherwise every prompt is tokenized and checked against the context first.
         int classCount = labels.Count, templateCount = templates.Count, dim = model.EmbedDim;
-        int context = Math.Min(model.Config.Text.ContextLength, Tokenization.ClipTokenizer.ContextLength);
+        int context = model.TextContextLength;
         var tokenizer = model.Tokenizer;
         var uniqueIndex = new Dictionary<string, int>(StringComparer.Ordinal);
         var uniquePrompts = new List<string>();
@@ -100,35 +100,29 @@ public sealed class ZeroShotClassifier
         if (key is not null && cache!.TryLoad(key, classCount, dim) is { } hit)
             return new ZeroShotClassifier(labels, templates, hit, dim, scale, 0, true, cache.PathOf(key));
 
-        var bpe = new IReadOnlyList<int>[uniquePrompts.Count];
-        Parallel.For(0, bpe.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => bpe[i] = tokenizer.EncodeWithoutSpecialTokens(uniquePrompts[i]));
-        for (int i = 0; i < bpe.Length; i++)
-            if (bpe[i].Count + 2 > context)
-                throw new PromptException($"prompt '{Shorten(uniquePrompts[i])}' is {bpe[i].Count + 2} tokens with its start and end tokens; the model's context holds {context}: shorten the label or the template");
+        // Tokenized for the model's context, as EncodeTexts does; a prompt that does not fit is refused, not cut.
+        var tokenized = new Tokenization.TokenizedText[uniquePrompts.Count];
+        Parallel.For(0, tokenized.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => tokenized[i] = tokenizer.Tokenize(uniquePrompts[i], context));
+        for (int i = 0; i < tokenized.Length; i++)
+            if (tokenized[i].Truncated)
+                throw new PromptException($"prompt '{Shorten(uniquePrompts[i])}' is more than {context} tokens with its start and end tokens; the model's context holds {context}: shorten the label or the template");
         if (cache is not null && key is null)
         {
-            key = CacheKey(model.Fingerprint, labels, templates, null, bpe);
+            key = CacheKey(model.Fingerprint, labels, templates, null, tokenized);
             if (cache.TryLoad(key, classCount, dim) is { } cached)
                 return new ZeroShotClassifier(labels, templates, cached, dim, scale, 0, true, cache.PathOf(key));
         }
 
         // Encode shortest first: the text tower stops at a batch's longest prompt, so similar lengths batch cheaply.
-        var order = Enumerable.Range(0, bpe.Length).OrderBy(i => bpe[i].Count).ToArray();
-        var unit = new float[bpe.Length][];
+        var order = Enumerable.Range(0, tokenized.Length).OrderBy(i => tokenized[i].Count).ToArray();
+        var unit = new float[tokenized.Length][];
         const int Chunk = 256;
         options.Progress?.Invoke(0, order.Length);
         for (int start = 0; start < order.Length; start += Chunk)
         {
             int count = Math.Min(Chunk, order.Length - start);
             var ids = new int[count][];
-            for (int k = 0; k < count; k++)
-            {
-                var tokens = bpe[order[start + k]];
-                var row = ids[k] = new int[context];
-                row[0] = tokenizer.StartOfTextId;
-                for (int j = 0; j < tokens.Count; j++) row[1 + j] = tokens[j];
-                row[tokens.Count + 1] = tokenizer.EndOfTextId;
-            }
+            for (int k = 0; k < count; k++) ids[k] = tokenized[order[start + k]].Ids;
             var features = model.EncodeTokens(ids);
             for (int k = 0; k < count; k++) unit[order[start + k]] = ClipModel.Normalize(features[k]);
             options.Progress?.Invoke(start + count, order.Length);
@@ -142,7 +136,7 @@ public sealed class ZeroShotClassifier
             Ensemble(members, classes.AsSpan(c * dim, dim));
         }
         string? path = cache?.Store(key!, classes, classCount, dim);
-        return new ZeroShotClassifier(labels, templates, classes, dim, scale, bpe.Length, false, path);
+        return new ZeroShotClassifier(labels, templates, classes, dim, scale, tokenized.Length, false, path);
     }
 
     /// <summary>
@@ -244,7 +238,7 @@ public sealed class ZeroShotClassifier
     /// SHA-256 of the model fingerprint, the labels, the templates, and the vocabulary: the hash of its files, or else
     /// every prompt's token ids. Either way another vocabulary is another key.
     /// </summary>
-    static byte[] CacheKey(string fingerprint, IReadOnlyList<string> labels, IReadOnlyList<string> templates, byte[]? vocabulary, IReadOnlyList<int>[]? ids)
+    static byte[] CacheKey(string fingerprint, IReadOnlyList<string> labels, IReadOnlyList<string> templates, byte[]? vocabulary, Tokenization.TokenizedText[]? prompts)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var number = new byte[4];
@@ -258,8 +252,8 @@ public sealed class ZeroShotClassifier
         else
         {
             Text("token-ids");
-            Int(ids!.Length);
-            foreach (var row in ids) { Int(row.Count); foreach (int id in row) Int(id); }
+            Int(prompts!.Length);
+            foreach (var prompt in prompts) { Int(prompt.Count); foreach (int id in prompt.Ids.AsSpan(0, prompt.Count)) Int(id); }
         }
         return hash.GetHashAndReset();
     }
