@@ -75,6 +75,9 @@ public sealed class ClipTokenizer
         ArgumentNullException.ThrowIfNull(path);
         var text = ReadText(path, allowGzip: true);
         var lines = text.Split('\n');
+        // OpenAI's first line is '"bpe_simple_vocab_16e6.txt#version: 0.2'; it is skipped, but a file without it is something else.
+        if (!lines[0].Contains("#version", StringComparison.Ordinal))
+            throw new VocabularyException($"BPE vocabulary '{path}' does not start with a '#version' header line: it is not a BPE merges list. {WhereToGetIt}");
         if (lines.Length - 1 < OpenAiMergeCount)
             throw new VocabularyException($"BPE vocabulary '{path}' is truncated: it holds {Math.Max(0, lines.Length - 1)} merge lines, OpenAI's format needs {OpenAiMergeCount} after the header line.");
         var merges = ParseMerges(lines, 1, OpenAiMergeCount, path);
@@ -176,34 +179,53 @@ public sealed class ClipTokenizer
         $"No tokenizer vocabulary found in {what}: looked for '{Path.Combine(dir, VocabFileName)}' with '{MergesFileName}' beside it, " +
         $"and for '{Path.Combine(dir, BpeFileName)}'. {WhereToGetIt}");
 
+    /// <summary>
+    /// The most a vocabulary file may hold, on disk or inflated: OpenAI's BPE file inflates to 3.2 MB, vocab.json is 0.9 MB and
+    /// merges.txt 0.5 MB, so anything past this is not a CLIP vocabulary (a gzip bomb inflated to gigabytes before it was refused).
+    /// </summary>
+    private const int MaxVocabularyFileBytes = 16 << 20;
+
     private static string ReadText(string path, bool allowGzip)
+    {
+        var bytes = ReadBounded(path, allowGzip);
+        try { return new UTF8Encoding(false, true).GetString(bytes); }
+        catch (DecoderFallbackException e) { throw new VocabularyException($"Vocabulary file '{path}' is not valid UTF-8: {e.Message}", e); }
+    }
+
+    /// <summary>The file's bytes (inflated when it is gzip and <paramref name="allowGzip"/>), refused past <see cref="MaxVocabularyFileBytes"/>
+    /// before reading or inflating any further.</summary>
+    private static byte[] ReadBounded(string path, bool allowGzip)
     {
         try
         {
+            if (new FileInfo(path) is { Exists: true, Length: > MaxVocabularyFileBytes } big)
+                throw TooBig(path, $"is {big.Length / (1 << 20)} MiB");
             var bytes = File.ReadAllBytes(path);
-            if (allowGzip && bytes.Length >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B)
-            {
-                using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
-                using var outStream = new MemoryStream();
-                gz.CopyTo(outStream);
-                var data = outStream.ToArray();
-                // GZipStream returns what it could decode from a cut file without complaint (Python's gzip raises EOFError):
-                // check the trailer, CRC-32 and length of the (single-member) stream.
-                if (bytes.Length < 18
-                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != (uint)data.Length
-                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 8)) != Crc32(data))
-                    throw new VocabularyException($"Vocabulary file '{path}' is truncated or corrupt: its gzip trailer does not match the decompressed data.");
-                bytes = data;
-            }
-            return new UTF8Encoding(false, true).GetString(bytes);
+            if (!allowGzip || bytes.Length < 2 || bytes[0] != 0x1F || bytes[1] != 0x8B) return bytes;
+
+            using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
+            var inflated = new byte[MaxVocabularyFileBytes + 1];
+            int length = 0, read;
+            while (length < inflated.Length && (read = gz.Read(inflated, length, inflated.Length - length)) > 0) length += read;
+            if (length > MaxVocabularyFileBytes) throw TooBig(path, "decompresses to more than that");
+            var data = inflated.AsSpan(0, length);
+            // GZipStream returns what it could decode from a cut file without complaint (Python's gzip raises EOFError):
+            // check the trailer, CRC-32 and length of the (single-member) stream.
+            if (bytes.Length < 18
+                || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != (uint)length
+                || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 8)) != Crc32(data))
+                throw new VocabularyException($"Vocabulary file '{path}' is truncated or corrupt: its gzip trailer does not match the decompressed data.");
+            return data.ToArray();
         }
         catch (FileNotFoundException e) { throw new VocabularyException($"Vocabulary file '{path}' does not exist. {WhereToGetIt}", e); }
         catch (DirectoryNotFoundException e) { throw new VocabularyException($"Vocabulary file '{path}' does not exist. {WhereToGetIt}", e); }
         catch (InvalidDataException e) { throw new VocabularyException($"Vocabulary file '{path}' is not a readable gzip file: {e.Message}", e); }
-        catch (DecoderFallbackException e) { throw new VocabularyException($"Vocabulary file '{path}' is not valid UTF-8: {e.Message}", e); }
         catch (IOException e) { throw new VocabularyException($"Vocabulary file '{path}' could not be read: {e.Message}", e); }
         catch (UnauthorizedAccessException e) { throw new VocabularyException($"Vocabulary file '{path}' could not be read: {e.Message}", e); }
     }
+
+    private static VocabularyException TooBig(string path, string what) => new(
+        $"Vocabulary file '{path}' {what}: a CLIP vocabulary is a few MB, and more than {MaxVocabularyFileBytes >> 20} MiB is refused. {WhereToGetIt}");
 
     private static List<(string, string)> ParseMerges(string[] lines, int first, int count, string path)
     {
@@ -233,14 +255,7 @@ public sealed class ClipTokenizer
 
     private static Dictionary<string, int> ReadVocabJson(string path)
     {
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new VocabularyException(e is FileNotFoundException or DirectoryNotFoundException
-                ? $"Vocabulary file '{path}' does not exist. {WhereToGetIt}"
-                : $"Vocabulary file '{path}' could not be read: {e.Message}", e);
-        }
+        var bytes = ReadBounded(path, allowGzip: false);
         var encoder = new Dictionary<string, int>(StringComparer.Ordinal);
         try
         {
