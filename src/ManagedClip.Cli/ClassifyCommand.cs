@@ -42,6 +42,8 @@ internal sealed class ClassifyCommand : ICommand
         ZeroShotClassifier classifier;
         using (var progress = ProgressBar.Start(output.Diagnostics, "encoding prompts", "prompts"))
             classifier = ZeroShotClassifier.Create(model, labels, templates, new ZeroShotOptions { Cache = cache, Progress = (done, total) => progress?.Report(done, total) });
+        if (verbose && classifier.CacheProblem is { } problem)
+            output.Diagnostics.WriteLine($"warning: class-embedding cache entry not used: {problem}; recomputed and rewritten");
         if (verbose)
             output.Diagnostics.WriteLine(classifier.FromCache
                 ? $"class embeddings: {classifier.Labels.Count} labels × {classifier.Templates.Count} templates read from cache {classifier.CachePath} in {clock.Elapsed.TotalSeconds:0.00} s"

@@ -43,11 +43,15 @@ public sealed class ZeroShotClassifier
     public bool FromCache { get; }
     /// <summary>The cache file read or written; null without a cache.</summary>
     public string? CachePath { get; }
+    /// <summary>Why the cache entry found for these prompts could not be used (damaged, truncated, another format; it names the file),
+    /// so the embeddings were recomputed and the entry rewritten; null when there was none or it was good. The CLI prints it under --verbose.</summary>
+    public string? CacheProblem { get; }
 
-    ZeroShotClassifier(IReadOnlyList<string> labels, IReadOnlyList<string> templates, float[] classes, int dim, float scale, int encoded, bool fromCache, string? cachePath)
+    ZeroShotClassifier(IReadOnlyList<string> labels, IReadOnlyList<string> templates, float[] classes, int dim, float scale, int encoded, bool fromCache, string? cachePath,
+        string? cacheProblem = null)
     {
         Labels = labels; Templates = templates; _classes = classes; EmbedDim = dim; Scale = scale;
-        EncodedPrompts = encoded; FromCache = fromCache; CachePath = cachePath;
+        EncodedPrompts = encoded; FromCache = fromCache; CachePath = cachePath; CacheProblem = cacheProblem;
     }
 
     /// <summary>A classifier over ready class embeddings ([labels × dim], normalized here) and a logit multiplier.</summary>
@@ -97,7 +101,8 @@ public sealed class ZeroShotClassifier
         // cannot be read, the prompts' token ids stand for the vocabulary instead (that costs tokenizing before the lookup).
         byte[]? vocabulary = cache is null ? null : VocabularyIdentity(tokenizer);
         byte[]? key = vocabulary is null ? null : CacheKey(model.Fingerprint, labels, templates, vocabulary, null);
-        if (key is not null && cache!.TryLoad(key, classCount, dim) is { } hit)
+        string? cacheProblem = null;
+        if (key is not null && cache!.TryLoad(key, classCount, dim, out cacheProblem) is { } hit)
             return new ZeroShotClassifier(labels, templates, hit, dim, scale, 0, true, cache.PathOf(key));
 
         // Tokenized for the model's context, as EncodeTexts does; a prompt that does not fit is refused, not cut.
@@ -109,7 +114,7 @@ public sealed class ZeroShotClassifier
         if (cache is not null && key is null)
         {
             key = CacheKey(model.Fingerprint, labels, templates, null, tokenized);
-            if (cache.TryLoad(key, classCount, dim) is { } cached)
+            if (cache.TryLoad(key, classCount, dim, out cacheProblem) is { } cached)
                 return new ZeroShotClassifier(labels, templates, cached, dim, scale, 0, true, cache.PathOf(key));
         }
 
@@ -136,7 +141,7 @@ public sealed class ZeroShotClassifier
             Ensemble(members, classes.AsSpan(c * dim, dim));
         }
         string? path = cache?.Store(key!, classes, classCount, dim);
-        return new ZeroShotClassifier(labels, templates, classes, dim, scale, tokenized.Length, false, path);
+        return new ZeroShotClassifier(labels, templates, classes, dim, scale, tokenized.Length, false, path, cacheProblem);
     }
 
     /// <summary>

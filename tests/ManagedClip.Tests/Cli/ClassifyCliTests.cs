@@ -70,6 +70,28 @@ public sealed class ClassifyCliTests(ITestOutputHelper log) : IDisposable
     }
 
     [Fact]
+    public void ADamagedCacheEntryIsRecomputedWithAWarningUnderVerbose()
+    {
+        string image = ZeroShotTestData.ImagePath("chelsea.png");
+        var first = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--json", image));
+        Assert.Equal(0, first.ExitCode);
+        string entry = Assert.Single(Directory.GetFiles(Path.Combine(Cache, "classes")));
+        var bytes = File.ReadAllBytes(entry);
+        bytes[56 + 64 * 4 + 3] ^= 0x80; // the sign of row 1's first value
+        File.WriteAllBytes(entry, bytes);
+
+        var damaged = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--json", "--verbose", image));
+        Assert.Equal(0, damaged.ExitCode);
+        Assert.Equal(first.Stdout, damaged.Stdout);
+        Assert.Contains($"warning: class-embedding cache entry not used: {entry}: its checksum does not match", damaged.Stderr);
+        Assert.Contains("prompts encoded", damaged.Stderr);
+        var healed = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--json", "--verbose", image));
+        Assert.Contains("read from cache", healed.Stderr);
+        Assert.DoesNotContain("warning", healed.Stderr);
+        Assert.Equal(first.Stdout, healed.Stdout);
+    }
+
+    [Fact]
     public void WithoutJsonResultsAreATable()
     {
         var result = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--template", "a photo of a {}.", "--template", "a drawing of a {}.", "--top", "2",
