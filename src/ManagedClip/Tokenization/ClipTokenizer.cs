@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
@@ -342,6 +343,7 @@ public sealed class ClipTokenizer
     /// keyed by (rank, position), stale entries skipped when popped, so a word of n bytes costs O(n log n). All
     /// occurrences of one rank are merged before any pair those merges create, as OpenAI's one pass over the word does.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // a long word's loop would otherwise start in unoptimized code
     private int[] Bpe(string token)
     {
         var bytes = Encoding.UTF8.GetBytes(token);
