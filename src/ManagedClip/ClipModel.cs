@@ -109,6 +109,13 @@ public sealed partial class ClipModel : IDisposable
         return results;
     }
 
+    /// <summary>False when features hold NaN or ±Inf: the model's output overflowed for that input.</summary>
+    public static bool IsFinite(ReadOnlySpan<float> features) => TensorPrimitives.IsFiniteAll(features);
+
+    /// <summary>The error for an input whose features are not finite, naming it.</summary>
+    public static ClipException NotFinite(string input) =>
+        new($"{input}: its features are not finite (the model's output overflowed for this input)");
+
     /// <summary>f / ‖f‖₂, as the original (no epsilon; a zero vector stays zero).</summary>
     public static float[] Normalize(ReadOnlySpan<float> features)
     {

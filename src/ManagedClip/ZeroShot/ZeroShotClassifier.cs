@@ -95,7 +95,11 @@ public sealed class ZeroShotClassifier
                 if (!uniqueIndex.TryGetValue(prompt, out int row)) { uniqueIndex[prompt] = row = uniquePrompts.Count; uniquePrompts.Add(prompt); }
                 promptRow[c * templateCount + t] = row;
             }
+        // The original multiplies by exp(logit_scale) unclamped; past ln(float.MaxValue) ≈ 88.7 that is Inf and its probabilities are
+        // NaN for every image. Training clamps logit_scale at ln(100), so such a value is a broken checkpoint: refused once, here.
         float scale = MathF.Exp(model.LogitScale);
+        if (!float.IsFinite(scale))
+            throw new CheckpointException($"{model.SourcePath}: logit_scale is {model.LogitScale}, and exp(logit_scale) is not a finite float32, so no probabilities can be computed (the released models hold ln(100) = 4.6052)");
         var cache = options.Cache;
         // The key names the weights, the exact prompts (labels and templates) and the vocabulary's files; when those files
         // cannot be read, the prompts' token ids stand for the vocabulary instead (that costs tokenizing before the lookup).
@@ -140,6 +144,9 @@ public sealed class ZeroShotClassifier
             for (int t = 0; t < templateCount; t++) members[t] = unit[promptRow[c * templateCount + t]];
             Ensemble(members, classes.AsSpan(c * dim, dim));
         }
+        for (int c = 0; c < classCount; c++)
+            if (!TensorPrimitives.IsFiniteAll(classes.AsSpan(c * dim, dim)))
+                throw new ClipException($"{model.SourcePath}: the class embedding of label '{Shorten(labels[c])}' is not finite (the text tower's output overflowed for its prompts)");
         string? path = cache?.Store(key!, classes, classCount, dim);
         return new ZeroShotClassifier(labels, templates, classes, dim, scale, tokenized.Length, false, path, cacheProblem);
     }
@@ -182,11 +189,14 @@ public sealed class ZeroShotClassifier
     }
 
     /// <summary>The softmax of <see cref="Logits"/>, in label order.</summary>
-    public float[] Probabilities(ReadOnlySpan<float> imageFeatures)
+    public float[] Probabilities(ReadOnlySpan<float> imageFeatures) => SoftMax(Logits(imageFeatures));
+
+    /// <summary>softmax with the largest logit subtracted first, as torch.softmax does: exp(logit) alone overflows float32 past 88.7.</summary>
+    static float[] SoftMax(float[] logits)
     {
-        var logits = Logits(imageFeatures);
         var probabilities = new float[logits.Length];
-        TensorPrimitives.SoftMax(logits, probabilities);
+        TensorPrimitives.Subtract(logits, TensorPrimitives.Max(logits), probabilities);
+        TensorPrimitives.SoftMax(probabilities, probabilities);
         return probabilities;
     }
 
@@ -195,8 +205,7 @@ public sealed class ZeroShotClassifier
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
         var logits = Logits(imageFeatures);
-        var probabilities = new float[logits.Length];
-        TensorPrimitives.SoftMax(logits, probabilities);
+        var probabilities = SoftMax(logits);
         return Enumerable.Range(0, logits.Length)
             .OrderByDescending(c => logits[c]).ThenBy(c => c)
             .Take(top)
