@@ -18,8 +18,17 @@ public sealed partial class ClipModel
 
     /// <summary>Texts → one raw feature vector [E] per text, tokenized for the model's context (<see cref="TextContextLength"/>).
     /// Over-long texts are truncated as clip.tokenize(truncate=True) does.</summary>
-    public float[][] EncodeTexts(IReadOnlyList<string> texts) =>
-        EncodeTokens(texts.Select(text => Tokenizer.Tokenize(text, TextContextLength).Ids).ToArray());
+    public float[][] EncodeTexts(IReadOnlyList<string> texts)
+    {
+        var ids = new int[texts.Count][];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            ids[i] = Tokenizer.Tokenize(texts[i], TextContextLength).Ids;
+            if (_textTower.Problem(ids[i]) is { } problem)
+                throw new VocabularyException($"text '{(texts[i].Length <= 60 ? texts[i] : texts[i][..57] + "...")}': {problem}: vocabulary '{Tokenizer.Source}' does not fit the model '{SourcePath}'");
+        }
+        return EncodeTokens(ids);
+    }
 
     /// <summary>One text → raw features [E].</summary>
     public float[] EncodeText(string text) => EncodeTexts([text])[0];

@@ -96,6 +96,8 @@ public sealed partial class ClipModel : IDisposable
     public float[][] EncodeTokens(IReadOnlyList<int[]> ids, bool fullContext = false)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        for (int i = 0; i < ids.Count; i++)
+            if (_textTower.Problem(ids[i]) is { } problem) throw new ArgumentException($"{SourcePath}: token ids row {i}: {problem}", nameof(ids));
         var results = new float[ids.Count][];
         var features = new float[Math.Min(ids.Count, _options.MaxBatch) * EmbedDim];
         for (int start = 0; start < ids.Count; start += _options.MaxBatch)

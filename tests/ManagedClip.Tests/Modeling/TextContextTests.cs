@@ -70,3 +70,53 @@ public sealed class TextContextTests : IDisposable
         Assert.Equal(0, classify.ExitCode);
     }
 }
+
+/// <summary>Token ids a model cannot take are errors naming the row or the text, the model's file and, for texts, the vocabulary's.</summary>
+public sealed class TokenIdErrorTests : IDisposable
+{
+    readonly string _folder = Directory.CreateTempSubdirectory("managedclip-ids-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    static int[] Row(params int[] ids) => [49406, .. ids, 49407];
+
+    [Fact]
+    public void BadRowsOfEncodeTokensAreNamedByTheirIndexInTheCall()
+    {
+        using var model = ClipModel.Load(TestData.ReferenceModel("vit-tiny-a"), new ClipModelOptions { MaxThreads = 2 });
+        // Row 19 is in the second chunk of 16: its index in the call is what a caller can find.
+        var rows = Enumerable.Range(0, 20).Select(i => Row(320, 2368)).ToArray();
+        rows[19] = Row(320, 99_999);
+        var outside = Assert.Throws<ArgumentException>(() => model.EncodeTokens(rows));
+        Assert.Contains("row 19", outside.Message);
+        Assert.Contains("99999", outside.Message);
+        Assert.Contains(model.SourcePath, outside.Message);
+
+        rows[19] = Row(Enumerable.Repeat(320, 80).ToArray());
+        var tooLong = Assert.Throws<ArgumentException>(() => model.EncodeTokens(rows));
+        Assert.Contains("row 19", tooLong.Message);
+        Assert.Contains("82 token ids", tooLong.Message);
+        Assert.Contains(model.SourcePath, tooLong.Message);
+    }
+
+    [Fact]
+    public void ATextWhoseIdsTheModelLacksNamesTheTextTheVocabularyAndTheModel()
+    {
+        // A model with a 1000-entry token table and OpenAI's 49408-entry vocabulary (start of text is id 49406).
+        string folder = CheckpointRewriter.Rewrite(TestData.ReferenceModel("vit-tiny-a"), Path.Combine(_folder, "small-vocab"), (file, entry) =>
+        {
+            if (entry.Name != "token_embedding.weight") return CheckpointRewriter.Keep(file, entry);
+            var rows = file.GetBytes(entry)[..(1000 * entry.Shape[1] * sizeof(float))].ToArray();
+            return new SafetensorsEntry(entry.Name, "F32", [1000, entry.Shape[1]], () => rows);
+        });
+        using var model = ClipModel.Load(folder, new ClipModelOptions { VocabularyPath = TestData.BpeVocabulary });
+        var error = Assert.Throws<VocabularyException>(() => model.EncodeTexts(["a photo of a cat"]));
+        Assert.Contains("'a photo of a cat'", error.Message);
+        Assert.Contains("49406", error.Message);
+        Assert.Contains(TestData.BpeVocabulary, error.Message);
+        Assert.Contains(model.SourcePath, error.Message);
+
+        var cli = CliRunner.Run("embed-text", "--model", folder, "--vocab", TestData.BpeVocabulary, "--", "a photo of a cat");
+        CliRunner.AssertCleanError(cli, 1, "a photo of a cat");
+    }
+}
