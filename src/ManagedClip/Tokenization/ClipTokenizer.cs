@@ -208,7 +208,7 @@ public sealed class ClipTokenizer
             var inflated = new byte[MaxVocabularyFileBytes + 1];
             int length = 0, read;
             while (length < inflated.Length && (read = gz.Read(inflated, length, inflated.Length - length)) > 0) length += read;
-            if (length > MaxVocabularyFileBytes) throw TooBig(path, "decompresses to more than that");
+            if (length > MaxVocabularyFileBytes) throw TooBig(path, $"decompresses to more than {MaxVocabularyFileBytes >> 20} MiB");
             var data = inflated.AsSpan(0, length);
             // GZipStream returns what it could decode from a cut file without complaint (Python's gzip raises EOFError):
             // check the trailer, CRC-32 and length of the (single-member) stream.
@@ -226,7 +226,7 @@ public sealed class ClipTokenizer
     }
 
     private static VocabularyException TooBig(string path, string what) => new(
-        $"Vocabulary file '{path}' {what}: a CLIP vocabulary is a few MB, and more than {MaxVocabularyFileBytes >> 20} MiB is refused. {WhereToGetIt}");
+        $"Vocabulary file '{path}' {what}: a CLIP vocabulary is a few MB, and files over {MaxVocabularyFileBytes >> 20} MiB are refused. {WhereToGetIt}");
 
     private static List<(string, string)> ParseMerges(string[] lines, int first, int count, string path)
     {

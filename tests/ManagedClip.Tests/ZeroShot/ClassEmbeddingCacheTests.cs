@@ -83,8 +83,8 @@ public sealed class ClassEmbeddingCacheTests : IDisposable
         byte[] pristine = File.ReadAllBytes(path);
         var random = new Random(1313);
         var clock = Stopwatch.StartNew();
-        int recomputed = 0;
-        for (int round = 0; round < 300 && clock.Elapsed < TimeSpan.FromSeconds(15); round++)
+        int recomputed = 0, rounds = 0;
+        for (int round = 0; round < 300 && clock.Elapsed < TimeSpan.FromSeconds(15); round++, rounds++)
         {
             var bytes = pristine.ToList();
             switch (random.Next(5))
@@ -101,6 +101,7 @@ public sealed class ClassEmbeddingCacheTests : IDisposable
             if (!classifier.FromCache) recomputed++;
             Assert.True(classifier.FromCache == bytes.SequenceEqual(pristine), $"round {round}: served {classifier.FromCache}, untouched {bytes.SequenceEqual(pristine)}");
         }
-        Assert.True(recomputed > 100, $"{recomputed} recomputed");
+        // 300 rounds take ~3 s on a quiet machine; a loaded one may stop at the time bound. Almost every mutation changes the bytes.
+        Assert.True(rounds >= 50 && recomputed > rounds * 9 / 10, $"{recomputed} of {rounds} recomputed");
     }
 }
