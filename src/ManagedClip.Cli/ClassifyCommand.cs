@@ -42,6 +42,8 @@ internal sealed class ClassifyCommand : ICommand
         ZeroShotClassifier classifier;
         using (var progress = ProgressBar.Start(output.Diagnostics, "encoding prompts", "prompts"))
             classifier = ZeroShotClassifier.Create(model, labels, templates, new ZeroShotOptions { Cache = cache, Progress = (done, total) => progress?.Report(done, total) });
+        if (verbose && classifier.CacheProblem is { } problem)
+            output.Diagnostics.WriteLine($"warning: class-embedding cache entry not used: {problem}; recomputed and rewritten");
         if (verbose)
             output.Diagnostics.WriteLine(classifier.FromCache
                 ? $"class embeddings: {classifier.Labels.Count} labels × {classifier.Templates.Count} templates read from cache {classifier.CachePath} in {clock.Elapsed.TotalSeconds:0.00} s"
@@ -94,7 +96,7 @@ internal sealed class ClassifyCommand : ICommand
         if (args.Value("--templates-file") is { } file)
         {
             var read = ReadList(file, "templates", null);
-            if (read.Count == 0) throw new UsageException($"{file}: no templates in the file");
+            if (read.Count == 0) throw new PromptException($"{file}: no templates in the file"); // unusable content, like an empty labels file: exit 1
             templates.AddRange(read);
         }
         return templates.Count > 0 ? templates : null;
@@ -105,11 +107,13 @@ internal sealed class ClassifyCommand : ICommand
     {
         if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
         byte[] bytes = File.ReadAllBytes(path);
+        // A UTF-8 byte-order mark (Windows editors write one) is not part of the first label or template.
+        var content = bytes.AsMemory(bytes.AsSpan().StartsWith(System.Text.Encoding.UTF8.Preamble) ? System.Text.Encoding.UTF8.Preamble.Length : 0);
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             try
             {
-                using var document = JsonDocument.Parse(bytes);
+                using var document = JsonDocument.Parse(content);
                 var root = document.RootElement;
                 if (root.ValueKind == JsonValueKind.Object)
                 {
@@ -122,7 +126,7 @@ internal sealed class ClassifyCommand : ICommand
             }
             catch (JsonException e) { throw new ClipException($"{path}: not valid JSON ({e.Message})", e); }
         }
-        return System.Text.Encoding.UTF8.GetString(bytes).Split('\n')
+        return System.Text.Encoding.UTF8.GetString(content.Span).Split('\n')
             .Select(line => line.Trim())
             .Where(line => line.Length > 0 && !line.StartsWith('#'))
             .ToArray();

@@ -165,13 +165,15 @@ internal sealed class EmbedTextCommand : ICommand
         if (args.Inputs.Count == 0) throw new UsageException("no text given (put texts after --)");
         using var model = ModelOptions.Load(args);
         var features = model.EncodeTexts(args.Inputs);
-        for (int i = 0; i < features.Length; i++)
-            Print(output, args.Inputs[i], args.Has("--raw") ? features[i] : ClipModel.Normalize(features[i]));
+        for (int i = 0; i < features.Length; i++) Print(output, args.Inputs[i], features[i], args.Has("--raw"));
         return output.ExitCode;
     }
 
-    internal static void Print(Output output, string input, float[] embedding)
+    /// <summary>Prints one input's embedding, or its error when the features are not finite (the batch goes on).</summary>
+    internal static void Print(Output output, string input, float[] features, bool raw)
     {
+        if (!ClipModel.IsFinite(features)) { output.Fail(input, ClipModel.NotFinite(input).Message); return; }
+        var embedding = raw ? features : ClipModel.Normalize(features);
         if (output.Json)
             output.WriteJson(w =>
             {
@@ -200,7 +202,7 @@ internal sealed class EmbedImageCommand : ICommand
         using var model = ModelOptions.Load(args);
         var preprocessing = model.DefaultPreprocessOptions() with { ApplyExifOrientation = args.Has("--exif-orientation") };
         bool raw = args.Has("--raw");
-        void Print(string name, float[] features) => EmbedTextCommand.Print(output, name, raw ? features : ClipModel.Normalize(features));
+        void Print(string name, float[] features) => EmbedTextCommand.Print(output, name, features, raw);
 
         // Runs of image files go through the batched, prefetching path; .npy tensors are read as they come. Output keeps input order.
         var images = new List<string>();

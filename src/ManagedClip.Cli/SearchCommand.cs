@@ -47,13 +47,12 @@ internal sealed class SearchCommand : ICommand
         }
         else
         {
-            int context = Math.Min(model.Config.Text.ContextLength, Tokenization.ClipTokenizer.ContextLength);
+            int context = model.TextContextLength;
             foreach (var query in args.Inputs)
             {
                 if (string.IsNullOrWhiteSpace(query)) throw new PromptException("the query is empty");
-                int tokens = model.Tokenizer.EncodeWithoutSpecialTokens(query).Count + 2;
-                if (tokens > context)
-                    throw new PromptException($"the query is {tokens} tokens with its start and end tokens; the model's context holds {context}: shorten it");
+                if (model.Tokenizer.Tokenize(query, context).Truncated)
+                    throw new PromptException($"the query is more than {context} tokens with its start and end tokens; the model's context holds {context}: shorten it");
             }
             var features = model.EncodeTexts(args.Inputs);
             for (int i = 0; i < features.Length; i++) queries.Add((args.Inputs[i], features[i]));

@@ -56,9 +56,13 @@ public sealed partial class ClipModel
             var features = EncodeImages(pixels, good.Length);
             int next = 0;
             for (int i = 0; i < decoded.Length; i++)
-                yield return decoded[i].Pixels is null
-                    ? new ImageFileResult(paths[start + i], null, decoded[i].Error)
-                    : new ImageFileResult(paths[start + i], features[next++], null);
+            {
+                if (decoded[i].Pixels is null) { yield return new ImageFileResult(paths[start + i], null, decoded[i].Error); continue; }
+                var result = features[next++];
+                yield return IsFinite(result)
+                    ? new ImageFileResult(paths[start + i], result, null)
+                    : new ImageFileResult(paths[start + i], null, NotFinite(paths[start + i]));
+            }
         }
     }
 }

@@ -13,11 +13,22 @@ public sealed partial class ClipModel
     public ClipTokenizer Tokenizer =>
         LazyInitializer.EnsureInitialized(ref _tokenizer, () => new Lazy<ClipTokenizer>(() => ClipTokenizer.Discover(_options.VocabularyPath, SourcePath))).Value;
 
-    /// <summary>Texts → one raw feature vector [E] per text. Over-long texts are truncated as clip.tokenize(truncate=True) does.</summary>
+    /// <summary>The number of token positions the text tower takes (77 for the released models): every text is padded or cut to it.</summary>
+    public int TextContextLength => Config.Text.ContextLength;
+
+    /// <summary>Texts → one raw feature vector [E] per text, tokenized for the model's context (<see cref="TextContextLength"/>).
+    /// Over-long texts are truncated as clip.tokenize(truncate=True) does.</summary>
     public float[][] EncodeTexts(IReadOnlyList<string> texts)
     {
         using var call = _calls.Enter(this);
-        return EncodeTokensEntered(texts.Select(Tokenizer.Encode).ToArray());
+        var ids = new int[texts.Count][];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            ids[i] = Tokenizer.Tokenize(texts[i], TextContextLength).Ids;
+            if (_textTower.Problem(ids[i]) is { } problem)
+                throw new VocabularyException($"text '{(texts[i].Length <= 60 ? texts[i] : texts[i][..57] + "...")}': {problem}: vocabulary '{Tokenizer.Source}' does not fit the model '{SourcePath}'");
+        }
+        return EncodeTokensEntered(ids);
     }
 
     /// <summary>One text → raw features [E].</summary>

@@ -119,6 +119,8 @@ public sealed partial class ClipModel : IDisposable
     /// <summary><see cref="EncodeTokens"/> for a caller that has entered the call gate already.</summary>
     float[][] EncodeTokensEntered(IReadOnlyList<int[]> ids, bool fullContext = false)
     {
+        for (int i = 0; i < ids.Count; i++)
+            if (_textTower.Problem(ids[i]) is { } problem) throw new ArgumentException($"{SourcePath}: token ids row {i}: {problem}", nameof(ids));
         var results = new float[ids.Count][];
         var features = new float[Math.Min(ids.Count, _options.MaxBatch) * EmbedDim];
         for (int start = 0; start < ids.Count; start += _options.MaxBatch)
@@ -131,6 +133,13 @@ public sealed partial class ClipModel : IDisposable
         }
         return results;
     }
+
+    /// <summary>False when features hold NaN or ±Inf: the model's output overflowed for that input.</summary>
+    public static bool IsFinite(ReadOnlySpan<float> features) => TensorPrimitives.IsFiniteAll(features);
+
+    /// <summary>The error for an input whose features are not finite, naming it.</summary>
+    public static ClipException NotFinite(string input) =>
+        new($"{input}: its features are not finite (the model's output overflowed for this input)");
 
     /// <summary>f / ‖f‖₂, as the original (no epsilon; a zero vector stays zero).</summary>
     public static float[] Normalize(ReadOnlySpan<float> features)

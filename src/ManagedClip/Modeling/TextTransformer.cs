@@ -29,6 +29,18 @@ internal sealed class TextTransformer
         _projection = Linear.LoadProjection(checkpoint, "text_projection", t.Width, config.EmbedDim);
     }
 
+    /// <summary>Why the tower cannot take this row of ids (its length, an id past the vocabulary, no end-of-text id), or null.</summary>
+    public string? Problem(ReadOnlySpan<int> row)
+    {
+        if (row.Length == 0 || row.Length > _config.ContextLength)
+            return $"{row.Length} token ids, the model's context holds 1..{_config.ContextLength}";
+        foreach (int id in row)
+            if ((uint)id >= (uint)_config.VocabSize) return $"token id {id} is outside the model's vocabulary of {_config.VocabSize}";
+        if (_config.Pooling != Checkpoints.TextPooling.ArgMax && !row.Contains(_config.EndOfTextId))
+            return $"token ids hold no end-of-text id {_config.EndOfTextId}";
+        return null;
+    }
+
     /// <summary>The position the pooled state is taken from: argmax of the ids (OpenAI), or the first end-of-text id.</summary>
     public int PoolingPosition(ReadOnlySpan<int> ids)
     {
@@ -70,10 +82,7 @@ internal sealed class TextTransformer
         for (int b = 0; b < batch; b++)
         {
             var row = ids[b];
-            if (row.Length == 0 || row.Length > _config.ContextLength)
-                throw new ArgumentException($"text {b}: {row.Length} token ids, expected 1..{_config.ContextLength}");
-            foreach (int id in row)
-                if ((uint)id >= (uint)_config.VocabSize) throw new ArgumentException($"text {b}: token id {id} is outside the vocabulary of {_config.VocabSize}");
+            if (Problem(row) is { } problem) throw new ArgumentException($"text {b}: {problem}"); // callers check first, naming the row
             pool[b] = PoolingPosition(row);
             length = Math.Max(length, pool[b] + 1);
         }

@@ -1,10 +1,15 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 
 namespace ManagedClip.Tokenization;
+
+/// <summary>A text's ids for one context: <see cref="Ids"/> has the context's length, <see cref="Count"/> of them are the text
+/// (start and end included) and the rest padding; <see cref="Truncated"/> when the text did not fit and was cut.</summary>
+public readonly record struct TokenizedText(int[] Ids, int Count, bool Truncated);
 
 /// <summary>
 /// CLIP's byte-level BPE tokenizer, exact to OpenAI's <c>clip/simple_tokenizer.py</c> and
@@ -21,13 +26,18 @@ public sealed class ClipTokenizer
     /// <summary>OpenAI reads lines 1 … 49152−256−2 of the merges file.</summary>
     private const int OpenAiMergeCount = 49152 - 256 - 2;
     private const int MaxCacheEntries = 50_000;
+    /// <summary>Longer words are not cached: real words are far shorter, and 50,000 hostile 100 kB words would hold gigabytes.</summary>
+    private const int MaxCachedTokenLength = 256;
 
     private static readonly string[] ByteEncoder = BuildByteEncoder();
     /// <summary>The 256 byte symbols in bytes_to_unicode's iteration order (ids 0–255 of OpenAI's vocabulary).</summary>
     private static readonly string[] ByteSymbolsInMapOrder = BuildMapOrder();
 
     private readonly Dictionary<string, int> _encoder;
-    private readonly Dictionary<(string, string), int> _ranks;
+    // BPE works on symbol numbers (the encoder's entries, numbered in its order) rather than strings:
+    private readonly int[] _idOfSymbol;                                  // symbol number → vocabulary id
+    private readonly int[] _byteSymbol = new int[256], _lastByteSymbol = new int[256]; // byte → its symbol, without and with </w>
+    private readonly Dictionary<long, (int Rank, int Merged)> _merges;  // (left << 32 | right) → the merge's rank and result
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
 
     /// <summary>Id of <c>&lt;|startoftext|&gt;</c> in this vocabulary (49406 for OpenAI's).</summary>
@@ -45,7 +55,13 @@ public sealed class ClipTokenizer
     private ClipTokenizer(Dictionary<string, int> encoder, Dictionary<(string, string), int> ranks, int sot, int eot, string source)
     {
         _encoder = encoder;
-        _ranks = ranks;
+        var numbers = new Dictionary<string, int>(encoder.Count, StringComparer.Ordinal);
+        _idOfSymbol = new int[encoder.Count];
+        foreach (var (symbol, id) in encoder) { _idOfSymbol[numbers.Count] = id; numbers.Add(symbol, numbers.Count); }
+        for (int b = 0; b < 256; b++) { _byteSymbol[b] = numbers[ByteEncoder[b]]; _lastByteSymbol[b] = numbers[ByteEncoder[b] + "</w>"]; }
+        // Both loaders check that every merge's parts and result are in the vocabulary.
+        _merges = new Dictionary<long, (int, int)>(ranks.Count);
+        foreach (var ((a, b), rank) in ranks) _merges[PairKey(numbers[a], numbers[b])] = (rank, numbers[a + b]);
         StartOfTextId = sot;
         EndOfTextId = eot;
         Source = source;
@@ -60,6 +76,9 @@ public sealed class ClipTokenizer
         ArgumentNullException.ThrowIfNull(path);
         var text = ReadText(path, allowGzip: true);
         var lines = text.Split('\n');
+        // OpenAI's first line is '"bpe_simple_vocab_16e6.txt#version: 0.2'; it is skipped, but a file without it is something else.
+        if (!lines[0].Contains("#version", StringComparison.Ordinal))
+            throw new VocabularyException($"BPE vocabulary '{path}' does not start with a '#version' header line: it is not a BPE merges list. {WhereToGetIt}");
         if (lines.Length - 1 < OpenAiMergeCount)
             throw new VocabularyException($"BPE vocabulary '{path}' is truncated: it holds {Math.Max(0, lines.Length - 1)} merge lines, OpenAI's format needs {OpenAiMergeCount} after the header line.");
         var merges = ParseMerges(lines, 1, OpenAiMergeCount, path);
@@ -161,34 +180,53 @@ public sealed class ClipTokenizer
         $"No tokenizer vocabulary found in {what}: looked for '{Path.Combine(dir, VocabFileName)}' with '{MergesFileName}' beside it, " +
         $"and for '{Path.Combine(dir, BpeFileName)}'. {WhereToGetIt}");
 
+    /// <summary>
+    /// The most a vocabulary file may hold, on disk or inflated: OpenAI's BPE file inflates to 3.2 MB, vocab.json is 0.9 MB and
+    /// merges.txt 0.5 MB, so anything past this is not a CLIP vocabulary (a gzip bomb inflated to gigabytes before it was refused).
+    /// </summary>
+    private const int MaxVocabularyFileBytes = 16 << 20;
+
     private static string ReadText(string path, bool allowGzip)
+    {
+        var bytes = ReadBounded(path, allowGzip);
+        try { return new UTF8Encoding(false, true).GetString(bytes); }
+        catch (DecoderFallbackException e) { throw new VocabularyException($"Vocabulary file '{path}' is not valid UTF-8: {e.Message}", e); }
+    }
+
+    /// <summary>The file's bytes (inflated when it is gzip and <paramref name="allowGzip"/>), refused past <see cref="MaxVocabularyFileBytes"/>
+    /// before reading or inflating any further.</summary>
+    private static byte[] ReadBounded(string path, bool allowGzip)
     {
         try
         {
+            if (new FileInfo(path) is { Exists: true, Length: > MaxVocabularyFileBytes } big)
+                throw TooBig(path, $"is {big.Length / (1 << 20)} MiB");
             var bytes = File.ReadAllBytes(path);
-            if (allowGzip && bytes.Length >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B)
-            {
-                using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
-                using var outStream = new MemoryStream();
-                gz.CopyTo(outStream);
-                var data = outStream.ToArray();
-                // GZipStream returns what it could decode from a cut file without complaint (Python's gzip raises EOFError):
-                // check the trailer, CRC-32 and length of the (single-member) stream.
-                if (bytes.Length < 18
-                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != (uint)data.Length
-                    || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 8)) != Crc32(data))
-                    throw new VocabularyException($"Vocabulary file '{path}' is truncated or corrupt: its gzip trailer does not match the decompressed data.");
-                bytes = data;
-            }
-            return new UTF8Encoding(false, true).GetString(bytes);
+            if (!allowGzip || bytes.Length < 2 || bytes[0] != 0x1F || bytes[1] != 0x8B) return bytes;
+
+            using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
+            var inflated = new byte[MaxVocabularyFileBytes + 1];
+            int length = 0, read;
+            while (length < inflated.Length && (read = gz.Read(inflated, length, inflated.Length - length)) > 0) length += read;
+            if (length > MaxVocabularyFileBytes) throw TooBig(path, $"decompresses to more than {MaxVocabularyFileBytes >> 20} MiB");
+            var data = inflated.AsSpan(0, length);
+            // GZipStream returns what it could decode from a cut file without complaint (Python's gzip raises EOFError):
+            // check the trailer, CRC-32 and length of the (single-member) stream.
+            if (bytes.Length < 18
+                || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != (uint)length
+                || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 8)) != Crc32(data))
+                throw new VocabularyException($"Vocabulary file '{path}' is truncated or corrupt: its gzip trailer does not match the decompressed data.");
+            return data.ToArray();
         }
         catch (FileNotFoundException e) { throw new VocabularyException($"Vocabulary file '{path}' does not exist. {WhereToGetIt}", e); }
         catch (DirectoryNotFoundException e) { throw new VocabularyException($"Vocabulary file '{path}' does not exist. {WhereToGetIt}", e); }
         catch (InvalidDataException e) { throw new VocabularyException($"Vocabulary file '{path}' is not a readable gzip file: {e.Message}", e); }
-        catch (DecoderFallbackException e) { throw new VocabularyException($"Vocabulary file '{path}' is not valid UTF-8: {e.Message}", e); }
         catch (IOException e) { throw new VocabularyException($"Vocabulary file '{path}' could not be read: {e.Message}", e); }
         catch (UnauthorizedAccessException e) { throw new VocabularyException($"Vocabulary file '{path}' could not be read: {e.Message}", e); }
     }
+
+    private static VocabularyException TooBig(string path, string what) => new(
+        $"Vocabulary file '{path}' {what}: a CLIP vocabulary is a few MB, and files over {MaxVocabularyFileBytes >> 20} MiB are refused. {WhereToGetIt}");
 
     private static List<(string, string)> ParseMerges(string[] lines, int first, int count, string path)
     {
@@ -218,14 +256,7 @@ public sealed class ClipTokenizer
 
     private static Dictionary<string, int> ReadVocabJson(string path)
     {
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new VocabularyException(e is FileNotFoundException or DirectoryNotFoundException
-                ? $"Vocabulary file '{path}' does not exist. {WhereToGetIt}"
-                : $"Vocabulary file '{path}' could not be read: {e.Message}", e);
-        }
+        var bytes = ReadBounded(path, allowGzip: false);
         var encoder = new Dictionary<string, int>(StringComparer.Ordinal);
         try
         {
@@ -256,21 +287,30 @@ public sealed class ClipTokenizer
 
     /// <summary>77 ids: SOT, the BPE ids, EOT, zero padding. Over-long texts keep the first 77 ids with the last set to EOT
     /// (OpenAI's <c>truncate=True</c>).</summary>
-    public int[] Encode(string text)
+    public int[] Encode(string text) => Tokenize(text, ContextLength).Ids;
+
+    /// <summary>
+    /// A text for a context of <paramref name="contextLength"/>, as <c>clip.tokenize(text, context_length, truncate=True)</c>: SOT, the
+    /// BPE ids, EOT, zero padding. A text longer than the context keeps its first ids with the last set to EOT and is marked
+    /// <see cref="TokenizedText.Truncated"/> (callers that refuse such a text check that); the words past the context are not tokenized.
+    /// </summary>
+    public TokenizedText Tokenize(string text, int contextLength)
     {
-        var bpe = EncodeCore(text);
-        var ids = new int[ContextLength];
+        ArgumentOutOfRangeException.ThrowIfLessThan(contextLength, 2);
+        var bpe = EncodeCore(text, contextLength - 2);
+        var ids = new int[contextLength];
         ids[0] = StartOfTextId;
-        int n = Math.Min(bpe.Count, ContextLength - 2);
+        int n = Math.Min(bpe.Count, contextLength - 2);
         bpe.CopyTo(0, ids, 1, n);
         ids[n + 1] = EndOfTextId;
-        return ids;
+        return new TokenizedText(ids, n + 2, bpe.Count > n);
     }
 
     /// <summary>The BPE ids of the text, without SOT/EOT, padding or truncation; a text fits the context when this has at most 75 ids.</summary>
-    public IReadOnlyList<int> EncodeWithoutSpecialTokens(string text) => EncodeCore(text);
+    public IReadOnlyList<int> EncodeWithoutSpecialTokens(string text) => EncodeCore(text, int.MaxValue);
 
-    private List<int> EncodeCore(string text)
+    /// <summary>The BPE ids of the words of the text, stopping after the word that takes them past <paramref name="wanted"/>.</summary>
+    private List<int> EncodeCore(string text, int wanted)
     {
         ArgumentNullException.ThrowIfNull(text);
         var cps = TextNormalizer.NormalizeToCodePoints(text);
@@ -279,6 +319,7 @@ public sealed class ClipTokenizer
         {
             var token = TextNormalizer.ToString(cps.GetRange(start, length));
             ids.AddRange(TokenIds(token));
+            if (ids.Count > wanted) break;
         }
         return ids;
     }
@@ -289,52 +330,76 @@ public sealed class ClipTokenizer
         if (token == EndToken) return [EndOfTextId];
         if (_cache.TryGetValue(token, out var cached)) return cached;
         var ids = Bpe(token);
+        if (token.Length > MaxCachedTokenLength) return ids;
         if (_cache.Count >= MaxCacheEntries) _cache.Clear();
         _cache.TryAdd(token, ids);
         return ids;
     }
 
-    /// <summary>§9.5: UTF-8 bytes → byte symbols, &lt;/w&gt; on the last, then repeatedly merge every non-overlapping occurrence
-    /// (left to right) of the lowest-ranked adjacent pair.</summary>
+    /// <summary>
+    /// §9.5: UTF-8 bytes → byte symbols, &lt;/w&gt; on the last, then repeatedly merge every non-overlapping occurrence
+    /// (left to right) of the lowest-ranked adjacent pair. OpenAI rescans every pair after each merge (quadratic: a
+    /// 100,000-character word took 20 s); here the symbols are a linked list and the candidate pairs sit in a min-heap
+    /// keyed by (rank, position), stale entries skipped when popped, so a word of n bytes costs O(n log n). All
+    /// occurrences of one rank are merged before any pair those merges create, as OpenAI's one pass over the word does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // a long word's loop would otherwise start in unoptimized code
     private int[] Bpe(string token)
     {
         var bytes = Encoding.UTF8.GetBytes(token);
-        var word = new List<string>(bytes.Length);
-        foreach (var b in bytes) word.Add(ByteEncoder[b]);
-        word[^1] += "</w>";
-        while (word.Count > 1)
+        int n = bytes.Length;
+        var symbols = new int[n];
+        var next = new int[n];      // index of the next live symbol, -1 at the end
+        var previous = new int[n];  // index of the previous live symbol, -1 at the start
+        var alive = new bool[n];    // false once merged into its left neighbour
+        for (int i = 0; i < n; i++)
         {
-            int best = int.MaxValue;
-            (string, string) bigram = default;
-            for (int i = 0; i + 1 < word.Count; i++)
-            {
-                if (_ranks.TryGetValue((word[i], word[i + 1]), out var rank) && rank < best)
-                {
-                    best = rank;
-                    bigram = (word[i], word[i + 1]);
-                }
-            }
-            if (best == int.MaxValue) break;
-            var merged = new List<string>(word.Count);
-            for (int i = 0; i < word.Count; i++)
-            {
-                if (i + 1 < word.Count && word[i] == bigram.Item1 && word[i + 1] == bigram.Item2)
-                {
-                    merged.Add(bigram.Item1 + bigram.Item2);
-                    i++;
-                }
-                else merged.Add(word[i]);
-            }
-            word = merged;
+            symbols[i] = i + 1 < n ? _byteSymbol[bytes[i]] : _lastByteSymbol[bytes[i]];
+            next[i] = i + 1 < n ? i + 1 : -1;
+            previous[i] = i - 1;
+            alive[i] = true;
         }
-        var ids = new int[word.Count];
-        for (int i = 0; i < word.Count; i++)
+
+        // Priority (rank << 32 | left index): the lowest rank first, and within a rank the leftmost pair first.
+        var candidates = new PriorityQueue<int, long>();
+        void Consider(int left)
         {
-            if (!_encoder.TryGetValue(word[i], out ids[i]))
-                throw new VocabularyException($"Vocabulary '{Source}' has no entry for the BPE symbol '{word[i]}'.");
+            int right = next[left];
+            if (right >= 0 && _merges.TryGetValue(PairKey(symbols[left], symbols[right]), out var merge))
+                candidates.Enqueue(left, ((long)merge.Rank << 32) | (uint)left);
         }
+        for (int i = 0; i + 1 < n; i++) Consider(i);
+
+        var sameRank = new List<int>();
+        int count = n;
+        while (count > 1 && candidates.TryPeek(out _, out long top))
+        {
+            // Every entry of this rank is the same pair (ranks are unique); take them all before merging, in position order,
+            // so that the pairs the merges create wait for the next round, as in OpenAI's pass over the word.
+            int rank = (int)(top >> 32);
+            sameRank.Clear();
+            while (candidates.TryPeek(out int left, out long priority) && (int)(priority >> 32) == rank) { candidates.Dequeue(); sameRank.Add(left); }
+            foreach (int left in sameRank)
+            {
+                // Stale when the left symbol was merged away, or either symbol has changed since the entry was made.
+                int right = alive[left] ? next[left] : -1;
+                if (right < 0 || !_merges.TryGetValue(PairKey(symbols[left], symbols[right]), out var merge) || merge.Rank != rank) continue;
+                symbols[left] = merge.Merged;
+                alive[right] = false;
+                next[left] = next[right];
+                if (next[left] >= 0) previous[next[left]] = left;
+                count--;
+                if (previous[left] >= 0) Consider(previous[left]);
+                Consider(left);
+            }
+        }
+
+        var ids = new int[count];
+        for (int i = 0, k = 0; i >= 0; i = next[i], k++) ids[k] = _idOfSymbol[symbols[i]];
         return ids;
     }
+
+    private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
 
     // ------------------------------------------------------------------ helpers
 

@@ -43,11 +43,15 @@ public sealed class ZeroShotClassifier
     public bool FromCache { get; }
     /// <summary>The cache file read or written; null without a cache.</summary>
     public string? CachePath { get; }
+    /// <summary>Why the cache entry found for these prompts could not be used (damaged, truncated, another format; it names the file),
+    /// so the embeddings were recomputed and the entry rewritten; null when there was none or it was good. The CLI prints it under --verbose.</summary>
+    public string? CacheProblem { get; }
 
-    ZeroShotClassifier(IReadOnlyList<string> labels, IReadOnlyList<string> templates, float[] classes, int dim, float scale, int encoded, bool fromCache, string? cachePath)
+    ZeroShotClassifier(IReadOnlyList<string> labels, IReadOnlyList<string> templates, float[] classes, int dim, float scale, int encoded, bool fromCache, string? cachePath,
+        string? cacheProblem = null)
     {
         Labels = labels; Templates = templates; _classes = classes; EmbedDim = dim; Scale = scale;
-        EncodedPrompts = encoded; FromCache = fromCache; CachePath = cachePath;
+        EncodedPrompts = encoded; FromCache = fromCache; CachePath = cachePath; CacheProblem = cacheProblem;
     }
 
     /// <summary>A classifier over ready class embeddings ([labels × dim], normalized here) and a logit multiplier.</summary>
@@ -79,7 +83,7 @@ public sealed class ZeroShotClassifier
 
         // Identical prompts share one row. A cache hit needs no tokenizing; otherwise every prompt is tokenized and checked against the context first.
         int classCount = labels.Count, templateCount = templates.Count, dim = model.EmbedDim;
-        int context = Math.Min(model.Config.Text.ContextLength, Tokenization.ClipTokenizer.ContextLength);
+        int context = model.TextContextLength;
         var tokenizer = model.Tokenizer;
         var uniqueIndex = new Dictionary<string, int>(StringComparer.Ordinal);
         var uniquePrompts = new List<string>();
@@ -91,44 +95,43 @@ public sealed class ZeroShotClassifier
                 if (!uniqueIndex.TryGetValue(prompt, out int row)) { uniqueIndex[prompt] = row = uniquePrompts.Count; uniquePrompts.Add(prompt); }
                 promptRow[c * templateCount + t] = row;
             }
+        // The original multiplies by exp(logit_scale) unclamped; past ln(float.MaxValue) ≈ 88.7 that is Inf and its probabilities are
+        // NaN for every image. Training clamps logit_scale at ln(100), so such a value is a broken checkpoint: refused once, here.
         float scale = MathF.Exp(model.LogitScale);
+        if (!float.IsFinite(scale))
+            throw new CheckpointException($"{model.SourcePath}: logit_scale is {model.LogitScale}, and exp(logit_scale) is not a finite float32, so no probabilities can be computed (the released models hold ln(100) = 4.6052)");
         var cache = options.Cache;
         // The key names the weights, the exact prompts (labels and templates) and the vocabulary's files; when those files
         // cannot be read, the prompts' token ids stand for the vocabulary instead (that costs tokenizing before the lookup).
         byte[]? vocabulary = cache is null ? null : VocabularyIdentity(tokenizer);
         byte[]? key = vocabulary is null ? null : CacheKey(model.Fingerprint, labels, templates, vocabulary, null);
-        if (key is not null && cache!.TryLoad(key, classCount, dim) is { } hit)
+        string? cacheProblem = null;
+        if (key is not null && cache!.TryLoad(key, classCount, dim, out cacheProblem) is { } hit)
             return new ZeroShotClassifier(labels, templates, hit, dim, scale, 0, true, cache.PathOf(key));
 
-        var bpe = new IReadOnlyList<int>[uniquePrompts.Count];
-        Parallel.For(0, bpe.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => bpe[i] = tokenizer.EncodeWithoutSpecialTokens(uniquePrompts[i]));
-        for (int i = 0; i < bpe.Length; i++)
-            if (bpe[i].Count + 2 > context)
-                throw new PromptException($"prompt '{Shorten(uniquePrompts[i])}' is {bpe[i].Count + 2} tokens with its start and end tokens; the model's context holds {context}: shorten the label or the template");
+        // Tokenized for the model's context, as EncodeTexts does; a prompt that does not fit is refused, not cut.
+        var tokenized = new Tokenization.TokenizedText[uniquePrompts.Count];
+        Parallel.For(0, tokenized.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => tokenized[i] = tokenizer.Tokenize(uniquePrompts[i], context));
+        for (int i = 0; i < tokenized.Length; i++)
+            if (tokenized[i].Truncated)
+                throw new PromptException($"prompt '{Shorten(uniquePrompts[i])}' is more than {context} tokens with its start and end tokens; the model's context holds {context}: shorten the label or the template");
         if (cache is not null && key is null)
         {
-            key = CacheKey(model.Fingerprint, labels, templates, null, bpe);
-            if (cache.TryLoad(key, classCount, dim) is { } cached)
+            key = CacheKey(model.Fingerprint, labels, templates, null, tokenized);
+            if (cache.TryLoad(key, classCount, dim, out cacheProblem) is { } cached)
                 return new ZeroShotClassifier(labels, templates, cached, dim, scale, 0, true, cache.PathOf(key));
         }
 
         // Encode shortest first: the text tower stops at a batch's longest prompt, so similar lengths batch cheaply.
-        var order = Enumerable.Range(0, bpe.Length).OrderBy(i => bpe[i].Count).ToArray();
-        var unit = new float[bpe.Length][];
+        var order = Enumerable.Range(0, tokenized.Length).OrderBy(i => tokenized[i].Count).ToArray();
+        var unit = new float[tokenized.Length][];
         const int Chunk = 256;
         options.Progress?.Invoke(0, order.Length);
         for (int start = 0; start < order.Length; start += Chunk)
         {
             int count = Math.Min(Chunk, order.Length - start);
             var ids = new int[count][];
-            for (int k = 0; k < count; k++)
-            {
-                var tokens = bpe[order[start + k]];
-                var row = ids[k] = new int[context];
-                row[0] = tokenizer.StartOfTextId;
-                for (int j = 0; j < tokens.Count; j++) row[1 + j] = tokens[j];
-                row[tokens.Count + 1] = tokenizer.EndOfTextId;
-            }
+            for (int k = 0; k < count; k++) ids[k] = tokenized[order[start + k]].Ids;
             var features = model.EncodeTokens(ids);
             for (int k = 0; k < count; k++) unit[order[start + k]] = ClipModel.Normalize(features[k]);
             options.Progress?.Invoke(start + count, order.Length);
@@ -141,8 +144,11 @@ public sealed class ZeroShotClassifier
             for (int t = 0; t < templateCount; t++) members[t] = unit[promptRow[c * templateCount + t]];
             Ensemble(members, classes.AsSpan(c * dim, dim));
         }
+        for (int c = 0; c < classCount; c++)
+            if (!TensorPrimitives.IsFiniteAll(classes.AsSpan(c * dim, dim)))
+                throw new ClipException($"{model.SourcePath}: the class embedding of label '{Shorten(labels[c])}' is not finite (the text tower's output overflowed for its prompts)");
         string? path = cache?.Store(key!, classes, classCount, dim);
-        return new ZeroShotClassifier(labels, templates, classes, dim, scale, bpe.Length, false, path);
+        return new ZeroShotClassifier(labels, templates, classes, dim, scale, tokenized.Length, false, path, cacheProblem);
     }
 
     /// <summary>
@@ -183,11 +189,14 @@ public sealed class ZeroShotClassifier
     }
 
     /// <summary>The softmax of <see cref="Logits"/>, in label order.</summary>
-    public float[] Probabilities(ReadOnlySpan<float> imageFeatures)
+    public float[] Probabilities(ReadOnlySpan<float> imageFeatures) => SoftMax(Logits(imageFeatures));
+
+    /// <summary>softmax with the largest logit subtracted first, as torch.softmax does: exp(logit) alone overflows float32 past 88.7.</summary>
+    static float[] SoftMax(float[] logits)
     {
-        var logits = Logits(imageFeatures);
         var probabilities = new float[logits.Length];
-        TensorPrimitives.SoftMax(logits, probabilities);
+        TensorPrimitives.Subtract(logits, TensorPrimitives.Max(logits), probabilities);
+        TensorPrimitives.SoftMax(probabilities, probabilities);
         return probabilities;
     }
 
@@ -196,8 +205,7 @@ public sealed class ZeroShotClassifier
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
         var logits = Logits(imageFeatures);
-        var probabilities = new float[logits.Length];
-        TensorPrimitives.SoftMax(logits, probabilities);
+        var probabilities = SoftMax(logits);
         return Enumerable.Range(0, logits.Length)
             .OrderByDescending(c => logits[c]).ThenBy(c => c)
             .Take(top)
@@ -244,7 +252,7 @@ public sealed class ZeroShotClassifier
     /// SHA-256 of the model fingerprint, the labels, the templates, and the vocabulary: the hash of its files, or else
     /// every prompt's token ids. Either way another vocabulary is another key.
     /// </summary>
-    static byte[] CacheKey(string fingerprint, IReadOnlyList<string> labels, IReadOnlyList<string> templates, byte[]? vocabulary, IReadOnlyList<int>[]? ids)
+    static byte[] CacheKey(string fingerprint, IReadOnlyList<string> labels, IReadOnlyList<string> templates, byte[]? vocabulary, Tokenization.TokenizedText[]? prompts)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var number = new byte[4];
@@ -258,8 +266,8 @@ public sealed class ZeroShotClassifier
         else
         {
             Text("token-ids");
-            Int(ids!.Length);
-            foreach (var row in ids) { Int(row.Count); foreach (int id in row) Int(id); }
+            Int(prompts!.Length);
+            foreach (var prompt in prompts) { Int(prompt.Count); foreach (int id in prompt.Ids.AsSpan(0, prompt.Count)) Int(id); }
         }
         return hash.GetHashAndReset();
     }

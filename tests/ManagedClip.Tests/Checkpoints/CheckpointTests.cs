@@ -14,26 +14,11 @@ public sealed class CheckpointTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    /// <summary>The stored tensor as is, read eagerly (the source file is closed before writing).</summary>
-    static SafetensorsEntry Keep(SafetensorsFile file, TensorEntry entry)
-    {
-        var bytes = file.GetBytes(entry);
-        return new SafetensorsEntry(entry.Name, entry.DType.ToString().ToUpperInvariant(), entry.Shape, () => bytes);
-    }
+    static SafetensorsEntry Keep(SafetensorsFile file, TensorEntry entry) => CheckpointRewriter.Keep(file, entry);
 
     /// <summary>Copies a reference checkpoint folder, letting a test drop, rename or reshape its tensors.</summary>
-    string RewriteWith(string sourceFolder, string name, Func<SafetensorsFile, TensorEntry, SafetensorsEntry?> change)
-    {
-        var target = Path.Combine(_folder, name);
-        Directory.CreateDirectory(target);
-        List<SafetensorsEntry> entries;
-        using (var source = SafetensorsFile.Open(Path.Combine(sourceFolder, "model.safetensors")))
-            entries = source.Tensors.Values.Select(e => change(source, e)).Where(e => e is not null).Select(e => e!).ToList();
-        SafetensorsWriter.Write(Path.Combine(target, "model.safetensors"), entries);
-        foreach (var extra in new[] { "config.json", "vocab.json", "merges.txt" })
-            if (File.Exists(Path.Combine(sourceFolder, extra))) File.Copy(Path.Combine(sourceFolder, extra), Path.Combine(target, extra));
-        return target;
-    }
+    string RewriteWith(string sourceFolder, string name, Func<SafetensorsFile, TensorEntry, SafetensorsEntry?> change) =>
+        CheckpointRewriter.Rewrite(sourceFolder, Path.Combine(_folder, name), change);
 
     [Theory]
     [InlineData("visual.transformer.resblocks.1.mlp.c_fc.bias")]

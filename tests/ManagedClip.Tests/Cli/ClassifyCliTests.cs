@@ -70,6 +70,54 @@ public sealed class ClassifyCliTests(ITestOutputHelper log) : IDisposable
     }
 
     [Fact]
+    public void ADamagedCacheEntryIsRecomputedWithAWarningUnderVerbose()
+    {
+        string image = ZeroShotTestData.ImagePath("chelsea.png");
+        var first = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--json", image));
+        Assert.Equal(0, first.ExitCode);
+        string entry = Assert.Single(Directory.GetFiles(Path.Combine(Cache, "classes")));
+        var bytes = File.ReadAllBytes(entry);
+        bytes[56 + 64 * 4 + 3] ^= 0x80; // the sign of row 1's first value
+        File.WriteAllBytes(entry, bytes);
+
+        var damaged = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--json", "--verbose", image));
+        Assert.Equal(0, damaged.ExitCode);
+        Assert.Equal(first.Stdout, damaged.Stdout);
+        Assert.Contains($"warning: class-embedding cache entry not used: {entry}: its checksum does not match", damaged.Stderr);
+        Assert.Contains("prompts encoded", damaged.Stderr);
+        var healed = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--json", "--verbose", image));
+        Assert.Contains("read from cache", healed.Stderr);
+        Assert.DoesNotContain("warning", healed.Stderr);
+        Assert.Equal(first.Stdout, healed.Stdout);
+    }
+
+    [Fact]
+    public void LabelAndTemplateFilesWithAByteOrderMarkAndEmptyFiles()
+    {
+        string image = ZeroShotTestData.ImagePath("chelsea.png");
+        byte[] bom = [0xEF, 0xBB, 0xBF];
+        string labels = Path.Combine(_folder, "labels.txt"), labelsJson = Path.Combine(_folder, "labels.json"), templates = Path.Combine(_folder, "templates.txt");
+        File.WriteAllBytes(labels, [.. bom, .. "cat\ndog\n"u8]);
+        File.WriteAllBytes(labelsJson, [.. bom, .. "[\"cat\", \"dog\"]"u8]);
+        File.WriteAllBytes(templates, [.. bom, .. "a photo of a {}.\n"u8]);
+        var plain = CliRunner.Run(Classify("--labels", "cat,dog", "--template", "a photo of a {}.", "--json", image));
+        Assert.Equal(0, plain.ExitCode);
+        foreach (var file in new[] { labels, labelsJson })
+        {
+            var result = CliRunner.Run(Classify("--labels-file", file, "--templates-file", templates, "--json", image));
+            Assert.Equal(0, result.ExitCode);
+            Assert.Equal(["cat", "dog"], result.JsonLines[0].GetProperty("predictions").EnumerateArray().Select(p => p.GetProperty("label").GetString()!).Order());
+            Assert.Equal(plain.Stdout, result.Stdout); // same prompts, same numbers
+        }
+
+        // An empty file is unusable content, not a usage error: exit 1 for labels and templates alike.
+        string empty = Path.Combine(_folder, "empty.txt");
+        File.WriteAllText(empty, "# nothing here\n\n");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels-file", empty, image)), 1, "label list is empty");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat,dog", "--templates-file", empty, image)), 1, "no templates");
+    }
+
+    [Fact]
     public void WithoutJsonResultsAreATable()
     {
         var result = CliRunner.Run(Classify("--labels", "cat,dog,diagram", "--template", "a photo of a {}.", "--template", "a drawing of a {}.", "--top", "2",

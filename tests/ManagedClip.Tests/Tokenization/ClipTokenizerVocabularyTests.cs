@@ -243,6 +243,50 @@ public sealed class ClipTokenizerVocabularyTests : IDisposable
         AssertNames(Assert.Throws<VocabularyException>(() => ClipTokenizer.FromVocabAndMerges(Path.Combine(TokenizerFixtures.HfFolder, "vocab.json"), merges)), merges);
     }
 
+    [Fact]
+    public void GzipBombIsRefusedWithoutInflatingIt()
+    {
+        // The real merges followed by 64 MiB of blank lines: a 1.4 MB file as far as the reader of merges 1..48894 can tell.
+        byte[] merges = OpenAiMergesBytes();
+        using var compressed = new MemoryStream();
+        using (var gz = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            gz.Write(merges);
+            var blank = new byte[1 << 20];
+            Array.Fill(blank, (byte)'\n');
+            for (int i = 0; i < 64; i++) gz.Write(blank);
+        }
+        var path = Write("bomb.txt.gz", compressed.ToArray());
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<VocabularyException>(() => ClipTokenizer.FromBpeFile(path));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        AssertNames(e, path);
+        Assert.Contains("16 MiB", e.Message, StringComparison.Ordinal);
+        Assert.True(allocated < 64L << 20, $"{allocated >> 20} MiB allocated");
+    }
+
+    [Fact]
+    public void OversizedVocabJsonOrMergesAreRefusedBeforeReading()
+    {
+        var padding = new string(' ', 17 << 20);
+        var vocab = Write("big-vocab/vocab.json", File.ReadAllText(Path.Combine(TokenizerFixtures.HfFolder, "vocab.json")) + padding);
+        var merges = Path.Combine(TokenizerFixtures.HfFolder, "merges.txt");
+        AssertNames(Assert.Throws<VocabularyException>(() => ClipTokenizer.FromVocabAndMerges(vocab, merges)), vocab);
+        var bigMerges = Write("big-merges/merges.txt", File.ReadAllText(merges) + padding.Replace(' ', '\n'));
+        AssertNames(Assert.Throws<VocabularyException>(() => ClipTokenizer.FromVocabAndMerges(Path.Combine(TokenizerFixtures.HfFolder, "vocab.json"), bigMerges)), bigMerges);
+    }
+
+    [Fact]
+    public void BpeFileWithoutVersionHeaderIsRefused()
+    {
+        var lines = Encoding.UTF8.GetString(OpenAiMergesBytes()).Split('\n');
+        lines[0] = "just some words";
+        var gz = Write("noheader.txt.gz", Gzip(Encoding.UTF8.GetBytes(string.Join('\n', lines))));
+        var e = Assert.Throws<VocabularyException>(() => ClipTokenizer.FromBpeFile(gz));
+        AssertNames(e, gz);
+        Assert.Contains("#version", e.Message, StringComparison.Ordinal);
+    }
+
     // ------------------------------------------------------------------ threads
 
     [Fact]

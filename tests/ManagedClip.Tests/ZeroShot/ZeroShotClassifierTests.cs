@@ -161,6 +161,21 @@ public sealed class ZeroShotClassifierTests(ITestOutputHelper output) : IDisposa
     }
 
     [Fact]
+    public void AHugeLabelIsRefusedQuickly()
+    {
+        // One 100,000-letter word, then many words: BPE used to be quadratic in the word's length (20 s) and ran before the refusal.
+        using var model = ZeroShotTestData.Load("vit-tiny-a");
+        var random = new Random(8);
+        string word = new(Enumerable.Range(0, 100_000).Select(_ => (char)('a' + random.Next(26))).ToArray());
+        _ = model.Tokenizer; // the vocabulary is read on first use: not what is timed here
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = Assert.Throws<PromptException>(() => ZeroShotClassifier.Create(model, ["cat", word + string.Concat(Enumerable.Repeat(" dog", 20_000))], ["{}"]));
+        Assert.Contains("the model's context holds 77", error.Message);
+        // Generous for a first call on a shared machine (0.3 s when quiet); before, the word alone took 20-34 s.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    [Fact]
     public void FingerprintIsStableAndFollowsTheWeights()
     {
         string copy = Path.Combine(_cache, "renamed.safetensors");
