@@ -147,8 +147,16 @@ public static class ImageLoader
         }
     }
 
+    /// <summary>
+    /// ImageSharp 2.1.13 reads the data type of every TIFF directory entry and EXIF value with Enum.GetValues, which under
+    /// Native AOT creates an ExifDataType[] at run time: that array type exists in the binary only if some code allocates one.
+    /// This does (without it, a TIFF whose directory holds such an entry failed under AOT with "missing native code").
+    /// </summary>
+    private static readonly SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifDataType[] ExifDataTypesForAot = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifDataType[1];
+
     private static Configuration CreateConfiguration(PreprocessOptions options)
     {
+        GC.KeepAlive(ExifDataTypesForAot);
         var config = new Configuration(
             new PngConfigurationModule(), new JpegConfigurationModule(), new GifConfigurationModule(),
             new BmpConfigurationModule(), new PbmConfigurationModule(), new TgaConfigurationModule(),
