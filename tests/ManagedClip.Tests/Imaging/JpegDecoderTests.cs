@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Text.Json;
+using ManagedClip.Imaging;
+using ManagedClip.Imaging.Jpeg;
+using Xunit.Abstractions;
+
+namespace ManagedClip.Tests.Imaging;
+
+/// <summary>
+/// The managed JPEG decoder against Pillow 9.4 (libjpeg-turbo 2.1.5): tests/fixtures/imaging/jpeg-corpus holds the files
+/// and, in manifest.json, the SHA-256 of Pillow's Image.open(f).convert("RGB").tobytes() for each (made by
+/// make_jpeg_corpus.py). Sequential files must decode to exactly those bytes; the others must be refused by name.
+/// </summary>
+public sealed class JpegDecoderTests(ITestOutputHelper output)
+{
+    private static string CorpusFolder => Path.Combine(ImagingTestData.Fixtures, "jpeg-corpus");
+
+    private sealed record Entry(string File, string Kind, int Width, int Height, string Sha256)
+    {
+        public override string ToString() => File;
+    }
+
+    private static readonly Lazy<Entry[]> Manifest = new(() =>
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(CorpusFolder, "manifest.json")));
+        return doc.RootElement.GetProperty("files").EnumerateArray().Select(e => new Entry(
+            e.GetProperty("file").GetString()!, e.GetProperty("kind").GetString()!, e.GetProperty("width").GetInt32(),
+            e.GetProperty("height").GetInt32(), e.GetProperty("sha256").GetString()!)).ToArray();
+    });
+
+    /// <summary>A corpus file, or a reference image under ../shared (the manifest names those from the repository root).</summary>
+    private static string PathOf(Entry e) =>
+        e.File.StartsWith("../shared/", StringComparison.Ordinal)
+            ? Path.Combine(ImagingTestData.Shared, e.File["../shared/".Length..])
+            : Path.Combine(CorpusFolder, e.File);
+
+    public static IEnumerable<object[]> Files(string kind) => Manifest.Value.Where(e => e.Kind == kind).Select(e => new object[] { e.File });
+
+    private static Entry Find(string file) => Manifest.Value.Single(e => e.File == file);
+
+    [Theory]
+    [MemberData(nameof(Files), "baseline")]
+    public void SequentialFilesDecodeToPillowsBytes(string file)
+    {
+        var entry = Find(file);
+        var image = JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels);
+        Assert.Equal((entry.Width, entry.Height), (image.Width, image.Height));
+        Assert.Equal(entry.Sha256, ImagingTestData.Sha256Hex(image.Rgb));
+    }
+
+    [Theory]
+    [InlineData("rgb420_progressive_61x45.jpg", "progressive JPEG is not supported by the managed decoder yet")]
+    [InlineData("gray_progressive_45x37.jpg", "progressive JPEG is not supported by the managed decoder yet")]
+    [InlineData("rgb420_arithmetic_61x45.jpg", "arithmetic-coded JPEG is not supported")]
+    [InlineData("cmyk_q90_40x24.jpg", "CMYK JPEG is not supported")]
+    public void UnsupportedFilesAreRefusedNamingTheFeature(string file, string feature)
+    {
+        var entry = Find(file);
+        Assert.NotEqual("baseline", entry.Kind);
+        var ex = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels));
+        Assert.Contains(file, ex.Message, StringComparison.Ordinal);
+        Assert.Contains(feature, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EveryUnsupportedCorpusFileHasARefusalCase()
+    {
+        var covered = typeof(JpegDecoderTests).GetMethod(nameof(UnsupportedFilesAreRefusedNamingTheFeature))!
+            .GetCustomAttributes(typeof(InlineDataAttribute), false).Cast<InlineDataAttribute>()
+            .Select(a => (string)a.GetData(null!).Single()[0]).ToHashSet();
+        Assert.All(Manifest.Value.Where(e => e.Kind != "baseline"), e => Assert.Contains(e.File, covered));
+    }
+
+    [Fact]
+    public void DimensionsOverThePixelLimitAreRefusedBeforeDecoding()
+    {
+        var bytes = File.ReadAllBytes(Path.Combine(CorpusFolder, "rgb420_q90_64x48.jpg"));
+        var ex = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(bytes, "big.jpg", maxPixels: 64 * 48 - 1));
+        Assert.Contains("big.jpg", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("over the limit of 3071", ex.Message, StringComparison.Ordinal);
+        JpegDecoder.Decode(bytes, "big.jpg", maxPixels: 64 * 48);
+    }
+
+    /// <summary>Mutated corpus files (bytes overwritten, cut, spliced; fixed seed): the decoder either returns an image
+    /// of the size its header says or throws <see cref="ImageInputException"/> — nothing else, within a time bound.</summary>
+    [Fact]
+    public void MutatedFilesDecodeOrFailCleanly()
+    {
+        var sources = Manifest.Value.Where(e => e.Kind == "baseline" && !e.File.StartsWith("../", StringComparison.Ordinal))
+            .Select(e => File.ReadAllBytes(PathOf(e))).ToArray();
+        var random = new Random(14);
+        var clock = Stopwatch.StartNew();
+        int decoded = 0, refused = 0, rounds = 0;
+        while (rounds < 3000 && clock.Elapsed < TimeSpan.FromSeconds(4))
+        {
+            rounds++;
+            var bytes = (byte[])sources[random.Next(sources.Length)].Clone();
+            switch (random.Next(4))
+            {
+                case 0: // a few random bytes anywhere, headers included
+                    for (int i = random.Next(1, 6); i > 0; i--) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+                    break;
+                case 1: // cut short
+                    bytes = bytes[..random.Next(bytes.Length)];
+                    break;
+                case 2: // a stretch of random bytes
+                {
+                    int at = random.Next(bytes.Length), n = Math.Min(random.Next(1, 64), bytes.Length - at);
+                    random.NextBytes(bytes.AsSpan(at, n));
+                    break;
+                }
+                default: // markers where the data was
+                    for (int i = random.Next(1, 4); i > 0; i--)
+                    {
+                        int at = random.Next(bytes.Length - 1);
+                        bytes[at] = 0xFF;
+                        bytes[at + 1] = (byte)random.Next(0xC0, 0x100);
+                    }
+                    break;
+            }
+            try
+            {
+                var image = JpegDecoder.Decode(bytes, "fuzzed.jpg", maxPixels: 1 << 20);
+                Assert.Equal((long)image.Width * image.Height * 3, image.Rgb.Length);
+                decoded++;
+            }
+            catch (ImageInputException ex)
+            {
+                Assert.Contains("fuzzed.jpg", ex.Message, StringComparison.Ordinal);
+                refused++;
+            }
+        }
+        output.WriteLine($"{rounds} mutated files in {clock.Elapsed.TotalSeconds:F1} s: {decoded} decoded, {refused} refused");
+        Assert.True(rounds >= 200, $"only {rounds} rounds ran");
+    }
+}
