@@ -34,6 +34,9 @@ internal static class JpegDecoder
         public short[] Coefficients = [];   // BlocksWide * BlocksHigh blocks of 64, natural order
         public ushort[]? Quant;             // latched at the component's first scan, as jdinput.c does
         public int DcPrediction;
+        // Progressive only: per zigzag coefficient, the Al of the last scan that carried it, -1 if none did
+        // (libjpeg's coef_bits).
+        public readonly int[] CoefficientBits = Enumerable.Repeat(-1, 64).ToArray();
     }
 
     private sealed class State(string name)
@@ -43,6 +46,7 @@ internal static class JpegDecoder
         public readonly JpegHuffmanTable?[] DcTables = new JpegHuffmanTable[4], AcTables = new JpegHuffmanTable[4];
         public Component[] Components = [];
         public int Width, Height, MaxH, MaxV, McusWide, McusHigh, RestartInterval, Scans;
+        public bool Progressive;
         public bool SawJfif, SawAdobe;
         public int AdobeTransform;
 
@@ -75,7 +79,7 @@ internal static class JpegDecoder
             switch (marker)
             {
                 case 0xC0: case 0xC1: ReadFrame(st, segment, maxPixels); break;
-                case 0xC2: throw st.Error("progressive JPEG is not supported by the managed decoder yet");
+                case 0xC2: ReadFrame(st, segment, maxPixels); st.Progressive = true; break;
                 case 0xC3: throw st.Error("lossless JPEG is not supported by the managed decoder");
                 case 0xC5: case 0xC6: case 0xC7: throw st.Error("hierarchical (differential) JPEG is not supported by the managed decoder");
                 case 0xC9: case 0xCA: case 0xCB: case 0xCD: case 0xCE: case 0xCF:
@@ -202,19 +206,43 @@ internal static class JpegDecoder
         int count = s[0];
         if (count < 1 || count > st.Components.Length || s.Length < 1 + 2 * count + 3)
             throw st.Error($"corrupt JPEG (scan with {count} components)");
+        var scan = new Scan { Start = s[1 + 2 * count], End = s[2 + 2 * count], High = s[3 + 2 * count] >> 4, Low = s[3 + 2 * count] & 15 };
+        var kind = ScanKind.Sequential;
+        if (st.Progressive)
+        {
+            // jdphuff.c start_pass_phuff_decoder's hard checks (JERR_BAD_PROGRESSION); an Ah that does not follow the
+            // previous Al is only a warning there.
+            bool isDc = scan.Start == 0;
+            if (isDc ? scan.End != 0 : scan.End < scan.Start || scan.End > 63 || count != 1)
+                throw st.Error($"corrupt progressive JPEG (scan of coefficients {scan.Start}..{scan.End} over {count} components)");
+            if (scan.Low > 13) throw st.Error($"corrupt progressive JPEG (successive approximation bit {scan.Low})");
+            kind = (isDc, scan.High != 0) switch
+            {
+                (true, false) => ScanKind.DcFirst,
+                (true, true) => ScanKind.DcRefine,
+                (false, false) => ScanKind.AcFirst,
+                _ => ScanKind.AcRefine,
+            };
+        }
         var comps = new Component[count];
-        var dc = new JpegHuffmanTable[count];
-        var ac = new JpegHuffmanTable[count];
+        var dc = new JpegHuffmanTable?[count];
+        var ac = new JpegHuffmanTable?[count];
         for (int i = 0; i < count; i++)
         {
             int id = s[1 + 2 * i], tables = s[2 + 2 * i];
             var c = Array.Find(st.Components, x => x.Id == id) ?? throw st.Error($"corrupt JPEG (scan names component {id}, which the frame does not have)");
             if (Array.IndexOf(comps, c) >= 0) throw st.Error($"corrupt JPEG (scan names component {id} twice)");
             comps[i] = c;
-            dc[i] = ((tables >> 4) < 4 ? st.DcTables[tables >> 4] : null) ?? throw st.Error($"corrupt JPEG (scan uses DC Huffman table {tables >> 4}, which is not defined)");
-            ac[i] = ((tables & 15) < 4 ? st.AcTables[tables & 15] : null) ?? throw st.Error($"corrupt JPEG (scan uses AC Huffman table {tables & 15}, which is not defined)");
+            // Only the tables the scan codes with must exist (jdphuff.c: a DC refinement scan has none, an AC scan no DC table).
+            if (kind is ScanKind.Sequential or ScanKind.DcFirst)
+                dc[i] = ((tables >> 4) < 4 ? st.DcTables[tables >> 4] : null) ?? throw st.Error($"corrupt JPEG (scan uses DC Huffman table {tables >> 4}, which is not defined)");
+            if (kind is ScanKind.Sequential or ScanKind.AcFirst or ScanKind.AcRefine)
+                ac[i] = ((tables & 15) < 4 ? st.AcTables[tables & 15] : null) ?? throw st.Error($"corrupt JPEG (scan uses AC Huffman table {tables & 15}, which is not defined)");
             c.Quant ??= st.QuantTables[c.QuantIndex] ?? throw st.Error($"corrupt JPEG (component {id} uses quantization table {c.QuantIndex}, which is not defined)");
         }
+        if (st.Progressive)
+            foreach (var c in comps)
+                for (int k = scan.Start; k <= scan.End; k++) c.CoefficientBits[k] = scan.Low;
         int blocksInMcu = 0;
         foreach (var c in comps) blocksInMcu += count == 1 ? 1 : c.H * c.V;
         if (blocksInMcu > MaxBlocksInMcu) throw st.Error($"corrupt JPEG (an MCU of {blocksInMcu} blocks; at most {MaxBlocksInMcu})");
@@ -240,6 +268,7 @@ internal static class JpegDecoder
                 {
                     Restart(data, ref bits);
                     foreach (var c in comps) c.DcPrediction = 0;
+                    scan.EndOfBandRun = 0;
                     restartsLeft = st.RestartInterval;
                 }
                 restartsLeft--;
@@ -248,11 +277,11 @@ internal static class JpegDecoder
             for (int i = 0; i < count; i++)
             {
                 var c = comps[i];
-                if (count == 1) DecodeBlock(st, ref bits, c, dc[i], ac[i], my * c.BlocksWide + mx);
+                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], my * c.BlocksWide + mx);
                 else
                     for (int by = 0; by < c.V; by++)
                         for (int bx = 0; bx < c.H; bx++)
-                            DecodeBlock(st, ref bits, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
+                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
             }
         }
         st.Scans++;
@@ -270,34 +299,142 @@ internal static class JpegDecoder
         bits.Reset(marker is >= 0xD0 and <= 0xD7 ? at : pos);
     }
 
-    private static void DecodeBlock(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc, JpegHuffmanTable ac, int block)
+    private enum ScanKind { Sequential, DcFirst, DcRefine, AcFirst, AcRefine }
+
+    /// <summary>A scan's spectral selection (Ss..Se), successive approximation (Ah, Al) and, for progressive AC scans,
+    /// the end-of-band run still to go (G.1.2.2).</summary>
+    private sealed class Scan
+    {
+        public int Start, End, High, Low, EndOfBandRun;
+    }
+
+    private static void DecodeBlock(State st, ref JpegBitReader bits, ScanKind kind, Scan scan, Component c,
+        JpegHuffmanTable? dc, JpegHuffmanTable? ac, int block)
     {
         var coefficients = c.Coefficients.AsSpan(block * 64, 64);
+        switch (kind)
+        {
+            case ScanKind.Sequential:
+                coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
+                for (int k = 1; k < 64; k++)
+                {
+                    int rs = ac!.Decode(ref bits);
+                    int run = rs >> 4, size = rs & 15;
+                    if (size != 0)
+                    {
+                        k += run;
+                        coefficients[NaturalOrder[k]] = (short)bits.Receive(size);
+                    }
+                    else
+                    {
+                        if (run != 15) break;
+                        k += 15;
+                    }
+                }
+                break;
+            case ScanKind.DcFirst:
+                coefficients[0] = (short)(NextDc(st, ref bits, c, dc!) << scan.Low);
+                break;
+            case ScanKind.DcRefine:
+                if (bits.Bits(1) != 0) coefficients[0] |= (short)(1 << scan.Low);
+                break;
+            case ScanKind.AcFirst:
+                AcFirst(ref bits, scan, ac!, coefficients);
+                break;
+            case ScanKind.AcRefine:
+                AcRefine(ref bits, scan, ac!, coefficients);
+                break;
+        }
+    }
+
+    /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1); an overflow
+    /// of the int prediction is an error, as in libjpeg-turbo.</summary>
+    private static int NextDc(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc)
+    {
         int category = dc.Decode(ref bits);
         long value = (long)c.DcPrediction + bits.Receive(category);
         if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
         c.DcPrediction = (int)value;
-        coefficients[0] = (short)value;
-        for (int k = 1; k < 64; k++)
+        return (int)value;
+    }
+
+    /// <summary>jdphuff.c decode_mcu_AC_first: the first pass over coefficients Ss..Se, scaled by 2^Al, with end-of-band
+    /// runs that skip whole blocks.</summary>
+    private static void AcFirst(ref JpegBitReader bits, Scan scan, JpegHuffmanTable ac, Span<short> coefficients)
+    {
+        if (scan.EndOfBandRun > 0) { scan.EndOfBandRun--; return; }
+        for (int k = scan.Start; k <= scan.End; k++)
         {
             int rs = ac.Decode(ref bits);
             int run = rs >> 4, size = rs & 15;
             if (size != 0)
             {
                 k += run;
-                coefficients[NaturalOrder[k]] = (short)bits.Receive(size);
+                coefficients[NaturalOrder[k]] = (short)(bits.Receive(size) * (1 << scan.Low));
             }
+            else if (run == 15) k += 15;
             else
             {
-                if (run != 15) break;
-                k += 15;
+                scan.EndOfBandRun = (1 << run) + bits.Bits(run) - 1;
+                break;
             }
         }
     }
 
+    /// <summary>jdphuff.c decode_mcu_AC_refine: one more bit for coefficients already nonzero (a correction bit each),
+    /// and new coefficients of magnitude 2^Al placed after skipping <c>run</c> zero-history coefficients.</summary>
+    private static void AcRefine(ref JpegBitReader bits, Scan scan, JpegHuffmanTable ac, Span<short> coefficients)
+    {
+        int plusOne = 1 << scan.Low, minusOne = -1 << scan.Low;
+        int k = scan.Start;
+        if (scan.EndOfBandRun == 0)
+        {
+            for (; k <= scan.End; k++)
+            {
+                int rs = ac.Decode(ref bits);
+                int run = rs >> 4, size = rs & 15, value = 0;
+                if (size != 0) value = bits.Bits(1) != 0 ? plusOne : minusOne; // size should be 1; libjpeg only warns
+                else if (run != 15)
+                {
+                    scan.EndOfBandRun = (1 << run) + bits.Bits(run);
+                    break;
+                }
+                do
+                {
+                    ref short coefficient = ref coefficients[NaturalOrder[k]];
+                    if (coefficient != 0) Correct(ref bits, ref coefficient, plusOne, minusOne);
+                    else if (--run < 0) break; // the zero coefficient the new value goes to
+                    k++;
+                } while (k <= scan.End);
+                if (value != 0) coefficients[NaturalOrder[k]] = (short)value;
+            }
+        }
+        if (scan.EndOfBandRun > 0)
+        {
+            for (; k <= scan.End; k++)
+            {
+                ref short coefficient = ref coefficients[NaturalOrder[k]];
+                if (coefficient != 0) Correct(ref bits, ref coefficient, plusOne, minusOne);
+            }
+            scan.EndOfBandRun--;
+        }
+    }
+
+    /// <summary>A correction bit: adds 2^Al away from zero unless that bit is already set.</summary>
+    private static void Correct(ref JpegBitReader bits, ref short coefficient, int plusOne, int minusOne)
+    {
+        if (bits.Bits(1) != 0 && (coefficient & plusOne) == 0)
+            coefficient = (short)(coefficient + (coefficient >= 0 ? plusOne : minusOne));
+    }
+
+    /// <summary>Zigzag positions 1..9, whose quantizers and precision jdcoefct.c smoothing_ok looks at.</summary>
+    private const int SmoothedCoefficients = 9;
+
     private static JpegImage Finish(State st)
     {
         var comps = st.Components;
+        if (st.Progressive && WouldSmooth(comps))
+            throw st.Error("progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported by the managed decoder yet");
         var upsamplers = new JpegUpsampler[comps.Length];
         for (int i = 0; i < comps.Length; i++)
         {
@@ -337,6 +474,26 @@ internal static class JpegDecoder
             else JpegColor.YccToRgb(r0, r1, r2, row);
         }
         return new JpegImage(width, height, rgb);
+    }
+
+    /// <summary>
+    /// jdcoefct.c smoothing_ok (libjpeg-turbo 2.1, do_block_smoothing on by default): libjpeg smooths a progressive
+    /// image's blocks when every component's DC is known, the DC and first 9 AC quantizers are nonzero, and some of those
+    /// 9 AC coefficients are missing or short of bits. A complete progressive file (every coefficient refined to Al 0)
+    /// is decoded without smoothing.
+    /// </summary>
+    private static bool WouldSmooth(Component[] comps)
+    {
+        bool useful = false;
+        foreach (var c in comps)
+        {
+            if (c.Quant is null || c.CoefficientBits[0] < 0) return false;
+            for (int k = 0; k <= SmoothedCoefficients; k++)
+                if (c.Quant[NaturalOrder[k]] == 0) return false;
+            for (int k = 1; k <= SmoothedCoefficients; k++)
+                if (c.CoefficientBits[k] != 0) useful = true;
+        }
+        return useful;
     }
 
     /// <summary>libjpeg's guess of a 3-component file's colour space (jdapimin.c default_decompress_parms): JFIF means
