@@ -84,6 +84,25 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         JpegDecoder.Decode(bytes, "big.jpg", maxPixels: 64 * 48);
     }
 
+    /// <summary>Huffman code counts that overflow their lengths (three 1-bit codes) are refused as libjpeg refuses them
+    /// (JERR_BAD_HUFF_TABLE, which also rejects an all-ones code), before any code is placed in the lookup table.</summary>
+    [Theory]
+    [InlineData(3, 0, 3, 1)] // codes 0, 1, 2 of length 1: the third does not fit in 1 bit
+    [InlineData(2, 0, 4, 1)] // codes 0 and 1 of length 1: 1 is all ones
+    public void HuffmanCountsThatOverflowTheirLengthAreRefused(int length1, int length2, int length3, int length4)
+    {
+        var bytes = File.ReadAllBytes(Path.Combine(CorpusFolder, "rgb444_q90_64x48.jpg"));
+        int dht = bytes.AsSpan().IndexOf([(byte)0xFF, (byte)0xC4]);
+        // The first table is Pillow's standard luminance DC table: counts 0, 1, 5, 1, 1, ... (12 codes). The new first
+        // four counts keep the total (7), so only the code assignment is wrong.
+        var counts = bytes.AsSpan(dht + 5, 4);
+        Assert.Equal([0, 1, 5, 1], counts.ToArray());
+        new byte[] { (byte)length1, (byte)length2, (byte)length3, (byte)length4 }.CopyTo(counts);
+        var ex = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(bytes, "badtable.jpg", PreprocessOptions.DefaultMaxPixels));
+        Assert.Contains("badtable.jpg", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("bad Huffman table", ex.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>Mutated corpus files (bytes overwritten, cut, spliced; fixed seed): the decoder either returns an image
     /// of the size its header says or throws <see cref="ImageInputException"/> — nothing else, within a time bound.</summary>
     [Fact]
@@ -94,12 +113,18 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         var random = new Random(14);
         var clock = Stopwatch.StartNew();
         int decoded = 0, refused = 0, rounds = 0;
-        while (rounds < 3000 && clock.Elapsed < TimeSpan.FromSeconds(4))
+        while (rounds < 8000 && clock.Elapsed < TimeSpan.FromSeconds(4))
         {
             rounds++;
             var bytes = (byte[])sources[random.Next(sources.Length)].Clone();
-            switch (random.Next(4))
+            switch (random.Next(5))
             {
+                case 3: // bytes of the headers before the first scan: tables, frame and scan parameters
+                {
+                    int headers = bytes.AsSpan().IndexOf([(byte)0xFF, (byte)0xDA]) + 12;
+                    for (int i = random.Next(1, 4); i > 0; i--) bytes[random.Next(Math.Min(headers, bytes.Length))] = (byte)random.Next(256);
+                    break;
+                }
                 case 0: // a few random bytes anywhere, headers included
                     for (int i = random.Next(1, 6); i > 0; i--) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
                     break;

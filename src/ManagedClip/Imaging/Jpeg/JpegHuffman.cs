@@ -34,6 +34,10 @@ internal sealed class JpegHuffmanTable
             {
                 for (int i = 0; i < n; i++, code++, index++)
                 {
+                    // Every code must fit in its length and none may be all ones (libjpeg's JERR_BAD_HUFF_TABLE check,
+                    // code >= 2^length after the codes of that length); checked before the code is placed.
+                    if (code + 1 >= 1 << length)
+                        throw new ImageInputException($"{describe}: bad Huffman table (more codes of length {length} than fit)");
                     if (length <= LookaheadBits)
                     {
                         int shift = LookaheadBits - length, first = code << shift;
@@ -43,9 +47,6 @@ internal sealed class JpegHuffmanTable
                 }
                 _maxCode[length] = code - 1;
             }
-            // A code that no longer fits in its length means the counts are inconsistent (libjpeg: JERR_BAD_HUFF_TABLE).
-            if (code > 1 << length)
-                throw new ImageInputException($"{describe}: bad Huffman table (more codes of length {length} than fit)");
             code <<= 1;
         }
         _maxCode[17] = int.MaxValue;
