@@ -9,8 +9,8 @@ internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
 /// A managed decoder for sequential Huffman-coded 8-bit JPEGs (SOF0 baseline and SOF1 extended) that returns the bytes
 /// Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression, i.e. the islow
 /// IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point YCbCr→RGB
-/// (<see cref="JpegColor"/>); grayscale is replicated into R, G and B. Progressive, arithmetic-coded, lossless,
-/// hierarchical, 12-bit and CMYK/YCCK files are refused with an <see cref="ImageInputException"/> naming the feature.
+/// (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts it. Progressive, arithmetic-coded, lossless,
+/// hierarchical, 12-bit and YCCK files are refused with an <see cref="ImageInputException"/> naming the feature.
 /// Every size is checked before it is allocated, and corrupt data gives an <see cref="ImageInputException"/>.
 /// </summary>
 internal static class JpegDecoder
@@ -127,8 +127,7 @@ internal static class JpegDecoder
         int count = s[5];
         if (precision != 8) throw st.Error($"{precision}-bit JPEG is not supported by the managed decoder (8-bit only)");
         if (width == 0 || height == 0) throw st.Error($"JPEG frame is {width}x{height} (an empty image, or a height defined by a DNL marker, which is not supported)");
-        if (count == 4) throw st.Error($"{(st.SawAdobe && st.AdobeTransform == 2 ? "YCCK" : "CMYK")} JPEG is not supported by the managed decoder yet");
-        if (count != 1 && count != 3) throw st.Error($"JPEG with {count} components is not supported (1 or 3)");
+        if (count is not (1 or 3 or 4)) throw st.Error($"JPEG with {count} components is not supported (1, 3 or 4)");
         if (s.Length < 6 + 3 * count) throw st.Error("JPEG SOF segment is too short for its components");
         long pixels = (long)width * height;
         if (pixels > maxPixels)
@@ -433,6 +432,9 @@ internal static class JpegDecoder
     private static JpegImage Finish(State st)
     {
         var comps = st.Components;
+        // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
+        if (comps.Length == 4 && st.SawAdobe && st.AdobeTransform != 0)
+            throw st.Error("YCCK JPEG is not supported by the managed decoder yet");
         if (st.Progressive && WouldSmooth(comps))
             throw st.Error("progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported by the managed decoder yet");
         var upsamplers = new JpegUpsampler[comps.Length];
@@ -457,6 +459,17 @@ internal static class JpegDecoder
             {
                 upsamplers[0].UpsampleRow(y, gray);
                 JpegColor.GrayToRgb(gray, rgb.AsSpan(y * width * 3, width * 3));
+            }
+            return new JpegImage(width, height, rgb);
+        }
+        if (comps.Length == 4)
+        {
+            var planes = new byte[4][];
+            for (int i = 0; i < 4; i++) planes[i] = new byte[width];
+            for (int y = 0; y < height; y++)
+            {
+                for (int i = 0; i < 4; i++) upsamplers[i].UpsampleRow(y, planes[i]);
+                JpegColor.AdobeCmykToRgb(planes[0], planes[1], planes[2], planes[3], rgb.AsSpan(y * width * 3, width * 3));
             }
             return new JpegImage(width, height, rgb);
         }
