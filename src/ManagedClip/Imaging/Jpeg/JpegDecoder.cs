@@ -6,12 +6,14 @@ namespace ManagedClip.Imaging.Jpeg;
 internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
 
 /// <summary>
-/// A managed decoder for sequential Huffman-coded 8-bit JPEGs (SOF0 baseline and SOF1 extended) that returns the bytes
-/// Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression, i.e. the islow
-/// IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point YCbCr→RGB
-/// (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts it. Progressive, arithmetic-coded, lossless,
-/// hierarchical, 12-bit and YCCK files are refused with an <see cref="ImageInputException"/> naming the feature.
-/// Every size is checked before it is allocated, and corrupt data gives an <see cref="ImageInputException"/>.
+/// A managed decoder for Huffman-coded 8-bit JPEGs (SOF0 baseline, SOF1 extended sequential, SOF2 progressive) that
+/// returns the bytes Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression,
+/// i.e. the islow IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point
+/// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts
+/// it. Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files, and progressive files libjpeg would
+/// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
+/// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
+/// gives an <see cref="ImageInputException"/>.
 /// </summary>
 internal static class JpegDecoder
 {
