@@ -1,0 +1,523 @@
+using System.Buffers.Binary;
+
+namespace ManagedClip.Imaging.Jpeg;
+
+/// <summary>An image decoded to interleaved 8-bit RGB, Width * Height * 3 bytes.</summary>
+internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
+
+/// <summary>
+/// A managed decoder for Huffman-coded 8-bit JPEGs (SOF0 baseline, SOF1 extended sequential, SOF2 progressive) that
+/// returns the bytes Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression,
+/// i.e. the islow IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point
+/// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts
+/// it. Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files, and progressive files libjpeg would
+/// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
+/// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
+/// gives an <see cref="ImageInputException"/>.
+/// </summary>
+internal static class JpegDecoder
+{
+    /// <summary>Zigzag index → natural (row-major) index, with 16 extra entries so a corrupt run past coefficient 63
+    /// lands on 63 instead of outside the block (as libjpeg's jpeg_natural_order does).</summary>
+    private static readonly byte[] NaturalOrder =
+    [
+        0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+        35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+        63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+    ];
+
+    private const int MaxBlocksInMcu = 10; // libjpeg's D_MAX_BLOCKS_IN_MCU
+
+    private sealed class Component
+    {
+        public int Id, H, V, QuantIndex;
+        public int Width, Height;           // downsampled_width and downsampled_height
+        public int BlocksWide, BlocksHigh;  // blocks allocated: the MCU grid's, which covers the component
+        public short[] Coefficients = [];   // BlocksWide * BlocksHigh blocks of 64, natural order
+        public ushort[]? Quant;             // latched at the component's first scan, as jdinput.c does
+        public int DcPrediction;
+        // Progressive only: per zigzag coefficient, the Al of the last scan that carried it, -1 if none did
+        // (libjpeg's coef_bits).
+        public readonly int[] CoefficientBits = Enumerable.Repeat(-1, 64).ToArray();
+    }
+
+    private sealed class State(string name)
+    {
+        public readonly string Name = name;
+        public readonly ushort[]?[] QuantTables = new ushort[4][];
+        public readonly JpegHuffmanTable?[] DcTables = new JpegHuffmanTable[4], AcTables = new JpegHuffmanTable[4];
+        public Component[] Components = [];
+        public int Width, Height, MaxH, MaxV, McusWide, McusHigh, RestartInterval, Scans;
+        public bool Progressive;
+        public bool SawJfif, SawAdobe;
+        public int AdobeTransform;
+
+        public ImageInputException Error(string what) => new($"image '{Name}': {what}");
+    }
+
+    /// <summary>Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
+    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated.</summary>
+    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels)
+    {
+        var st = new State(name);
+        if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) throw st.Error("not a JPEG file (no SOI marker)");
+        int pos = 2;
+        while (true)
+        {
+            int marker = NextMarker(data, ref pos);
+            if (marker < 0 || marker == 0xD9)
+            {
+                // The end of the file or EOI: what the scans so far hold is the image (libjpeg treats a missing EOI as
+                // the end with a warning).
+                if (st.Scans == 0) throw st.Error(st.Components.Length == 0 ? "JPEG file has no image (no SOF marker before its end)" : "JPEG file ends before its first scan");
+                return Finish(st);
+            }
+            if (marker is >= 0xD0 and <= 0xD7 or 0x01) continue; // RSTn or TEM outside a scan: no parameters
+            if (pos + 2 > data.Length) throw st.Error("JPEG file is truncated (in a marker's length)");
+            int length = BinaryPrimitives.ReadUInt16BigEndian(data[pos..]);
+            if (length < 2 || pos + length > data.Length) throw st.Error($"JPEG file is truncated or corrupt (segment 0x{marker:X2} at byte {pos - 2} has length {length})");
+            var segment = data.Slice(pos + 2, length - 2);
+            pos += length;
+            switch (marker)
+            {
+                case 0xC0: case 0xC1: ReadFrame(st, segment, maxPixels); break;
+                case 0xC2: ReadFrame(st, segment, maxPixels); st.Progressive = true; break;
+                case 0xC3: throw st.Error("lossless JPEG is not supported by the managed decoder");
+                case 0xC5: case 0xC6: case 0xC7: throw st.Error("hierarchical (differential) JPEG is not supported by the managed decoder");
+                case 0xC9: case 0xCA: case 0xCB: case 0xCD: case 0xCE: case 0xCF:
+                    throw st.Error("arithmetic-coded JPEG is not supported by the managed decoder");
+                case 0xC4: ReadHuffmanTables(st, segment); break;
+                case 0xDB: ReadQuantTables(st, segment); break;
+                case 0xDD:
+                    if (segment.Length < 2) throw st.Error("JPEG DRI segment is too short");
+                    st.RestartInterval = BinaryPrimitives.ReadUInt16BigEndian(segment);
+                    break;
+                case 0xDA: pos = ReadScan(st, data, segment, pos); break;
+                case 0xE0:
+                    if (segment.StartsWith("JFIF\0"u8)) st.SawJfif = true;
+                    break;
+                case 0xEE:
+                    if (segment.Length >= 12 && segment.StartsWith("Adobe"u8)) { st.SawAdobe = true; st.AdobeTransform = segment[11]; }
+                    break;
+                case 0xD8: throw st.Error("corrupt JPEG (a second SOI marker)");
+                default: break; // APPn, COM, DNL, DAC and reserved markers carry nothing the decoder needs
+            }
+        }
+    }
+
+    /// <summary>Finds the next marker from <paramref name="pos"/> as libjpeg's next_marker does: bytes that are not
+    /// 0xFF are skipped, as are fill 0xFF bytes and stuffed 0xFF 0x00 pairs. Returns the marker code with
+    /// <paramref name="pos"/> just after it, or -1 at the end of the data.</summary>
+    private static int NextMarker(ReadOnlySpan<byte> data, ref int pos)
+    {
+        while (pos < data.Length)
+        {
+            if (data[pos] != 0xFF) { pos++; continue; }
+            while (pos < data.Length && data[pos] == 0xFF) pos++;
+            if (pos >= data.Length) return -1;
+            int code = data[pos++];
+            if (code != 0) return code;
+        }
+        return -1;
+    }
+
+    private static void ReadFrame(State st, ReadOnlySpan<byte> s, long maxPixels)
+    {
+        if (st.Components.Length != 0) throw st.Error("corrupt JPEG (a second SOF marker)");
+        if (s.Length < 6) throw st.Error("JPEG SOF segment is too short");
+        int precision = s[0], height = BinaryPrimitives.ReadUInt16BigEndian(s[1..]), width = BinaryPrimitives.ReadUInt16BigEndian(s[3..]);
+        int count = s[5];
+        if (precision != 8) throw st.Error($"{precision}-bit JPEG is not supported by the managed decoder (8-bit only)");
+        if (width == 0 || height == 0) throw st.Error($"JPEG frame is {width}x{height} (an empty image, or a height defined by a DNL marker, which is not supported)");
+        if (count is not (1 or 3 or 4)) throw st.Error($"JPEG with {count} components is not supported (1, 3 or 4)");
+        if (s.Length < 6 + 3 * count) throw st.Error("JPEG SOF segment is too short for its components");
+        long pixels = (long)width * height;
+        if (pixels > maxPixels)
+            throw st.Error($"image is {width}x{height} = {pixels} pixels, over the limit of {maxPixels} (possible decompression bomb; raise PreprocessOptions.MaxPixels to allow it)");
+        var components = new Component[count];
+        for (int i = 0; i < count; i++)
+        {
+            var c = s.Slice(6 + 3 * i, 3);
+            components[i] = new Component { Id = c[0], H = c[1] >> 4, V = c[1] & 15, QuantIndex = c[2] };
+            if (components[i].H is < 1 or > 4 || components[i].V is < 1 or > 4)
+                throw st.Error($"corrupt JPEG (component {c[0]} has sampling factors {components[i].H}x{components[i].V})");
+            if (components[i].QuantIndex > 3) throw st.Error($"corrupt JPEG (component {c[0]} uses quantization table {c[2]})");
+        }
+        st.Width = width; st.Height = height;
+        st.MaxH = components.Max(c => c.H);
+        st.MaxV = components.Max(c => c.V);
+        st.McusWide = (width + 8 * st.MaxH - 1) / (8 * st.MaxH);
+        st.McusHigh = (height + 8 * st.MaxV - 1) / (8 * st.MaxV);
+        foreach (var c in components)
+        {
+            c.Width = (int)((width * (long)c.H + st.MaxH - 1) / st.MaxH);
+            c.Height = (int)((height * (long)c.V + st.MaxV - 1) / st.MaxV);
+            c.BlocksWide = st.McusWide * c.H;
+            c.BlocksHigh = st.McusHigh * c.V;
+        }
+        // Bounded by the pixel limit: at most 16 x (1 + 8x8 padding) coefficients per pixel in the worst sampling.
+        foreach (var c in components)
+        {
+            long coefficients = (long)c.BlocksWide * c.BlocksHigh * 64;
+            if (coefficients > Array.MaxLength) throw st.Error($"JPEG frame {width}x{height} is too large for the managed decoder");
+            c.Coefficients = new short[coefficients];
+        }
+        st.Components = components;
+    }
+
+    private static void ReadQuantTables(State st, ReadOnlySpan<byte> s)
+    {
+        while (s.Length > 0)
+        {
+            int precision = s[0] >> 4, index = s[0] & 15;
+            if (index > 3 || precision > 1) throw st.Error($"corrupt JPEG (DQT table {index}, precision {precision})");
+            int size = precision == 0 ? 64 : 128;
+            if (s.Length < 1 + size) throw st.Error("JPEG DQT segment is too short");
+            var table = new ushort[64];
+            for (int k = 0; k < 64; k++)
+                table[NaturalOrder[k]] = precision == 0 ? s[1 + k] : BinaryPrimitives.ReadUInt16BigEndian(s[(1 + 2 * k)..]);
+            st.QuantTables[index] = table;
+            s = s[(1 + size)..];
+        }
+    }
+
+    private static void ReadHuffmanTables(State st, ReadOnlySpan<byte> s)
+    {
+        while (s.Length > 0)
+        {
+            if (s.Length < 17) throw st.Error("JPEG DHT segment is too short");
+            int cls = s[0] >> 4, index = s[0] & 15;
+            if (cls > 1 || index > 3) throw st.Error($"corrupt JPEG (DHT class {cls} index {index})");
+            var counts = s.Slice(1, 16);
+            int total = 0;
+            foreach (byte n in counts) total += n;
+            if (total > 256 || s.Length < 17 + total) throw st.Error("corrupt JPEG (DHT segment shorter than its code counts, or more than 256 codes)");
+            var table = new JpegHuffmanTable(counts, s.Slice(17, total), cls == 0, $"image '{st.Name}'");
+            (cls == 0 ? st.DcTables : st.AcTables)[index] = table;
+            s = s[(17 + total)..];
+        }
+    }
+
+    /// <summary>Reads the SOS header and decodes the scan's entropy-coded data that starts at <paramref name="pos"/>;
+    /// returns where the search for the next marker starts.</summary>
+    private static int ReadScan(State st, ReadOnlySpan<byte> data, ReadOnlySpan<byte> s, int pos)
+    {
+        if (st.Components.Length == 0) throw st.Error("corrupt JPEG (a scan before the frame header)");
+        if (s.Length < 1) throw st.Error("JPEG SOS segment is too short");
+        int count = s[0];
+        if (count < 1 || count > st.Components.Length || s.Length < 1 + 2 * count + 3)
+            throw st.Error($"corrupt JPEG (scan with {count} components)");
+        var scan = new Scan { Start = s[1 + 2 * count], End = s[2 + 2 * count], High = s[3 + 2 * count] >> 4, Low = s[3 + 2 * count] & 15 };
+        var kind = ScanKind.Sequential;
+        if (st.Progressive)
+        {
+            // jdphuff.c start_pass_phuff_decoder's hard checks (JERR_BAD_PROGRESSION); an Ah that does not follow the
+            // previous Al is only a warning there.
+            bool isDc = scan.Start == 0;
+            if (isDc ? scan.End != 0 : scan.End < scan.Start || scan.End > 63 || count != 1)
+                throw st.Error($"corrupt progressive JPEG (scan of coefficients {scan.Start}..{scan.End} over {count} components)");
+            if (scan.Low > 13) throw st.Error($"corrupt progressive JPEG (successive approximation bit {scan.Low})");
+            kind = (isDc, scan.High != 0) switch
+            {
+                (true, false) => ScanKind.DcFirst,
+                (true, true) => ScanKind.DcRefine,
+                (false, false) => ScanKind.AcFirst,
+                _ => ScanKind.AcRefine,
+            };
+        }
+        var comps = new Component[count];
+        var dc = new JpegHuffmanTable?[count];
+        var ac = new JpegHuffmanTable?[count];
+        for (int i = 0; i < count; i++)
+        {
+            int id = s[1 + 2 * i], tables = s[2 + 2 * i];
+            var c = Array.Find(st.Components, x => x.Id == id) ?? throw st.Error($"corrupt JPEG (scan names component {id}, which the frame does not have)");
+            if (Array.IndexOf(comps, c) >= 0) throw st.Error($"corrupt JPEG (scan names component {id} twice)");
+            comps[i] = c;
+            // Only the tables the scan codes with must exist (jdphuff.c: a DC refinement scan has none, an AC scan no DC table).
+            if (kind is ScanKind.Sequential or ScanKind.DcFirst)
+                dc[i] = ((tables >> 4) < 4 ? st.DcTables[tables >> 4] : null) ?? throw st.Error($"corrupt JPEG (scan uses DC Huffman table {tables >> 4}, which is not defined)");
+            if (kind is ScanKind.Sequential or ScanKind.AcFirst or ScanKind.AcRefine)
+                ac[i] = ((tables & 15) < 4 ? st.AcTables[tables & 15] : null) ?? throw st.Error($"corrupt JPEG (scan uses AC Huffman table {tables & 15}, which is not defined)");
+            c.Quant ??= st.QuantTables[c.QuantIndex] ?? throw st.Error($"corrupt JPEG (component {id} uses quantization table {c.QuantIndex}, which is not defined)");
+        }
+        if (st.Progressive)
+            foreach (var c in comps)
+                for (int k = scan.Start; k <= scan.End; k++) c.CoefficientBits[k] = scan.Low;
+        int blocksInMcu = 0;
+        foreach (var c in comps) blocksInMcu += count == 1 ? 1 : c.H * c.V;
+        if (blocksInMcu > MaxBlocksInMcu) throw st.Error($"corrupt JPEG (an MCU of {blocksInMcu} blocks; at most {MaxBlocksInMcu})");
+
+        int mcusWide, mcusHigh;
+        if (count == 1)
+        {
+            // A non-interleaved scan codes only the blocks that cover the component (A.2.2).
+            mcusWide = (comps[0].Width + 7) / 8;
+            mcusHigh = (comps[0].Height + 7) / 8;
+        }
+        else { mcusWide = st.McusWide; mcusHigh = st.McusHigh; }
+
+        foreach (var c in comps) c.DcPrediction = 0;
+        var bits = new JpegBitReader(data, pos);
+        int restartsLeft = st.RestartInterval;
+        long totalMcus = (long)mcusWide * mcusHigh;
+        for (long mcu = 0; mcu < totalMcus; mcu++)
+        {
+            if (st.RestartInterval != 0)
+            {
+                if (restartsLeft == 0)
+                {
+                    Restart(data, ref bits);
+                    foreach (var c in comps) c.DcPrediction = 0;
+                    scan.EndOfBandRun = 0;
+                    restartsLeft = st.RestartInterval;
+                }
+                restartsLeft--;
+            }
+            int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
+            for (int i = 0; i < count; i++)
+            {
+                var c = comps[i];
+                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], my * c.BlocksWide + mx);
+                else
+                    for (int by = 0; by < c.V; by++)
+                        for (int bx = 0; bx < c.H; bx++)
+                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
+            }
+        }
+        st.Scans++;
+        return bits.Position;
+    }
+
+    /// <summary>At a restart interval's end: skips to the next marker; an RSTn is consumed (libjpeg checks its number and
+    /// resynchronizes with a warning; any RSTn is accepted here), any other marker is left for the marker reader and the
+    /// rest of the scan decodes from zero bits.</summary>
+    private static void Restart(ReadOnlySpan<byte> data, ref JpegBitReader bits)
+    {
+        int pos = bits.Position;
+        int at = pos;
+        int marker = NextMarker(data, ref at);
+        bits.Reset(marker is >= 0xD0 and <= 0xD7 ? at : pos);
+    }
+
+    private enum ScanKind { Sequential, DcFirst, DcRefine, AcFirst, AcRefine }
+
+    /// <summary>A scan's spectral selection (Ss..Se), successive approximation (Ah, Al) and, for progressive AC scans,
+    /// the end-of-band run still to go (G.1.2.2).</summary>
+    private sealed class Scan
+    {
+        public int Start, End, High, Low, EndOfBandRun;
+    }
+
+    private static void DecodeBlock(State st, ref JpegBitReader bits, ScanKind kind, Scan scan, Component c,
+        JpegHuffmanTable? dc, JpegHuffmanTable? ac, int block)
+    {
+        var coefficients = c.Coefficients.AsSpan(block * 64, 64);
+        switch (kind)
+        {
+            case ScanKind.Sequential:
+                coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
+                for (int k = 1; k < 64; k++)
+                {
+                    int rs = ac!.Decode(ref bits);
+                    int run = rs >> 4, size = rs & 15;
+                    if (size != 0)
+                    {
+                        k += run;
+                        coefficients[NaturalOrder[k]] = (short)bits.Receive(size);
+                    }
+                    else
+                    {
+                        if (run != 15) break;
+                        k += 15;
+                    }
+                }
+                break;
+            case ScanKind.DcFirst:
+                coefficients[0] = (short)(NextDc(st, ref bits, c, dc!) << scan.Low);
+                break;
+            case ScanKind.DcRefine:
+                if (bits.Bits(1) != 0) coefficients[0] |= (short)(1 << scan.Low);
+                break;
+            case ScanKind.AcFirst:
+                AcFirst(ref bits, scan, ac!, coefficients);
+                break;
+            case ScanKind.AcRefine:
+                AcRefine(ref bits, scan, ac!, coefficients);
+                break;
+        }
+    }
+
+    /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1); an overflow
+    /// of the int prediction is an error, as in libjpeg-turbo.</summary>
+    private static int NextDc(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc)
+    {
+        int category = dc.Decode(ref bits);
+        long value = (long)c.DcPrediction + bits.Receive(category);
+        if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
+        c.DcPrediction = (int)value;
+        return (int)value;
+    }
+
+    /// <summary>jdphuff.c decode_mcu_AC_first: the first pass over coefficients Ss..Se, scaled by 2^Al, with end-of-band
+    /// runs that skip whole blocks.</summary>
+    private static void AcFirst(ref JpegBitReader bits, Scan scan, JpegHuffmanTable ac, Span<short> coefficients)
+    {
+        if (scan.EndOfBandRun > 0) { scan.EndOfBandRun--; return; }
+        for (int k = scan.Start; k <= scan.End; k++)
+        {
+            int rs = ac.Decode(ref bits);
+            int run = rs >> 4, size = rs & 15;
+            if (size != 0)
+            {
+                k += run;
+                coefficients[NaturalOrder[k]] = (short)(bits.Receive(size) * (1 << scan.Low));
+            }
+            else if (run == 15) k += 15;
+            else
+            {
+                scan.EndOfBandRun = (1 << run) + bits.Bits(run) - 1;
+                break;
+            }
+        }
+    }
+
+    /// <summary>jdphuff.c decode_mcu_AC_refine: one more bit for coefficients already nonzero (a correction bit each),
+    /// and new coefficients of magnitude 2^Al placed after skipping <c>run</c> zero-history coefficients.</summary>
+    private static void AcRefine(ref JpegBitReader bits, Scan scan, JpegHuffmanTable ac, Span<short> coefficients)
+    {
+        int plusOne = 1 << scan.Low, minusOne = -1 << scan.Low;
+        int k = scan.Start;
+        if (scan.EndOfBandRun == 0)
+        {
+            for (; k <= scan.End; k++)
+            {
+                int rs = ac.Decode(ref bits);
+                int run = rs >> 4, size = rs & 15, value = 0;
+                if (size != 0) value = bits.Bits(1) != 0 ? plusOne : minusOne; // size should be 1; libjpeg only warns
+                else if (run != 15)
+                {
+                    scan.EndOfBandRun = (1 << run) + bits.Bits(run);
+                    break;
+                }
+                do
+                {
+                    ref short coefficient = ref coefficients[NaturalOrder[k]];
+                    if (coefficient != 0) Correct(ref bits, ref coefficient, plusOne, minusOne);
+                    else if (--run < 0) break; // the zero coefficient the new value goes to
+                    k++;
+                } while (k <= scan.End);
+                if (value != 0) coefficients[NaturalOrder[k]] = (short)value;
+            }
+        }
+        if (scan.EndOfBandRun > 0)
+        {
+            for (; k <= scan.End; k++)
+            {
+                ref short coefficient = ref coefficients[NaturalOrder[k]];
+                if (coefficient != 0) Correct(ref bits, ref coefficient, plusOne, minusOne);
+            }
+            scan.EndOfBandRun--;
+        }
+    }
+
+    /// <summary>A correction bit: adds 2^Al away from zero unless that bit is already set.</summary>
+    private static void Correct(ref JpegBitReader bits, ref short coefficient, int plusOne, int minusOne)
+    {
+        if (bits.Bits(1) != 0 && (coefficient & plusOne) == 0)
+            coefficient = (short)(coefficient + (coefficient >= 0 ? plusOne : minusOne));
+    }
+
+    /// <summary>Zigzag positions 1..9, whose quantizers and precision jdcoefct.c smoothing_ok looks at.</summary>
+    private const int SmoothedCoefficients = 9;
+
+    private static JpegImage Finish(State st)
+    {
+        var comps = st.Components;
+        // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
+        if (comps.Length == 4 && st.SawAdobe && st.AdobeTransform != 0)
+            throw st.Error("YCCK JPEG is not supported by the managed decoder yet");
+        if (st.Progressive && WouldSmooth(comps))
+            throw st.Error("progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported by the managed decoder yet");
+        var upsamplers = new JpegUpsampler[comps.Length];
+        for (int i = 0; i < comps.Length; i++)
+        {
+            var c = comps[i];
+            int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, stride = blocksWide * 8;
+            var plane = new byte[stride * blocksHigh * 8];
+            var quant = c.Quant ?? new ushort[64]; // a component no scan carried: zero coefficients, mid-gray
+            for (int by = 0; by < blocksHigh; by++)
+                for (int bx = 0; bx < blocksWide; bx++)
+                    JpegIdct.Transform(c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * 8 * stride + bx * 8, stride);
+            c.Coefficients = []; // the planes replace them
+            upsamplers[i] = new JpegUpsampler(plane, stride, c.Width, c.Height, c.H, c.V, st.MaxH, st.MaxV, st.Name);
+        }
+        int width = st.Width, height = st.Height;
+        var rgb = new byte[(long)width * height * 3];
+        if (comps.Length == 1)
+        {
+            var gray = new byte[width];
+            for (int y = 0; y < height; y++)
+            {
+                upsamplers[0].UpsampleRow(y, gray);
+                JpegColor.GrayToRgb(gray, rgb.AsSpan(y * width * 3, width * 3));
+            }
+            return new JpegImage(width, height, rgb);
+        }
+        if (comps.Length == 4)
+        {
+            var planes = new byte[4][];
+            for (int i = 0; i < 4; i++) planes[i] = new byte[width];
+            for (int y = 0; y < height; y++)
+            {
+                for (int i = 0; i < 4; i++) upsamplers[i].UpsampleRow(y, planes[i]);
+                JpegColor.AdobeCmykToRgb(planes[0], planes[1], planes[2], planes[3], rgb.AsSpan(y * width * 3, width * 3));
+            }
+            return new JpegImage(width, height, rgb);
+        }
+        bool isRgb = IsRgb(st);
+        var r0 = new byte[width];
+        var r1 = new byte[width];
+        var r2 = new byte[width];
+        for (int y = 0; y < height; y++)
+        {
+            upsamplers[0].UpsampleRow(y, r0);
+            upsamplers[1].UpsampleRow(y, r1);
+            upsamplers[2].UpsampleRow(y, r2);
+            var row = rgb.AsSpan(y * width * 3, width * 3);
+            if (isRgb) JpegColor.Interleave(r0, r1, r2, row);
+            else JpegColor.YccToRgb(r0, r1, r2, row);
+        }
+        return new JpegImage(width, height, rgb);
+    }
+
+    /// <summary>
+    /// jdcoefct.c smoothing_ok (libjpeg-turbo 2.1, do_block_smoothing on by default): libjpeg smooths a progressive
+    /// image's blocks when every component's DC is known, the DC and first 9 AC quantizers are nonzero, and some of those
+    /// 9 AC coefficients are missing or short of bits. A complete progressive file (every coefficient refined to Al 0)
+    /// is decoded without smoothing.
+    /// </summary>
+    private static bool WouldSmooth(Component[] comps)
+    {
+        bool useful = false;
+        foreach (var c in comps)
+        {
+            if (c.Quant is null || c.CoefficientBits[0] < 0) return false;
+            for (int k = 0; k <= SmoothedCoefficients; k++)
+                if (c.Quant[NaturalOrder[k]] == 0) return false;
+            for (int k = 1; k <= SmoothedCoefficients; k++)
+                if (c.CoefficientBits[k] != 0) useful = true;
+        }
+        return useful;
+    }
+
+    /// <summary>libjpeg's guess of a 3-component file's colour space (jdapimin.c default_decompress_parms): JFIF means
+    /// YCbCr; else an Adobe marker's transform 0 means RGB; else components named 'R', 'G', 'B' mean RGB; else YCbCr.</summary>
+    private static bool IsRgb(State st)
+    {
+        if (st.SawJfif) return false;
+        if (st.SawAdobe) return st.AdobeTransform == 0;
+        var c = st.Components;
+        return c[0].Id == 'R' && c[1].Id == 'G' && c[2].Id == 'B';
+    }
+}

@@ -1,0 +1,132 @@
+namespace ManagedClip.Imaging.Jpeg;
+
+/// <summary>
+/// Brings one component's samples to the full image resolution the way libjpeg-turbo 2.1 does by default
+/// (jdsample.c jinit_upsampler with do_fancy_upsampling TRUE; jdmaster.c use_merged_upsample is FALSE whenever fancy
+/// upsampling is on, so the merged upsampler of jdmerge.c is never used):
+/// <list type="bullet">
+/// <item>full size: copied;</item>
+/// <item>half width: h2v1_fancy_upsample (triangle filter, 3/4 and 1/4 weights) when the component is more than 2
+/// samples wide, else plain replication;</item>
+/// <item>half height: h1v2_fancy_upsample;</item>
+/// <item>half width and height: h2v2_fancy_upsample when more than 2 samples wide, else replication;</item>
+/// <item>any other integral ratio: int_upsample (replication).</item>
+/// </list>
+/// The rows above the first and below the last are the edge rows themselves (jdmainct.c's context pointers).
+/// </summary>
+internal sealed class JpegUpsampler
+{
+    private enum Method { Full, H2V1Fancy, H1V2Fancy, H2V2Fancy, Replicate }
+
+    private readonly Method _method;
+    private readonly int _hExpand, _vExpand;
+    private readonly byte[] _plane;
+    private readonly int _stride, _width, _height;
+    private readonly byte[] _scratch; // one upsampled row of a 2x method: 2 * downsampled_width samples
+
+    /// <summary>Reads the component's samples from <paramref name="plane"/>, <paramref name="stride"/> bytes a row;
+    /// <paramref name="width"/> and <paramref name="height"/> are libjpeg's downsampled_width and downsampled_height
+    /// (ceil(image width * h / max h), likewise for rows); <paramref name="name"/> names the file in errors.</summary>
+    public JpegUpsampler(byte[] plane, int stride, int width, int height, int h, int v, int maxH, int maxV, string name)
+    {
+        _plane = plane; _stride = stride; _width = width; _height = height;
+        if (maxH % h != 0 || maxV % v != 0)
+            throw new ImageInputException($"image '{name}': JPEG sampling factors {h}x{v} with a maximum of {maxH}x{maxV} are not integral ratios (libjpeg refuses them too)");
+        _hExpand = maxH / h; _vExpand = maxV / v;
+        _scratch = _hExpand == 2 ? new byte[2 * width] : [];
+        _method = (_hExpand, _vExpand) switch
+        {
+            (1, 1) => Method.Full,
+            (2, 1) when width > 2 => Method.H2V1Fancy,
+            (1, 2) => Method.H1V2Fancy,
+            (2, 2) when width > 2 => Method.H2V2Fancy,
+            _ => Method.Replicate,
+        };
+    }
+
+    private ReadOnlySpan<byte> Row(int y) => _plane.AsSpan(Math.Clamp(y, 0, _height - 1) * _stride, _width);
+
+    /// <summary>Writes output row <paramref name="y"/>; <paramref name="output"/> is the image width, at most
+    /// _hExpand * downsampled_width.</summary>
+    public void UpsampleRow(int y, Span<byte> output)
+    {
+        switch (_method)
+        {
+            case Method.Full:
+                Row(y)[..output.Length].CopyTo(output);
+                break;
+            case Method.Replicate:
+            {
+                var input = Row(y / _vExpand);
+                for (int x = 0; x < output.Length; x++) output[x] = input[x / _hExpand];
+                break;
+            }
+            case Method.H2V1Fancy:
+            {
+                var input = Row(y);
+                H2V1(input, output);
+                break;
+            }
+            case Method.H1V2Fancy:
+            {
+                int inRow = y >> 1;
+                bool upper = (y & 1) == 0; // the first output row of a pair leans on the row above
+                var near = Row(inRow);
+                var far = Row(upper ? inRow - 1 : inRow + 1);
+                int bias = upper ? 1 : 2;
+                for (int x = 0; x < output.Length; x++) output[x] = (byte)((near[x] * 3 + far[x] + bias) >> 2);
+                break;
+            }
+            case Method.H2V2Fancy:
+            {
+                int inRow = y >> 1;
+                bool upper = (y & 1) == 0;
+                var near = Row(inRow);
+                var far = Row(upper ? inRow - 1 : inRow + 1);
+                H2V2(near, far, output);
+                break;
+            }
+        }
+    }
+
+    /// <summary>h2v1_fancy_upsample on one row (width &gt; 2): output 2i and 2i+1 are (3 in[i] + in[i∓1] + 1 or 2) / 4,
+    /// the end columns copy their sample outward.</summary>
+    private void H2V1(ReadOnlySpan<byte> input, Span<byte> output)
+    {
+        int w = _width;
+        Span<byte> full = _scratch;
+        full[0] = input[0];
+        full[1] = (byte)((input[0] * 3 + input[1] + 2) >> 2);
+        for (int i = 1; i < w - 1; i++)
+        {
+            int v = input[i] * 3;
+            full[2 * i] = (byte)((v + input[i - 1] + 1) >> 2);
+            full[2 * i + 1] = (byte)((v + input[i + 1] + 2) >> 2);
+        }
+        full[2 * w - 2] = (byte)((input[w - 1] * 3 + input[w - 2] + 1) >> 2);
+        full[2 * w - 1] = input[w - 1];
+        full[..output.Length].CopyTo(output);
+    }
+
+    /// <summary>h2v2_fancy_upsample for one output row (width &gt; 2): column sums 3 near + far, then the same
+    /// triangle horizontally with rounding constants 8 and 7 (out of 16).</summary>
+    private void H2V2(ReadOnlySpan<byte> near, ReadOnlySpan<byte> far, Span<byte> output)
+    {
+        int w = _width;
+        Span<byte> full = _scratch;
+        int thisSum = near[0] * 3 + far[0], nextSum = near[1] * 3 + far[1], lastSum;
+        full[0] = (byte)((thisSum * 4 + 8) >> 4);
+        full[1] = (byte)((thisSum * 3 + nextSum + 7) >> 4);
+        lastSum = thisSum; thisSum = nextSum;
+        for (int i = 1; i < w - 1; i++)
+        {
+            nextSum = near[i + 1] * 3 + far[i + 1];
+            full[2 * i] = (byte)((thisSum * 3 + lastSum + 8) >> 4);
+            full[2 * i + 1] = (byte)((thisSum * 3 + nextSum + 7) >> 4);
+            lastSum = thisSum; thisSum = nextSum;
+        }
+        full[2 * w - 2] = (byte)((thisSum * 3 + lastSum + 8) >> 4);
+        full[2 * w - 1] = (byte)((thisSum * 4 + 7) >> 4);
+        full[..output.Length].CopyTo(output);
+    }
+}
