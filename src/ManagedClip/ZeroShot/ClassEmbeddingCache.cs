@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.IO.Hashing;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using ManagedClip.Search;
@@ -15,8 +16,8 @@ namespace ManagedClip.ZeroShot;
 /// named <c>KEY.bin</c>, KEY being the hex SHA-256 of the model fingerprint, the labels, the templates and the vocabulary (its files' bytes;
 /// the token ids of every prompt when the files cannot be read).</para>
 /// <para>File (little-endian): magic <c>MCLIPCLS</c> (8 bytes), version u32 = 2, classes u32, embed dim u32, reserved u32 = 0,
-/// the key (32 bytes), then classes × dim float32: the unit class embeddings, row by row, then a 64-bit checksum of everything
-/// before it (the index file's XXH64-style <see cref="IndexChecksum"/>). Written to a temporary file, fsynced and renamed into
+/// the key (32 bytes), then classes × dim float32: the unit class embeddings, row by row, then the XXH64 (seed 0, System.IO.Hashing) of
+/// everything before it, little-endian. Written to a temporary file, fsynced and renamed into
 /// place. A file that does not match its name (truncated, foreign, another version), fails its checksum or holds a non-finite
 /// value is not used: <see cref="TryLoad"/> says why, and the classifier recomputes and rewrites it.</para>
 /// </remarks>
@@ -76,9 +77,8 @@ public sealed class ClassEmbeddingCache
                 : null;
             if (fault is null)
             {
-                var checksum = new IndexChecksum();
-                checksum.Append(bytes.AsSpan(0, bytes.Length - ChecksumBytes));
-                if (checksum.Finish() != BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(bytes.Length - ChecksumBytes))) fault = "its checksum does not match (damaged)";
+                if (XxHash64.HashToUInt64(bytes.AsSpan(0, bytes.Length - ChecksumBytes)) != BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(bytes.Length - ChecksumBytes)))
+                    fault = "its checksum does not match (damaged)";
             }
             if (fault is not null) { problem = $"{path}: {fault}"; return null; }
 
@@ -105,9 +105,7 @@ public sealed class ClassEmbeddingCache
         BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(16), dim);
         key.CopyTo(bytes, 24);
         for (int i = 0; i < embeddings.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(HeaderBytes + i * 4), embeddings[i]);
-        var checksum = new IndexChecksum();
-        checksum.Append(bytes.AsSpan(0, bytes.Length - ChecksumBytes));
-        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(bytes.Length - ChecksumBytes), checksum.Finish());
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(bytes.Length - ChecksumBytes), XxHash64.HashToUInt64(bytes.AsSpan(0, bytes.Length - ChecksumBytes)));
         string path = PathOf(key);
         try { AtomicFile.Write(path, stream => stream.Write(bytes)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
