@@ -228,20 +228,21 @@ public sealed partial class Checkpoint
         var config = new ClipConfig(hf.ProjectionDim, vision, text);
 
         // config.json's own values first: every size is used to index, divide or allocate.
+        void Positive(string key, int value)
+        {
+            if (value <= 0) throw new CheckpointException($"{hf.Path}: {key} is {value}, expected a positive integer");
+        }
         foreach (var (section, tower) in new[] { ("text_config", t), ("vision_config", v) })
         {
-            void Positive(string key, int value)
-            {
-                if (value <= 0) throw new CheckpointException($"{hf.Path}: {section}.{key} is {value}, expected a positive integer");
-            }
-            Positive("hidden_size", tower.HiddenSize);
-            Positive("intermediate_size", tower.IntermediateSize);
-            Positive("num_attention_heads", tower.Heads);
+            Positive($"{section}.hidden_size", tower.HiddenSize);
+            Positive($"{section}.intermediate_size", tower.IntermediateSize);
+            Positive($"{section}.num_attention_heads", tower.Heads);
             if (tower.HiddenSize % tower.Heads != 0)
                 throw new CheckpointException($"{hf.Path}: {section}.num_attention_heads {tower.Heads} does not divide hidden_size {tower.HiddenSize}");
         }
-        foreach (var (key, value) in new[] { ("projection_dim", hf.ProjectionDim), ("vision_config.patch_size", v.PatchSize), ("vision_config.image_size", v.ImageSize) })
-            if (value <= 0) throw new CheckpointException($"{hf.Path}: {key} is {value}, expected a positive integer");
+        Positive("projection_dim", hf.ProjectionDim);
+        Positive("vision_config.patch_size", v.PatchSize);
+        Positive("vision_config.image_size", v.ImageSize);
         if (text.Pooling == TextPooling.FirstEndOfText && (uint)t.EosTokenId >= (uint)t.VocabSize)
             throw new CheckpointException($"{hf.Path}: text_config.eos_token_id {t.EosTokenId} is outside the vocabulary of {t.VocabSize} tokens");
 
