@@ -67,8 +67,9 @@ public static class NpyFile
     /// <summary>A preprocessed image is normalized pixels: a NaN or infinity there is a broken file, and would only surface as a NaN embedding.</summary>
     static void RequireFinite(string path, float[] data, int[] shape)
     {
+        // Vectorized first; the scan below only names the first bad value. (IsFiniteAll is false for no values at all.)
+        if (data.Length == 0 || System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(data)) return;
         int bad = Array.FindIndex(data, v => !float.IsFinite(v));
-        if (bad < 0) return;
         var index = new long[shape.Length];
         long rest = bad;
         for (int axis = shape.Length - 1; axis >= 0; axis--) { index[axis] = rest % shape[axis]; rest /= shape[axis]; }
