@@ -20,12 +20,14 @@ public sealed partial class ClipModel
     }
 
     /// <summary>
-    /// Decodes, preprocesses and encodes image files in batches, in input order. The next batch is decoded on a
-    /// background thread while the current one runs through the image tower. A file that fails to decode is
-    /// reported in its result and the others are still encoded.
+    /// Decodes, preprocesses and encodes image files in batches, in input order. Images are decoded and preprocessed on
+    /// worker threads ahead of the image tower (<see cref="DecodePipeline{T}"/>), with at most a batch and two images per
+    /// thread waiting, and <see cref="ClipModelOptions.MaxThreads"/> bounds decoding and the forward passes together
+    /// (<see cref="ThreadBudget"/>). A file that fails to decode is reported in its result and the others are still encoded.
     /// </summary>
     public IEnumerable<ImageFileResult> EncodeImageFiles(IReadOnlyList<string> paths, PreprocessOptions? preprocessing = null)
     {
+        ArgumentNullException.ThrowIfNull(paths);
         // Refused here once disposed; each batch then enters through EncodeImages.
         using (_calls.Enter(this)) { }
         var preprocessor = new ImagePreprocessor(preprocessing ?? DefaultPreprocessOptions());
@@ -36,24 +38,25 @@ public sealed partial class ClipModel
 
     IEnumerable<ImageFileResult> EncodeImageFilesIterator(IReadOnlyList<string> paths, ImagePreprocessor preprocessor)
     {
-        int batchSize = _options.MaxBatch, imageLength = 3 * ImageSize * ImageSize;
-        Task<(float[]? Pixels, ClipException? Error)[]> Decode(int start) => Task.Run(() =>
-            paths.Skip(start).Take(batchSize).Select(path =>
-            {
-                try { return ((float[]?)preprocessor.Preprocess(path), (ClipException?)null); }
-                catch (ClipException e) { return (null, e); }
-            }).ToArray());
-
-        var pending = paths.Count > 0 ? Decode(0) : null;
+        int batchSize = _options.MaxBatch, imageLength = 3 * ImageSize * ImageSize, threads = Threads;
+        var budget = new ThreadBudget(threads);
+        using var pipeline = new DecodePipeline<(float[]? Pixels, ClipException? Error)>(paths.Count, threads, batchSize + 2 * threads, budget, i =>
+        {
+            try { return (preprocessor.Preprocess(paths[i]), null); }
+            catch (ClipException e) { return (null, e); }
+        });
         for (int start = 0; start < paths.Count; start += batchSize)
         {
-            var decoded = pending!.GetAwaiter().GetResult();
-            pending = start + batchSize < paths.Count ? Decode(start + batchSize) : null;
+            var decoded = new (float[]? Pixels, ClipException? Error)[Math.Min(batchSize, paths.Count - start)];
+            for (int i = 0; i < decoded.Length; i++) decoded[i] = pipeline.Take();
 
             var good = Enumerable.Range(0, decoded.Length).Where(i => decoded[i].Pixels is not null).ToArray();
             var pixels = new float[good.Length * imageLength];
             for (int g = 0; g < good.Length; g++) decoded[good[g]].Pixels!.CopyTo(pixels, g * imageLength);
-            var features = EncodeImages(pixels, good.Length);
+            float[][] features;
+            int forwardThreads = budget.AcquireForForward();
+            try { features = EncodeImages(pixels, good.Length, forwardThreads); }
+            finally { budget.Release(forwardThreads); }
             int next = 0;
             for (int i = 0; i < decoded.Length; i++)
             {

@@ -87,7 +87,11 @@ public sealed partial class ClipModel : IDisposable
     int Threads => _options.MaxThreads > 0 ? _options.MaxThreads : Environment.ProcessorCount;
 
     /// <summary>pixels [count, 3, R, R] (preprocessed, normalized) → one raw feature vector [E] per image.</summary>
-    public float[][] EncodeImages(ReadOnlySpan<float> pixels, int count)
+    public float[][] EncodeImages(ReadOnlySpan<float> pixels, int count) => EncodeImages(pixels, count, Threads);
+
+    /// <summary><see cref="EncodeImages(ReadOnlySpan{float}, int)"/> on <paramref name="threads"/> threads (the features
+    /// do not depend on how many).</summary>
+    float[][] EncodeImages(ReadOnlySpan<float> pixels, int count, int threads)
     {
         using var call = _calls.Enter(this);
         int imageLength = 3 * ImageSize * ImageSize;
@@ -98,7 +102,7 @@ public sealed partial class ClipModel : IDisposable
         for (int start = 0; start < count; start += _options.MaxBatch)
         {
             int batch = Math.Min(_options.MaxBatch, count - start);
-            _imageTower.Forward(pixels.Slice(start * imageLength, batch * imageLength), batch, features, Threads);
+            _imageTower.Forward(pixels.Slice(start * imageLength, batch * imageLength), batch, features, threads);
             for (int b = 0; b < batch; b++) results[start + b] = features.AsSpan(b * EmbedDim, EmbedDim).ToArray();
         }
         return results;
