@@ -118,11 +118,12 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
     }
 
     /// <summary>Mutated corpus files (bytes overwritten, cut, spliced; fixed seed): the decoder either returns an image
-    /// of the size its header says or throws <see cref="ImageInputException"/> — nothing else, within a time bound.</summary>
+    /// of the size its header says or throws <see cref="ImageInputException"/> — nothing else, within a time bound. The
+    /// large files are left out, so that the rounds stay many.</summary>
     [Fact]
     public void MutatedFilesDecodeOrFailCleanly()
     {
-        var sources = Manifest.Value.Where(e => Supported.Contains(e.Kind) && !e.File.StartsWith("../", StringComparison.Ordinal))
+        var sources = Manifest.Value.Where(e => Supported.Contains(e.Kind) && !e.File.StartsWith("../", StringComparison.Ordinal) && e.Width * e.Height <= 64 * 1024)
             .Select(e => File.ReadAllBytes(PathOf(e))).ToArray();
         var random = new Random(14);
         var clock = Stopwatch.StartNew();
