@@ -9,23 +9,30 @@ namespace ManagedClip.Tests.Imaging;
 /// <summary>
 /// The managed JPEG decoder against Pillow 9.4 (libjpeg-turbo 2.1.5): tests/fixtures/imaging/jpeg-corpus holds the files
 /// and, in manifest.json, the SHA-256 of Pillow's Image.open(f).convert("RGB").tobytes() for each (made by
-/// make_jpeg_corpus.py). Sequential and progressive Huffman files must decode to exactly those bytes; the others must be refused by name.
+/// make_jpeg_corpus.py). Sequential and progressive Huffman files must decode to exactly those bytes, full size and with
+/// Pillow's draft (reduced-size decoding) at each recorded request; the others must be refused by name.
 /// </summary>
 public sealed class JpegDecoderTests(ITestOutputHelper output)
 {
     private static string CorpusFolder => Path.Combine(ImagingTestData.Fixtures, "jpeg-corpus");
 
-    private sealed record Entry(string File, string Kind, int Width, int Height, string Sha256)
+    private sealed record Entry(string File, string Kind, int Width, int Height, string Sha256, Draft[] Drafts)
     {
         public override string ToString() => File;
     }
+
+    /// <summary>Pillow's im.draft("RGB", (Request, Request)): the scale it chose and the image it then decoded.</summary>
+    private sealed record Draft(int Request, int Scale, int Width, int Height, string Sha256);
 
     private static readonly Lazy<Entry[]> Manifest = new(() =>
     {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(CorpusFolder, "manifest.json")));
         return doc.RootElement.GetProperty("files").EnumerateArray().Select(e => new Entry(
             e.GetProperty("file").GetString()!, e.GetProperty("kind").GetString()!, e.GetProperty("width").GetInt32(),
-            e.GetProperty("height").GetInt32(), e.GetProperty("sha256").GetString()!)).ToArray();
+            e.GetProperty("height").GetInt32(), e.GetProperty("sha256").GetString()!,
+            e.GetProperty("draft").EnumerateArray().Select(d => new Draft(d.GetProperty("request").GetInt32(),
+                d.GetProperty("scale").GetInt32(), d.GetProperty("width").GetInt32(), d.GetProperty("height").GetInt32(),
+                d.GetProperty("sha256").GetString()!)).ToArray())).ToArray();
     });
 
     /// <summary>A corpus file, or a reference image under ../shared (the manifest names those from the repository root).</summary>
@@ -53,6 +60,52 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         Assert.Equal(entry.Sha256, ImagingTestData.Sha256Hex(image.Rgb));
     }
 
+    /// <summary>Every supported file at every draft request the manifest records (224, 336, and those giving scales 2, 4
+    /// and 8 where the file allows): the scale <see cref="JpegDecoder.DraftScale"/> picks, then the scaled decode, equal
+    /// to Pillow's.</summary>
+    public static IEnumerable<object[]> DraftRequests() =>
+        Manifest.Value.Where(e => Supported.Contains(e.Kind)).SelectMany(e => e.Drafts.Select(d => new object[] { e.File, d.Request }));
+
+    [Theory]
+    [MemberData(nameof(DraftRequests))]
+    public void DraftDecodesToPillowsBytes(string file, int request)
+    {
+        var entry = Find(file);
+        var draft = entry.Drafts.Single(d => d.Request == request);
+        int scale = JpegDecoder.DraftScale(entry.Width, entry.Height, request);
+        Assert.Equal(draft.Scale, scale);
+        var image = JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels, scale);
+        Assert.Equal((draft.Width, draft.Height), (image.Width, image.Height));
+        Assert.Equal(draft.Sha256, ImagingTestData.Sha256Hex(image.Rgb));
+    }
+
+    /// <summary>DraftScale against every choice Pillow made in the corpus (refused files included), and Pillow's
+    /// arithmetic on sizes the corpus does not have: the largest power of two up to 8 not above
+    /// min(width / R, height / R).</summary>
+    [Theory]
+    [InlineData(4000, 3000, 224, 8)] // min(17, 13) = 13
+    [InlineData(4000, 3000, 336, 8)] // min(11, 8) = 8
+    [InlineData(4000, 3000, 448, 4)] // min(8, 6) = 6
+    [InlineData(1791, 1792, 224, 4)] // min(7, 8) = 7: one pixel short of 1/8
+    [InlineData(447, 5000, 224, 1)] // min(1, 22) = 1
+    [InlineData(100, 100, 224, 1)] // smaller than asked: no scaling
+    public void DraftScaleIsPillowsChoice(int width, int height, int request, int scale)
+    {
+        Assert.Equal(scale, JpegDecoder.DraftScale(width, height, request));
+        Assert.All(Manifest.Value.SelectMany(e => e.Drafts.Select(d => (e, d))),
+            x => Assert.Equal(x.d.Scale, JpegDecoder.DraftScale(x.e.Width, x.e.Height, x.d.Request)));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(16)]
+    public void ScaleDenominatorsOtherThan1248AreRejected(int scale)
+    {
+        var bytes = File.ReadAllBytes(Path.Combine(CorpusFolder, "rgb420_q90_64x48.jpg"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => JpegDecoder.Decode(bytes, "x.jpg", PreprocessOptions.DefaultMaxPixels, scale));
+    }
+
     [Theory]
     [InlineData("rgb420_progressive_incomplete_61x45.jpg", "progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported")]
     [InlineData("rgb420_arithmetic_61x45.jpg", "arithmetic-coded JPEG is not supported")]
@@ -60,9 +113,12 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
     {
         var entry = Find(file);
         Assert.DoesNotContain(entry.Kind, Supported);
-        var ex = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels));
-        Assert.Contains(file, ex.Message, StringComparison.Ordinal);
-        Assert.Contains(feature, ex.Message, StringComparison.Ordinal);
+        foreach (int scale in new[] { 1, 2, 4, 8 })
+        {
+            var ex = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels, scale));
+            Assert.Contains(file, ex.Message, StringComparison.Ordinal);
+            Assert.Contains(feature, ex.Message, StringComparison.Ordinal);
+        }
     }
 
     /// <summary>An Adobe marker with transform 2 makes a 4-component file YCCK for libjpeg; that conversion is not
@@ -96,6 +152,9 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         Assert.Contains("big.jpg", ex.Message, StringComparison.Ordinal);
         Assert.Contains("over the limit of 3071", ex.Message, StringComparison.Ordinal);
         JpegDecoder.Decode(bytes, "big.jpg", maxPixels: 64 * 48);
+        // A reduced-size decode is limited by the frame's size too, not by the 8x6 pixels it returns.
+        ex = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(bytes, "big.jpg", maxPixels: 64 * 48 - 1, scaleDenominator: 8));
+        Assert.Contains("over the limit of 3071", ex.Message, StringComparison.Ordinal);
     }
 
     /// <summary>Huffman code counts that overflow their lengths (three 1-bit codes) are refused as libjpeg refuses them
@@ -117,12 +176,14 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         Assert.Contains("bad Huffman table", ex.Message, StringComparison.Ordinal);
     }
 
-    /// <summary>Mutated corpus files (bytes overwritten, cut, spliced; fixed seed): the decoder either returns an image
-    /// of the size its header says or throws <see cref="ImageInputException"/> — nothing else, within a time bound.</summary>
+    /// <summary>Mutated corpus files (bytes overwritten, cut, spliced; fixed seed), decoded at full size or scaled by a
+    /// random 1/2, 1/4 or 1/8: the decoder either returns an image of the size its header says or throws
+    /// <see cref="ImageInputException"/> — nothing else, within a time bound. The large files are left out, so that the
+    /// rounds stay many.</summary>
     [Fact]
     public void MutatedFilesDecodeOrFailCleanly()
     {
-        var sources = Manifest.Value.Where(e => Supported.Contains(e.Kind) && !e.File.StartsWith("../", StringComparison.Ordinal))
+        var sources = Manifest.Value.Where(e => Supported.Contains(e.Kind) && !e.File.StartsWith("../", StringComparison.Ordinal) && e.Width * e.Height <= 64 * 1024)
             .Select(e => File.ReadAllBytes(PathOf(e))).ToArray();
         var random = new Random(14);
         var clock = Stopwatch.StartNew();
@@ -162,7 +223,7 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
             }
             try
             {
-                var image = JpegDecoder.Decode(bytes, "fuzzed.jpg", maxPixels: 1 << 20);
+                var image = JpegDecoder.Decode(bytes, "fuzzed.jpg", maxPixels: 1 << 20, scaleDenominator: 1 << random.Next(4));
                 Assert.Equal((long)image.Width * image.Height * 3, image.Rgb.Length);
                 decoded++;
             }

@@ -13,9 +13,10 @@ internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
 /// it. Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files, and progressive files libjpeg would
 /// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
 /// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
-/// gives an <see cref="ImageInputException"/>.
+/// gives an <see cref="ImageInputException"/>. Reduced-size decoding (libjpeg's DCT scaling, as Pillow's draft uses it)
+/// is in JpegDecoder.Scaling.cs.
 /// </summary>
-internal static class JpegDecoder
+internal static partial class JpegDecoder
 {
     /// <summary>Zigzag index → natural (row-major) index, with 16 extra entries so a corrupt run past coefficient 63
     /// lands on 63 instead of outside the block (as libjpeg's jpeg_natural_order does).</summary>
@@ -57,8 +58,16 @@ internal static class JpegDecoder
 
     /// <summary>Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
     /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated.</summary>
-    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels)
+    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels) => Decode(data, name, maxPixels, 1);
+
+    /// <summary>Decodes <paramref name="data"/> scaled by 1/<paramref name="scaleDenominator"/> (1, 2, 4 or 8) as
+    /// libjpeg does with scale_num 1 and that scale_denom, which is what Pillow's draft asks for (see
+    /// <see cref="DraftScale"/>): ceil(width / scale) x ceil(height / scale) pixels. The pixel limit applies to the
+    /// full frame, as without scaling.</summary>
+    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels, int scaleDenominator)
     {
+        if (scaleDenominator is not (1 or 2 or 4 or 8))
+            throw new ArgumentOutOfRangeException(nameof(scaleDenominator), scaleDenominator, "the JPEG scale denominator is 1, 2, 4 or 8");
         var st = new State(name);
         if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) throw st.Error("not a JPEG file (no SOI marker)");
         int pos = 2;
@@ -70,7 +79,7 @@ internal static class JpegDecoder
                 // The end of the file or EOI: what the scans so far hold is the image (libjpeg treats a missing EOI as
                 // the end with a warning).
                 if (st.Scans == 0) throw st.Error(st.Components.Length == 0 ? "JPEG file has no image (no SOF marker before its end)" : "JPEG file ends before its first scan");
-                return Finish(st);
+                return Finish(st, scaleDenominator);
             }
             if (marker is >= 0xD0 and <= 0xD7 or 0x01) continue; // RSTn or TEM outside a scan: no parameters
             if (pos + 2 > data.Length) throw st.Error("JPEG file is truncated (in a marker's length)");
@@ -431,7 +440,7 @@ internal static class JpegDecoder
     /// <summary>Zigzag positions 1..9, whose quantizers and precision jdcoefct.c smoothing_ok looks at.</summary>
     private const int SmoothedCoefficients = 9;
 
-    private static JpegImage Finish(State st)
+    private static JpegImage Finish(State st, int scaleDenominator)
     {
         var comps = st.Components;
         // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
@@ -439,20 +448,24 @@ internal static class JpegDecoder
             throw st.Error("YCCK JPEG is not supported by the managed decoder yet");
         if (st.Progressive && WouldSmooth(comps))
             throw st.Error("progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported by the managed decoder yet");
+        var output = ScaledSizes(st, scaleDenominator);
         var upsamplers = new JpegUpsampler[comps.Length];
         for (int i = 0; i < comps.Length; i++)
         {
             var c = comps[i];
-            int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, stride = blocksWide * 8;
-            var plane = new byte[stride * blocksHigh * 8];
+            var scaled = output.Components[i];
+            int size = scaled.DctSize; // samples per block side
+            int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, stride = blocksWide * size;
+            var plane = new byte[stride * blocksHigh * size];
             var quant = c.Quant ?? new ushort[64]; // a component no scan carried: zero coefficients, mid-gray
             for (int by = 0; by < blocksHigh; by++)
                 for (int bx = 0; bx < blocksWide; bx++)
-                    JpegIdct.Transform(c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * 8 * stride + bx * 8, stride);
+                    JpegScaledIdct.Transform(size, c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * size * stride + bx * size, stride);
             c.Coefficients = []; // the planes replace them
-            upsamplers[i] = new JpegUpsampler(plane, stride, c.Width, c.Height, c.H, c.V, st.MaxH, st.MaxV, st.Name);
+            upsamplers[i] = new JpegUpsampler(plane, stride, scaled.Width, scaled.Height, scaled.HInGroup, scaled.VInGroup,
+                st.MaxH, st.MaxV, output.FancyUpsampling, st.Name);
         }
-        int width = st.Width, height = st.Height;
+        int width = output.Width, height = output.Height;
         var rgb = new byte[(long)width * height * 3];
         if (comps.Length == 1)
         {

@@ -18,7 +18,7 @@ internal static class JpegIdct
     /// descaled value &amp; 1023: [-128, 127] maps to value + 128, 128..511 saturate to 255, 512..895 (i.e. values far
     /// out of range, which only corrupt data produces) wrap to 0 as the table does.
     /// </summary>
-    private static readonly byte[] RangeLimit = BuildRangeLimit();
+    internal static readonly byte[] RangeLimit = BuildRangeLimit();
 
     private static byte[] BuildRangeLimit()
     {

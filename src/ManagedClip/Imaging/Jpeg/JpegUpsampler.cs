@@ -13,6 +13,8 @@ namespace ManagedClip.Imaging.Jpeg;
 /// <item>any other integral ratio: int_upsample (replication).</item>
 /// </list>
 /// The rows above the first and below the last are the edge rows themselves (jdmainct.c's context pointers).
+/// With DCT scaling the ratio is between the component's scaled samples and the scaled output, and libjpeg turns fancy
+/// upsampling off at 1/8 (min_DCT_scaled_size 1: jdmainct.c has no context rows then), which leaves replication.
 /// </summary>
 internal sealed class JpegUpsampler
 {
@@ -26,20 +28,24 @@ internal sealed class JpegUpsampler
 
     /// <summary>Reads the component's samples from <paramref name="plane"/>, <paramref name="stride"/> bytes a row;
     /// <paramref name="width"/> and <paramref name="height"/> are libjpeg's downsampled_width and downsampled_height
-    /// (ceil(image width * h / max h), likewise for rows); <paramref name="name"/> names the file in errors.</summary>
-    public JpegUpsampler(byte[] plane, int stride, int width, int height, int h, int v, int maxH, int maxV, string name)
+    /// (ceil(image width * h / max h), likewise for rows, and scaled with the output). <paramref name="hInGroup"/> x
+    /// <paramref name="vInGroup"/> samples become <paramref name="maxH"/> x <paramref name="maxV"/> pixels: jdsample.c's
+    /// input group, the sampling factors times DCT_scaled_size / min_DCT_scaled_size (the sampling factors themselves
+    /// at full size). <paramref name="fancy"/> is jinit_upsampler's do_fancy; <paramref name="name"/> names the file in
+    /// errors.</summary>
+    public JpegUpsampler(byte[] plane, int stride, int width, int height, int hInGroup, int vInGroup, int maxH, int maxV, bool fancy, string name)
     {
         _plane = plane; _stride = stride; _width = width; _height = height;
-        if (maxH % h != 0 || maxV % v != 0)
-            throw new ImageInputException($"image '{name}': JPEG sampling factors {h}x{v} with a maximum of {maxH}x{maxV} are not integral ratios (libjpeg refuses them too)");
-        _hExpand = maxH / h; _vExpand = maxV / v;
+        if (maxH % hInGroup != 0 || maxV % vInGroup != 0)
+            throw new ImageInputException($"image '{name}': JPEG sampling factors {hInGroup}x{vInGroup} with a maximum of {maxH}x{maxV} are not integral ratios (libjpeg refuses them too)");
+        _hExpand = maxH / hInGroup; _vExpand = maxV / vInGroup;
         _scratch = _hExpand == 2 ? new byte[2 * width] : [];
         _method = (_hExpand, _vExpand) switch
         {
             (1, 1) => Method.Full,
-            (2, 1) when width > 2 => Method.H2V1Fancy,
-            (1, 2) => Method.H1V2Fancy,
-            (2, 2) when width > 2 => Method.H2V2Fancy,
+            (2, 1) when fancy && width > 2 => Method.H2V1Fancy,
+            (1, 2) when fancy => Method.H1V2Fancy,
+            (2, 2) when fancy && width > 2 => Method.H2V2Fancy,
             _ => Method.Replicate,
         };
     }
