@@ -10,8 +10,9 @@ internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
 /// returns the bytes Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression,
 /// i.e. the islow IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point
 /// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts
-/// it. Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files, and progressive files libjpeg would
-/// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
+/// it; progressive files whose scans leave low-frequency coefficients incomplete are block-smoothed as libjpeg does
+/// (<see cref="JpegBlockSmoothing"/>). Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files
+/// are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
 /// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
 /// gives an <see cref="ImageInputException"/>. Reduced-size decoding (libjpeg's DCT scaling, as Pillow's draft uses it)
 /// is in JpegDecoder.Scaling.cs.
@@ -446,8 +447,9 @@ internal static partial class JpegDecoder
         // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
         if (comps.Length == 4 && st.SawAdobe && st.AdobeTransform != 0)
             throw st.Error("YCCK JPEG is not supported by the managed decoder yet");
-        if (st.Progressive && WouldSmooth(comps))
-            throw st.Error("progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported by the managed decoder yet");
+        if (st.Progressive && WouldSmooth(comps)) // which also found every component's quantization table
+            foreach (var c in comps)
+                JpegBlockSmoothing.Apply(c.Coefficients, c.BlocksWide, (c.Width + 7) / 8, (c.Height + 7) / 8, c.V, st.McusHigh, c.Quant!, c.CoefficientBits);
         var output = ScaledSizes(st, scaleDenominator);
         var upsamplers = new JpegUpsampler[comps.Length];
         for (int i = 0; i < comps.Length; i++)
@@ -507,8 +509,8 @@ internal static partial class JpegDecoder
     /// <summary>
     /// jdcoefct.c smoothing_ok (libjpeg-turbo 2.1, do_block_smoothing on by default): libjpeg smooths a progressive
     /// image's blocks when every component's DC is known, the DC and first 9 AC quantizers are nonzero, and some of those
-    /// 9 AC coefficients are missing or short of bits. A complete progressive file (every coefficient refined to Al 0)
-    /// is decoded without smoothing.
+    /// 9 AC coefficients are missing or short of bits (then every component is smoothed). A complete progressive file
+    /// (every coefficient refined to Al 0) is decoded without smoothing.
     /// </summary>
     private static bool WouldSmooth(Component[] comps)
     {
