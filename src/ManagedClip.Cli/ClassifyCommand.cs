@@ -21,7 +21,7 @@ internal sealed class ClassifyCommand : ICommand
             ("--top K", "show the K most probable labels (default 5)"),
             ("--cache-dir DIR", $"class-embedding cache (default ${ClassEmbeddingCache.EnvironmentVariable}, else $XDG_CACHE_HOME/managedclip, else ~/.cache/managedclip)"),
             ModelOptions.Threads),
-        [("--no-cache", "neither read nor write the class-embedding cache"), EmbedImageCommand.ExifFlag],
+        [("--no-cache", "neither read nor write the class-embedding cache"), .. ImageFlags.Both],
         [
             "managedclip classify --model clip-vit-base-patch32/ --labels \"cat,dog,bird\" cat.jpg",
             "managedclip classify --model ViT-B-32.safetensors --vocab bpe_simple_vocab_16e6.txt.gz --labels-file imagenet_prompts.json --templates-file imagenet_prompts.json --top 3 --json photos/*.jpg",
@@ -50,7 +50,7 @@ internal sealed class ClassifyCommand : ICommand
                 : $"class embeddings: {classifier.Labels.Count} labels × {classifier.Templates.Count} templates, {classifier.EncodedPrompts} prompts encoded in {clock.Elapsed.TotalSeconds:0.00} s" +
                   (classifier.CachePath is null ? " (not cached)" : $", cached at {classifier.CachePath}"));
 
-        var preprocessing = model.DefaultPreprocessOptions() with { ApplyExifOrientation = args.Has("--exif-orientation") };
+        var preprocessing = ImageFlags.Apply(args, model.DefaultPreprocessOptions());
         foreach (var result in model.EncodeImageFiles(args.Inputs, preprocessing))
         {
             if (result.Error is not null) { output.Fail(result.Path, result.Error.Message); continue; }

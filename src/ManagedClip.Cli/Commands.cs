@@ -185,22 +185,33 @@ internal sealed class EmbedTextCommand : ICommand
     }
 }
 
+/// <summary>The image-decoding flags of every command that reads image files (embed-image, classify, index, preprocess).</summary>
+internal static class ImageFlags
+{
+    public static readonly (string, string) ExifOrientation = ("--exif-orientation", "rotate images as their EXIF orientation says (the original pipeline ignores it)");
+    public static readonly (string, string) FastDecode = ("--fast-decode",
+        "decode JPEGs at 1/2, 1/4 or 1/8 size before the resize, as Pillow's draft() does: several times faster on large photos, " +
+        "but not the original pipeline's pixels (see README for the effect on embeddings)");
+    public static readonly (string, string)[] Both = [ExifOrientation, FastDecode];
+
+    public static PreprocessOptions Apply(ParsedArguments args, PreprocessOptions options) =>
+        options with { ApplyExifOrientation = args.Has("--exif-orientation"), ReducedSizeDecoding = args.Has("--fast-decode") };
+}
+
 internal sealed class EmbedImageCommand : ICommand
 {
-    public CommandSpec Spec { get; } = new("embed-image", "embed-image --model PATH [--raw] [--exif-orientation] [--json] INPUT...",
+    public CommandSpec Spec { get; } = new("embed-image", "embed-image --model PATH [--raw] [--exif-orientation] [--fast-decode] [--json] INPUT...",
         "Encode images with the image tower. INPUT is an image file (JPEG, PNG, GIF, BMP, TIFF, WebP, PBM, TGA), preprocessed as the original CLIP does, " +
         "or a .npy float32 tensor [3,R,R] or [N,3,R,R] already preprocessed (one result per row, named FILE.npy#i). A file that fails is reported and the rest still run.",
         ModelOptions.Names(ModelOptions.Model, ModelOptions.Threads),
-        [("--raw", "print the projected features before L2 normalization"), ExifFlag],
+        [("--raw", "print the projected features before L2 normalization"), .. ImageFlags.Both],
         ["managedclip embed-image --model clip-vit-base-patch32/ --json cat.jpg dog.png", "managedclip embed-image --model ViT-B-32.safetensors batch.npy"]);
-
-    internal static readonly (string, string) ExifFlag = ("--exif-orientation", "rotate images as their EXIF orientation says (the original pipeline ignores it)");
 
     public int Run(ParsedArguments args, Output output)
     {
         if (args.Inputs.Count == 0) throw new UsageException("no image given");
         using var model = ModelOptions.Load(args);
-        var preprocessing = model.DefaultPreprocessOptions() with { ApplyExifOrientation = args.Has("--exif-orientation") };
+        var preprocessing = ImageFlags.Apply(args, model.DefaultPreprocessOptions());
         bool raw = args.Has("--raw");
         void Print(string name, float[] features) => EmbedTextCommand.Print(output, name, features, raw);
 
@@ -242,11 +253,11 @@ internal sealed class EmbedImageCommand : ICommand
 
 internal sealed class PreprocessCommand : ICommand
 {
-    public CommandSpec Spec { get; } = new("preprocess", "preprocess (--size R | --model PATH) [--exif-orientation] [--json] IMAGE --out FILE.npy",
+    public CommandSpec Spec { get; } = new("preprocess", "preprocess (--size R | --model PATH) [--exif-orientation] [--fast-decode] [--json] IMAGE --out FILE.npy",
         "Decode and preprocess one image exactly as the original CLIP pipeline does (Pillow bicubic resize of the shorter side, center crop, normalize) " +
         "and write the float32 [3,R,R] tensor as .npy. With --model, R and the pipeline come from the checkpoint (a Hugging Face folder's preprocessor_config.json).",
         ModelOptions.Names(("--size R", "output resolution R (224 for ViT-B/32)"), ModelOptions.Model, ("--out FILE", "the .npy file to write")),
-        [EmbedImageCommand.ExifFlag],
+        ImageFlags.Both,
         ["managedclip preprocess --size 224 cat.jpg --out cat.224.npy"]);
 
     public int Run(ParsedArguments args, Output output)
@@ -263,7 +274,7 @@ internal sealed class PreprocessCommand : ICommand
             if (size is not null && size != options.CropSize) throw new UsageException($"--size {size} disagrees with the model's {options.CropSize} px");
         }
         else options = PreprocessOptions.OpenAI(size ?? throw new UsageException("preprocess needs --size R or --model PATH"));
-        options = options with { ApplyExifOrientation = args.Has("--exif-orientation") };
+        options = ImageFlags.Apply(args, options);
 
         var pixels = new ImagePreprocessor(options).Preprocess(input);
         int[] shape = [3, options.CropSize, options.CropSize];

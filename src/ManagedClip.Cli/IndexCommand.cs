@@ -17,7 +17,7 @@ internal sealed class IndexCommand : ICommand
             ("--out INDEX", "the index file to create or update"),
             ("--commit-every N", "write the index after every N embedded images (default 1000)"),
             ModelOptions.Threads),
-        [EmbedImageCommand.ExifFlag],
+        ImageFlags.Both,
         ["managedclip index --model clip-vit-base-patch32/ --out photos.mcidx ~/Pictures", "managedclip search --index photos.mcidx -- \"a dog on a beach\""]);
 
     public int Run(ParsedArguments args, Output output)
@@ -34,7 +34,7 @@ internal sealed class IndexCommand : ICommand
             {
                 CommitEvery = commitEvery,
                 VocabularyPath = args.Value("--vocab"),
-                Preprocessing = model.DefaultPreprocessOptions() with { ApplyExifOrientation = args.Has("--exif-orientation") },
+                Preprocessing = ImageFlags.Apply(args, model.DefaultPreprocessOptions()),
                 Progress = (done, total) => progress?.Report(done, total),
                 Failed = (path, error) =>
                 {

@@ -35,6 +35,9 @@ public enum SourceMode
     Bilevel,
     /// <summary>32-bit integer ("I"), e.g. 16-bit grayscale PNG: resampled in double, clamped to 0..255 on conversion to RGB.</summary>
     I,
+    /// <summary>CMYK (a 4-component JPEG), the 4 channels as Pillow holds them: resized as they are, converted to RGB
+    /// with Pillow's cmyk2rgb after the crop (OpenAI order) or before the resize (HF order).</summary>
+    Cmyk,
 }
 
 /// <summary>A decoded image: interleaved 8-bit channels (<see cref="Bytes"/>) or, for <see cref="SourceMode.I"/>, 32-bit integers (<see cref="Ints"/>).</summary>
@@ -58,7 +61,8 @@ public sealed class DecodedImage
 }
 
 /// <summary>
-/// Decodes image files with ImageSharp 2.1 into the pixel mode Pillow would open them in (see <see cref="SourceMode"/>).
+/// Decodes image files into the pixel mode Pillow would open them in (see <see cref="SourceMode"/>): JPEG with the managed
+/// decoder (<see cref="Jpeg.JpegDecoder"/>), the other formats with ImageSharp 2.1.
 /// The header is identified first and images over <see cref="PreprocessOptions.MaxPixels"/> are refused before any
 /// pixel is decoded; ImageSharp allocations are bounded as well. Every failure is an <see cref="ImageInputException"/>
 /// naming the file.
@@ -69,8 +73,8 @@ public sealed class DecodedImage
 /// 2/4/8-bit gray → L; 16-bit gray → I (full 16-bit values); gray+alpha 8-bit → LA, 16-bit → RGBA from the high bytes;
 /// RGB/RGBA 16-bit → high byte of each sample (Pillow's "RGB;16B" unpacker), not ImageSharp's rounding down-scale.
 /// GIF: first frame only, mode P. BMP ≤ 8 bpp: P, or L / "1" when the palette is the identity gray ramp (BmpImagePlugin's
-/// check). TIFF with palette photometric: P. PBM bilevel: "1". JPEG: L for 1-component files, otherwise RGB
-/// (ImageSharp converts CMYK/YCCK to RGB; Pillow would keep CMYK — not bit-compatible, and no JPEG decode is).
+/// check). TIFF with palette photometric: P. PBM bilevel: "1". JPEG (the managed decoder, not ImageSharp): L, RGB or
+/// CMYK by the number of components, as Pillow, with Pillow's exact pixels.
 /// Anything else: RGBA when some pixel has alpha &lt; 255, else RGB — equivalent to Pillow whether it opened the file
 /// as RGB or RGBA, because a fully opaque RGBA image resizes exactly like RGB.
 /// </remarks>
@@ -109,6 +113,7 @@ public static class ImageLoader
             long start = stream.Position;
             if (stream.Length - start <= 0)
                 throw new ImageInputException($"image '{name}' is empty (0 bytes)");
+            if (IsJpeg(stream, start)) return LoadJpeg(stream, start, name, options);
 
             Configuration config = CreateConfiguration(options);
             IImageInfo? info = Image.Identify(config, stream, out IImageFormat? format);
@@ -124,7 +129,6 @@ public static class ImageLoader
 
             stream.Position = start;
             if (format is PngFormat) TruncationCheck.Png(stream, name);
-            else if (format is JpegFormat) TruncationCheck.Jpeg(stream, name);
             int orientation = options.ApplyExifOrientation ? ExifOrientation.Read(stream, format) : 1;
             stream.Position = start;
             return ExifOrientation.Apply(Decode(config, stream, name, format, info), orientation);
@@ -147,6 +151,40 @@ public static class ImageLoader
         }
     }
 
+    /// <summary>JPEG files start with SOI and the 0xFF of another marker (Pillow's JpegImagePlugin accepts exactly this).</summary>
+    private static bool IsJpeg(Stream stream, long start)
+    {
+        Span<byte> magic = stackalloc byte[3];
+        int read = stream.ReadAtLeast(magic, 3, throwOnEndOfStream: false);
+        stream.Position = start;
+        return read == 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF;
+    }
+
+    /// <summary>
+    /// JPEG goes through the managed decoder (<see cref="Jpeg.JpegDecoder"/>), which returns Pillow's pixels exactly, in
+    /// Pillow's mode (L, RGB or CMYK); ImageSharp's JPEG decoder was 0.16 levels off them on average and gave CMYK files
+    /// as RGB. With <see cref="PreprocessOptions.ReducedSizeDecoding"/>, the scale Pillow's draft("RGB", (Size, Size))
+    /// picks. The file is read whole: the decoder works on the compressed bytes in memory, and what it allocates beyond
+    /// them is bounded by the frame size, which it checks against the pixel limit first.
+    /// </summary>
+    private static DecodedImage LoadJpeg(Stream stream, long start, string name, PreprocessOptions options)
+    {
+        TruncationCheck.Jpeg(stream, name);
+        int orientation = options.ApplyExifOrientation ? ExifOrientation.Read(stream, JpegFormat.Instance) : 1;
+        long length = stream.Length - start;
+        if (length > Array.MaxLength) throw new ImageInputException($"image '{name}' is {length} bytes, too large for a JPEG file");
+        var data = new byte[length];
+        stream.Position = start;
+        stream.ReadExactly(data);
+        int scale = options.ReducedSizeDecoding && Jpeg.JpegDecoder.FrameSize(data) is { Width: > 0, Height: > 0 } frame
+            ? Jpeg.JpegDecoder.DraftScale(frame.Width, frame.Height, options.Size)
+            : 1;
+        var image = Jpeg.JpegDecoder.Decode(data, name, options.MaxPixels, scale);
+        var mode = image.Channels switch { 1 => SourceMode.L, 4 => SourceMode.Cmyk, _ => SourceMode.Rgb };
+        var decoded = new DecodedImage { Mode = mode, Width = image.Width, Height = image.Height, Bytes = image.Pixels, Format = "JPEG" };
+        return ExifOrientation.Apply(decoded, orientation);
+    }
+
     /// <summary>
     /// ImageSharp 2.1.13 reads the data type of every TIFF directory entry and EXIF value with Enum.GetValues, which under
     /// Native AOT creates an ExifDataType[] at run time: that array type exists in the binary only if some code allocates one.
@@ -158,14 +196,13 @@ public static class ImageLoader
     {
         GC.KeepAlive(ExifDataTypesForAot);
         var config = new Configuration(
-            new PngConfigurationModule(), new JpegConfigurationModule(), new GifConfigurationModule(),
+            new PngConfigurationModule(), new GifConfigurationModule(),
             new BmpConfigurationModule(), new PbmConfigurationModule(), new TgaConfigurationModule(),
             new TiffConfigurationModule(), new WebpConfigurationModule());
         // Metadata stays unread: ImageSharp would inflate every PNG zTXt/iTXt/iCCP chunk whole (a 250 KB file held 250 MB
         // of text) and gather JPEG APPn segments; the EXIF orientation is read on its own (ExifOrientation.Read). Only
         // the first frame of a GIF or TIFF is decoded, as Pillow shows it.
         config.ImageFormatsManager.SetDecoder(PngFormat.Instance, new PngDecoder { IgnoreMetadata = true });
-        config.ImageFormatsManager.SetDecoder(JpegFormat.Instance, new JpegDecoder { IgnoreMetadata = true });
         config.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = FrameDecodingMode.First, IgnoreMetadata = true });
         config.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = FrameDecodingMode.First, IgnoreMetadata = true });
         config.ImageFormatsManager.SetDecoder(WebpFormat.Instance, new WebpDecoder { IgnoreMetadata = true });
@@ -212,13 +249,6 @@ public static class ImageLoader
         else if (format is GifFormat)
         {
             return Bytes8(LoadRgb24(config, stream), SourceMode.Palette, fmt);
-        }
-        else if (format is JpegFormat)
-        {
-            JpegMetadata jpeg = meta.GetJpegMetadata();
-            if (jpeg.ColorType == JpegColorType.Luminance)
-                return Bytes8(LoadL8(config, stream), SourceMode.L, fmt);
-            return Bytes8(LoadRgb24(config, stream), SourceMode.Rgb, fmt);
         }
         else if (format is BmpFormat)
         {

@@ -82,6 +82,13 @@ public sealed class ImagePreprocessor
             throw new ImageInputException($"image '{name}' ({img.Width}x{img.Height}) is too large to resize: {ex.Message}", ex);
         }
 
+        if (img.Mode == SourceMode.Cmyk)
+        {
+            var converted = new byte[cw * chh * 3];
+            PillowConvert.CmykToRgb(win8, converted);
+            (win8, ch) = (converted, 3);
+        }
+
         // Convert the window to RGB (Pillow convert("RGB")) and place it in the zero-padded crop.
         int ox = vx0 - left, oy = vy0 - top;
         for (int y = 0; y < chh; y++)
@@ -176,6 +183,12 @@ public sealed class ImagePreprocessor
                 return img;
             case SourceMode.Palette:
                 return new DecodedImage { Mode = SourceMode.Rgb, Width = img.Width, Height = img.Height, Bytes = img.Bytes, Format = img.Format };
+            case SourceMode.Cmyk:
+                {
+                    var rgb = new byte[(long)img.Width * img.Height * 3];
+                    PillowConvert.CmykToRgb(img.Bytes, rgb);
+                    return new DecodedImage { Mode = SourceMode.Rgb, Width = img.Width, Height = img.Height, Bytes = rgb, Format = img.Format };
+                }
             case SourceMode.Bilevel:
                 return new DecodedImage { Mode = SourceMode.L, Width = img.Width, Height = img.Height, Bytes = img.Bytes, Format = img.Format };
             case SourceMode.I:

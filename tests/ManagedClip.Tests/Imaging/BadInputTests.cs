@@ -244,11 +244,11 @@ public sealed class BadInputTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void CmykJpegDecodesAsRgb()
+    public void CmykJpegDecodesAsCmykAsPillowOpensIt()
     {
         string p = Path.Combine(ImagingTestData.Fixtures, "cmyk_48x32.jpg");
         DecodedImage img = ImageLoader.Load(p, PreprocessOptions.OpenAI(32));
-        Assert.Equal(SourceMode.Rgb, img.Mode);
+        Assert.Equal(SourceMode.Cmyk, img.Mode);
         Assert.Equal((48, 32), (img.Width, img.Height));
         Assert.Equal(3 * 32 * 32, _pre.Preprocess(p).Length);
     }

@@ -50,31 +50,17 @@ internal static class JpegColor
     }
 
     /// <summary>
-    /// CMYK as Pillow 9.4 returns it: its JPEG plugin reads CMYK files as "CMYK;I" (Adobe's inverted samples, inverted
-    /// back on unpacking), then convert("RGB") computes each channel as k' - k' * c / 255 with k' = 255 - K, the product
-    /// rounded as its MULDIV255 does ((t + (t &gt;&gt; 8)) &gt;&gt; 8 with t = a * b + 128).
+    /// Four planes interleaved as Pillow 9.4 holds a CMYK JPEG: its JPEG plugin reads every 4-component file as
+    /// "CMYK;I" (Adobe's convention of inverted samples), so each sample is 255 minus libjpeg's.
     /// </summary>
-    public static void AdobeCmykToRgb(ReadOnlySpan<byte> c, ReadOnlySpan<byte> m, ReadOnlySpan<byte> y, ReadOnlySpan<byte> k, Span<byte> rgb)
+    public static void InterleaveInverted(ReadOnlySpan<byte> c, ReadOnlySpan<byte> m, ReadOnlySpan<byte> y, ReadOnlySpan<byte> k, Span<byte> cmyk)
     {
-        for (int i = 0; i < rgb.Length / 3; i++)
+        for (int i = 0; i < cmyk.Length / 4; i++)
         {
-            int notBlack = k[i]; // 255 - (255 - stored K)
-            rgb[3 * i] = (byte)(notBlack - MulDiv255(255 - c[i], notBlack));
-            rgb[3 * i + 1] = (byte)(notBlack - MulDiv255(255 - m[i], notBlack));
-            rgb[3 * i + 2] = (byte)(notBlack - MulDiv255(255 - y[i], notBlack));
+            cmyk[4 * i] = (byte)(255 - c[i]);
+            cmyk[4 * i + 1] = (byte)(255 - m[i]);
+            cmyk[4 * i + 2] = (byte)(255 - y[i]);
+            cmyk[4 * i + 3] = (byte)(255 - k[i]);
         }
-    }
-
-    private static int MulDiv255(int a, int b)
-    {
-        int t = a * b + 128;
-        return ((t >> 8) + t) >> 8;
-    }
-
-    /// <summary>Grayscale to RGB as Pillow's convert("RGB") does from mode L: the value in all three channels.</summary>
-    public static void GrayToRgb(ReadOnlySpan<byte> gray, Span<byte> rgb)
-    {
-        for (int i = 0; i < rgb.Length / 3; i++)
-            rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = gray[i];
     }
 }

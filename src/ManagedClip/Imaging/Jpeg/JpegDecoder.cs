@@ -2,15 +2,30 @@ using System.Buffers.Binary;
 
 namespace ManagedClip.Imaging.Jpeg;
 
-/// <summary>An image decoded to interleaved 8-bit RGB, Width * Height * 3 bytes.</summary>
-internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
+/// <summary>
+/// A decoded image in the mode Pillow opens the file in: <paramref name="Channels"/> 1 is "L" (grayscale), 3 "RGB", 4
+/// "CMYK" as Pillow holds it (its JPEG plugin reads every 4-component file as Adobe's inverted "CMYK;I", so these are
+/// 255 minus libjpeg's samples). <paramref name="Pixels"/> is Width * Height * Channels bytes, interleaved.
+/// </summary>
+internal sealed record JpegImage(int Width, int Height, int Channels, byte[] Pixels)
+{
+    /// <summary>The image as Pillow's <c>convert("RGB")</c> returns it.</summary>
+    public byte[] ToRgb()
+    {
+        if (Channels == 3) return Pixels;
+        var rgb = new byte[(long)Width * Height * 3];
+        if (Channels == 4) PillowConvert.CmykToRgb(Pixels, rgb);
+        else PillowConvert.GrayToRgb(Pixels, rgb);
+        return rgb;
+    }
+}
 
 /// <summary>
 /// A managed decoder for Huffman-coded 8-bit JPEGs (SOF0 baseline, SOF1 extended sequential, SOF2 progressive) that
-/// returns the bytes Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression,
-/// i.e. the islow IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point
-/// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts
-/// it; progressive files whose scans leave low-frequency coefficients incomplete are block-smoothed as libjpeg does
+/// returns the pixels Pillow's <c>Image.open(f)</c> holds, in its mode (L, RGB or CMYK; <see cref="JpegImage.ToRgb"/>
+/// gives what <c>convert("RGB")</c> returns): libjpeg-turbo 2.1's default decompression, i.e. the islow IDCT
+/// (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point YCbCr→RGB
+/// (<see cref="JpegColor"/>); progressive files whose scans leave low-frequency coefficients incomplete are block-smoothed as libjpeg does
 /// (<see cref="JpegBlockSmoothing"/>). Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files
 /// are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
 /// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
@@ -468,28 +483,25 @@ internal static partial class JpegDecoder
                 st.MaxH, st.MaxV, output.FancyUpsampling, st.Name);
         }
         int width = output.Width, height = output.Height;
-        var rgb = new byte[(long)width * height * 3];
         if (comps.Length == 1)
         {
-            var gray = new byte[width];
-            for (int y = 0; y < height; y++)
-            {
-                upsamplers[0].UpsampleRow(y, gray);
-                JpegColor.GrayToRgb(gray, rgb.AsSpan(y * width * 3, width * 3));
-            }
-            return new JpegImage(width, height, rgb);
+            var gray = new byte[(long)width * height];
+            for (int y = 0; y < height; y++) upsamplers[0].UpsampleRow(y, gray.AsSpan(y * width, width));
+            return new JpegImage(width, height, 1, gray);
         }
         if (comps.Length == 4)
         {
+            var cmyk = new byte[(long)width * height * 4];
             var planes = new byte[4][];
             for (int i = 0; i < 4; i++) planes[i] = new byte[width];
             for (int y = 0; y < height; y++)
             {
                 for (int i = 0; i < 4; i++) upsamplers[i].UpsampleRow(y, planes[i]);
-                JpegColor.AdobeCmykToRgb(planes[0], planes[1], planes[2], planes[3], rgb.AsSpan(y * width * 3, width * 3));
+                JpegColor.InterleaveInverted(planes[0], planes[1], planes[2], planes[3], cmyk.AsSpan(y * width * 4, width * 4));
             }
-            return new JpegImage(width, height, rgb);
+            return new JpegImage(width, height, 4, cmyk);
         }
+        var rgb = new byte[(long)width * height * 3];
         bool isRgb = IsRgb(st);
         var r0 = new byte[width];
         var r1 = new byte[width];
@@ -503,7 +515,7 @@ internal static partial class JpegDecoder
             if (isRgb) JpegColor.Interleave(r0, r1, r2, row);
             else JpegColor.YccToRgb(r0, r1, r2, row);
         }
-        return new JpegImage(width, height, rgb);
+        return new JpegImage(width, height, 3, rgb);
     }
 
     /// <summary>
