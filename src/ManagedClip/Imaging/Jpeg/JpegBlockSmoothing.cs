@@ -54,11 +54,10 @@ internal static class JpegBlockSmoothing
             q03 = quant[Ac03], q12 = quant[Ac12], q21 = quant[Ac21], q30 = quant[Ac30];
 
         int lastImcuRow = imcuRows - 1;
-        // dc[1..25] are libjpeg's DC01..DC25: five rows (two above .. two below) of five columns (two left .. two
-        // right); dc[13] is the block's own DC.
+        // dc[1..25] are libjpeg's DC01..DC25, five sliding registers for each of five rows (two above .. two below):
+        // columns two left .. two right, dc[13] the block's own DC.
         Span<int> dc = stackalloc int[26];
         Span<int> rows = stackalloc int[5];
-        Span<int> columns = stackalloc int[5];
         for (int row = 0; row < heightInBlocks; row++)
         {
             int imcuRow = row / rowsPerImcuRow, blockRow = row % rowsPerImcuRow;
@@ -70,17 +69,16 @@ internal static class JpegBlockSmoothing
             rows[3] = blockRow < blockRows - 1 || imcuRow < lastImcuRow ? row + 1 : row;
             rows[4] = blockRow < blockRows - 2 || imcuRow + 1 < lastImcuRow ? row + 2 : rows[3];
 
-            // libjpeg's sliding registers: all five start at column 0; the first block loads column 1 into the fourth
-            // (if there is one), each block loads column + 2 into the fifth while it exists, and the registers shift
-            // left after each block, so the fifth keeps its last value at the right edge.
-            columns.Clear();
+            // As libjpeg: every register starts with column 0; the first block loads column 1 into the fourth (if there
+            // is one), each block loads column + 2 into the fifth while it exists, and the registers shift left after
+            // each block, so the fifth keeps its last value at the right edge.
+            for (int i = 0; i < 5; i++) dc.Slice(1 + 5 * i, 5).Fill(dcs[rows[i] * widthInBlocks]);
             for (int column = 0; column < widthInBlocks; column++)
             {
-                if (column == 0 && column < widthInBlocks - 1) columns[3] = 1;
-                if (column + 1 < widthInBlocks - 1) columns[4] = column + 2;
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++)
-                        dc[1 + 5 * i + j] = dcs[rows[i] * widthInBlocks + columns[j]];
+                if (column == 0 && column < widthInBlocks - 1)
+                    for (int i = 0; i < 5; i++) dc[4 + 5 * i] = dcs[rows[i] * widthInBlocks + 1];
+                if (column + 1 < widthInBlocks - 1)
+                    for (int i = 0; i < 5; i++) dc[5 + 5 * i] = dcs[rows[i] * widthInBlocks + column + 2];
                 var block = coefficients.Slice((row * blocksPerRow + column) * 64, 64);
                 if (bits01 != 0 && block[Ac01] == 0)
                     block[Ac01] = Estimate(q00, changeDc
@@ -126,7 +124,7 @@ internal static class JpegBlockSmoothing
                         6 * dc[16] + 6 * dc[17] + 42 * dc[18] + 6 * dc[19] - 6 * dc[20] - 2 * dc[21] - 6 * dc[22] -
                         8 * dc[23] - 6 * dc[24] - 2 * dc[25], q00, bitsKnown: 0);
                 }
-                columns[1..].CopyTo(columns[..4]); // shift the registers left; the fifth keeps its value
+                for (int i = 0; i < 5; i++) dc.Slice(2 + 5 * i, 4).CopyTo(dc.Slice(1 + 5 * i, 4)); // the fifth keeps its value
             }
         }
     }
