@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using ManagedClip.Imaging;
 using ManagedClip.Imaging.Jpeg;
+using ManagedClip.Kernels;
 using Xunit.Abstractions;
 
 namespace ManagedClip.Tests.Imaging;
@@ -50,6 +51,19 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         var entry = Find(file);
         var image = JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels);
         Assert.Equal((entry.Width, entry.Height), (image.Width, image.Height));
+        Assert.Equal(entry.Sha256, ImagingTestData.Sha256Hex(image.Rgb));
+    }
+
+    /// <summary>The same files with the SIMD paths (IDCT, upsampling, colour conversion) forced off: the scalar twins
+    /// must give Pillow's bytes too.</summary>
+    [Theory]
+    [MemberData(nameof(Files), "baseline")]
+    [MemberData(nameof(Files), "progressive")]
+    [MemberData(nameof(Files), "cmyk")]
+    public void SupportedFilesDecodeToPillowsBytesOnTheScalarPath(string file)
+    {
+        var entry = Find(file);
+        var image = JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels, SimdLevel.Scalar);
         Assert.Equal(entry.Sha256, ImagingTestData.Sha256Hex(image.Rgb));
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Imaging.Jpeg;
 
@@ -41,9 +42,10 @@ internal static class JpegDecoder
         public readonly int[] CoefficientBits = Enumerable.Repeat(-1, 64).ToArray();
     }
 
-    private sealed class State(string name)
+    private sealed class State(string name, SimdLevel level)
     {
         public readonly string Name = name;
+        public readonly SimdLevel Level = level; // the IDCT's, upsampler's and colour converter's path; tests force Scalar
         public readonly ushort[]?[] QuantTables = new ushort[4][];
         public readonly JpegHuffmanTable?[] DcTables = new JpegHuffmanTable[4], AcTables = new JpegHuffmanTable[4];
         public Component[] Components = [];
@@ -56,10 +58,11 @@ internal static class JpegDecoder
     }
 
     /// <summary>Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
-    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated.</summary>
-    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels)
+    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated;
+    /// <paramref name="level"/> picks the SIMD path (default <see cref="Simd.Best"/>; every path gives the same bytes).</summary>
+    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels, SimdLevel? level = null)
     {
-        var st = new State(name);
+        var st = new State(name, level ?? Simd.Best);
         if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) throw st.Error("not a JPEG file (no SOI marker)");
         int pos = 2;
         while (true)
@@ -448,7 +451,7 @@ internal static class JpegDecoder
             var quant = c.Quant ?? new ushort[64]; // a component no scan carried: zero coefficients, mid-gray
             for (int by = 0; by < blocksHigh; by++)
                 for (int bx = 0; bx < blocksWide; bx++)
-                    JpegIdct.Transform(c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * 8 * stride + bx * 8, stride);
+                    JpegIdct.Transform(c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * 8 * stride + bx * 8, stride, st.Level);
             c.Coefficients = []; // the planes replace them
             upsamplers[i] = new JpegUpsampler(plane, stride, c.Width, c.Height, c.H, c.V, st.MaxH, st.MaxV, st.Name);
         }
