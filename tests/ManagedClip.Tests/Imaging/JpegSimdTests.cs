@@ -43,4 +43,58 @@ public sealed class JpegSimdTests
             Assert.True(scalar.AsSpan().SequenceEqual(vector), $"trial {trial}: vector IDCT differs from the scalar twin");
         }
     }
+
+    [Fact]
+    public void YccToRgbVectorPathEqualsScalarTwinOnEveryInput()
+    {
+        // Every (Y, Cb, Cr): one row per Y of all 65536 (Cb, Cr) pairs, then 17 more pixels so the rows end in a tail.
+        const int pixels = 65536 + 17;
+        var y = new byte[pixels];
+        var cb = new byte[pixels];
+        var cr = new byte[pixels];
+        var scalar = new byte[3 * pixels];
+        var vector = new byte[3 * pixels];
+        for (int i = 0; i < pixels; i++) { cb[i] = (byte)i; cr[i] = (byte)(i >> 8); }
+        for (int luma = 0; luma < 256; luma++)
+        {
+            y.AsSpan().Fill((byte)luma);
+            JpegColor.YccToRgb(y, cb, cr, scalar, SimdLevel.Scalar);
+            JpegColor.YccToRgb(y, cb, cr, vector, Vector);
+            Assert.True(scalar.AsSpan().SequenceEqual(vector), $"Y {luma}: vector YCbCr->RGB differs from the scalar twin");
+        }
+        // Short rows: all tail, and one step plus a tail.
+        foreach (int n in new[] { 1, 15, 16, 31 })
+        {
+            JpegColor.YccToRgb(y, cb, cr, scalar.AsSpan(0, 3 * n), SimdLevel.Scalar);
+            JpegColor.YccToRgb(y, cb, cr, vector.AsSpan(0, 3 * n), Vector);
+            Assert.True(scalar.AsSpan(0, 3 * n).SequenceEqual(vector.AsSpan(0, 3 * n)), $"{n} pixels");
+        }
+    }
+
+    [Theory]
+    [InlineData(2, 1)] // h2v1 fancy
+    [InlineData(2, 2)] // h2v2 fancy
+    public void FancyUpsamplingVectorPathEqualsScalarTwin(int maxH, int maxV)
+    {
+        var random = new Random(maxH * 10 + maxV);
+        for (int width = 3; width <= 80; width++)
+        {
+            const int height = 5;
+            int stride = width + random.Next(3);
+            var plane = new byte[stride * height];
+            random.NextBytes(plane);
+            if (width % 4 == 0) for (int k = 0; k < plane.Length; k++) plane[k] = random.Next(2) == 0 ? (byte)0 : (byte)255;
+            var scalar = new JpegUpsampler(plane, stride, width, height, 1, 1, maxH, maxV, "twin", SimdLevel.Scalar);
+            var vector = new JpegUpsampler(plane, stride, width, height, 1, 1, maxH, maxV, "twin", Vector);
+            int outputWidth = maxH * width - width % 2; // the image may be one column short of the doubled width
+            var a = new byte[outputWidth];
+            var b = new byte[outputWidth];
+            for (int y = 0; y < maxV * height; y++)
+            {
+                scalar.UpsampleRow(y, a);
+                vector.UpsampleRow(y, b);
+                Assert.True(a.AsSpan().SequenceEqual(b), $"width {width}, row {y}: vector upsampling differs from the scalar twin");
+            }
+        }
+    }
 }

@@ -453,7 +453,7 @@ internal static class JpegDecoder
                 for (int bx = 0; bx < blocksWide; bx++)
                     JpegIdct.Transform(c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * 8 * stride + bx * 8, stride, st.Level);
             c.Coefficients = []; // the planes replace them
-            upsamplers[i] = new JpegUpsampler(plane, stride, c.Width, c.Height, c.H, c.V, st.MaxH, st.MaxV, st.Name);
+            upsamplers[i] = new JpegUpsampler(plane, stride, c.Width, c.Height, c.H, c.V, st.MaxH, st.MaxV, st.Name, st.Level);
         }
         int width = st.Width, height = st.Height;
         var rgb = new byte[(long)width * height * 3];
@@ -489,7 +489,7 @@ internal static class JpegDecoder
             upsamplers[2].UpsampleRow(y, r2);
             var row = rgb.AsSpan(y * width * 3, width * 3);
             if (isRgb) JpegColor.Interleave(r0, r1, r2, row);
-            else JpegColor.YccToRgb(r0, r1, r2, row);
+            else JpegColor.YccToRgb(r0, r1, r2, row, st.Level);
         }
         return new JpegImage(width, height, rgb);
     }
