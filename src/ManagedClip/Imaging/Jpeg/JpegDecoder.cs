@@ -319,22 +319,7 @@ internal static class JpegDecoder
         switch (kind)
         {
             case ScanKind.Sequential:
-                coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
-                for (int k = 1; k < 64; k++)
-                {
-                    int rs = ac!.Decode(ref bits);
-                    int run = rs >> 4, size = rs & 15;
-                    if (size != 0)
-                    {
-                        k += run;
-                        coefficients[NaturalOrder[k]] = (short)bits.Receive(size);
-                    }
-                    else
-                    {
-                        if (run != 15) break;
-                        k += 15;
-                    }
-                }
+                DecodeSequentialBlock(st, ref bits, c, dc!, ac!, coefficients);
                 break;
             case ScanKind.DcFirst:
                 coefficients[0] = (short)(NextDc(st, ref bits, c, dc!) << scan.Low);
@@ -351,15 +336,78 @@ internal static class JpegDecoder
         }
     }
 
+    /// <summary>
+    /// A sequential block (F.2.2): the DC difference and the AC run/size codes, with the bit buffer in locals. Before each
+    /// code the buffer holds at least 32 bits, enough for a code (at most 16 bits) and its magnitude (at most 15), so
+    /// nothing in between checks it; most AC codes are decoded with their value in one lookup
+    /// (<see cref="JpegHuffmanTable.FastAc"/>).
+    /// </summary>
+    private static void DecodeSequentialBlock(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc, JpegHuffmanTable ac, Span<short> coefficients)
+    {
+        var (buffer, count) = bits.Take();
+        if (count < 32) (buffer, count) = bits.Refill(buffer, count);
+        int entry = dc.LookupEntry(buffer);
+        buffer <<= entry >> 8;
+        count -= entry >> 8;
+        int category = entry & 0xFF, difference = 0;
+        if (category != 0)
+        {
+            difference = Extend((int)(buffer >> (64 - category)), category);
+            buffer <<= category;
+            count -= category;
+        }
+        coefficients[0] = (short)AddDc(st, c, difference);
+        for (int k = 1; k < 64; k++)
+        {
+            if (count < 32) (buffer, count) = bits.Refill(buffer, count);
+            int fast = ac.FastAc(buffer);
+            if (fast != 0)
+            {
+                buffer <<= fast & 0xFF;
+                count -= fast & 0xFF;
+                k += (fast >> 8) & 15;
+                coefficients[NaturalOrder[k]] = (short)(fast >> 16);
+                continue;
+            }
+            entry = ac.LookupEntry(buffer);
+            buffer <<= entry >> 8;
+            count -= entry >> 8;
+            int run = (entry >> 4) & 15, size = entry & 15;
+            if (size != 0)
+            {
+                k += run;
+                coefficients[NaturalOrder[k]] = (short)Extend((int)(buffer >> (64 - size)), size);
+                buffer <<= size;
+                count -= size;
+            }
+            else
+            {
+                if (run != 15) break;
+                k += 15;
+            }
+        }
+        bits.Put(buffer, count);
+    }
+
+    /// <summary>F.2.2.1 EXTEND: an n-bit magnitude (n &gt; 0) to its signed value.</summary>
+    private static int Extend(int magnitude, int n) => magnitude < 1 << (n - 1) ? magnitude - (1 << n) + 1 : magnitude;
+
+    /// <summary>The component's DC prediction plus <paramref name="difference"/>, stored as the new prediction; an
+    /// overflow of the int prediction is an error, as in libjpeg-turbo.</summary>
+    private static int AddDc(State st, Component c, int difference)
+    {
+        long value = (long)c.DcPrediction + difference;
+        if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
+        c.DcPrediction = (int)value;
+        return (int)value;
+    }
+
     /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1); an overflow
     /// of the int prediction is an error, as in libjpeg-turbo.</summary>
     private static int NextDc(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc)
     {
         int category = dc.Decode(ref bits);
-        long value = (long)c.DcPrediction + bits.Receive(category);
-        if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
-        c.DcPrediction = (int)value;
-        return (int)value;
+        return AddDc(st, c, bits.Receive(category));
     }
 
     /// <summary>jdphuff.c decode_mcu_AC_first: the first pass over coefficients Ss..Se, scaled by 2^Al, with end-of-band
