@@ -18,9 +18,11 @@ internal sealed class JpegHuffmanTable
     private readonly int[] _maxCode = new int[18];
     private readonly int[] _valueOffset = new int[17];
     private readonly byte[] _symbols;
-    // For each 9-bit prefix that holds a whole AC code with a nonzero size and its magnitude bits: (value << 16) |
-    // (run << 8) | (code length + size); 0 otherwise (stb_image's fast_ac, libjpeg-turbo's decode_mcu_fast idea).
-    private readonly int[] _fastAc = new int[1 << LookaheadBits];
+    // For each 11-bit prefix that holds a whole AC code (of at most LookaheadBits) with a nonzero size and its magnitude
+    // bits: (value << 16) | (run << 8) | (code length + size); 0 otherwise (stb_image's fast_ac). 11 bits rather than 9
+    // because a quality-90 photo's codes and magnitudes often take 10 or 11.
+    private const int FastAcBits = 11;
+    private readonly int[] _fastAc = new int[1 << FastAcBits];
 
     /// <param name="counts">the 16 counts of codes of length 1..16</param>
     /// <param name="symbols">the symbols in code order</param>
@@ -63,12 +65,12 @@ internal sealed class JpegHuffmanTable
 
     private void BuildFastAc()
     {
-        for (int peek = 0; peek < 1 << LookaheadBits; peek++)
+        for (int peek = 0; peek < 1 << FastAcBits; peek++)
         {
-            int entry = _lookahead[peek];
+            int entry = _lookahead[peek >> (FastAcBits - LookaheadBits)];
             int length = entry >> 8, run = (entry >> 4) & 15, size = entry & 15;
-            if (entry == 0 || size == 0 || length + size > LookaheadBits) continue;
-            int magnitude = (peek >> (LookaheadBits - length - size)) & ((1 << size) - 1);
+            if (entry == 0 || size == 0 || length + size > FastAcBits) continue;
+            int magnitude = (peek >> (FastAcBits - length - size)) & ((1 << size) - 1);
             int value = magnitude < 1 << (size - 1) ? magnitude - (1 << size) + 1 : magnitude; // F.2.2.1 EXTEND
             _fastAc[peek] = (value << 16) | (run << 8) | (length + size);
         }
@@ -76,8 +78,8 @@ internal sealed class JpegHuffmanTable
 
     /// <summary>The fast AC entry for the next bits (the top bits of <paramref name="buffer"/>): (value &lt;&lt; 16) |
     /// (run &lt;&lt; 8) | bits to consume, or 0 when the code and its magnitude bits do not fit in
-    /// <see cref="LookaheadBits"/> bits or the symbol is EOB or ZRL.</summary>
-    public int FastAc(ulong buffer) => _fastAc[(int)(buffer >> (64 - LookaheadBits))];
+    /// 11 bits or the symbol is EOB or ZRL.</summary>
+    public int FastAc(ulong buffer) => _fastAc[(int)(buffer >> (64 - FastAcBits))];
 
     /// <summary>The code at the top of <paramref name="buffer"/> (at least 16 valid bits): (code length &lt;&lt; 8) |
     /// symbol. A bit pattern that is no code (only possible in corrupt data) gives symbol 0 with 16 bits consumed, as
