@@ -12,8 +12,9 @@ internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
 /// i.e. the islow IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point
 /// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts
 /// it. Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files, and progressive files libjpeg would
-/// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
-/// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
+/// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. A sequential image whose first
+/// scan carries every component is transformed MCU row by MCU row as it is decoded (one row of coefficients kept);
+/// other images keep the coefficients of all scans (2 bytes per sample) and transform them at the end. Every size is checked before it is allocated, and corrupt data
 /// gives an <see cref="ImageInputException"/>.
 /// </summary>
 internal static class JpegDecoder
@@ -34,7 +35,12 @@ internal static class JpegDecoder
         public int Id, H, V, QuantIndex;
         public int Width, Height;           // downsampled_width and downsampled_height
         public int BlocksWide, BlocksHigh;  // blocks allocated: the MCU grid's, which covers the component
-        public short[] Coefficients = [];   // BlocksWide * BlocksHigh blocks of 64, natural order
+        public short[] Coefficients = [];   // BlocksWide * BlocksHigh blocks of 64, natural order (one MCU row of them when streamed)
+        public byte[] Plane = [];           // the IDCT's output: PlaneStride x (BlocksHigh covering Height) * SamplesPerBlock
+        public int PlaneStride;
+        public bool Streamed;               // a single-scan image: transformed MCU row by MCU row as its scan was decoded
+        // The IDCT's output size per block side; DCT-scaled (draft) decoding will make it 4, 2 or 1.
+        public int SamplesPerBlock = 8;
         public ushort[]? Quant;             // latched at the component's first scan, as jdinput.c does
         public int DcPrediction;
         // Progressive only: per zigzag coefficient, the Al of the last scan that carried it, -1 if none did
@@ -159,12 +165,9 @@ internal static class JpegDecoder
             c.BlocksHigh = st.McusHigh * c.V;
         }
         // Bounded by the pixel limit: at most 16 x (1 + 8x8 padding) coefficients per pixel in the worst sampling.
+        // Allocated at the first scan (AllocateCoefficients): a single-scan image needs only one MCU row of them.
         foreach (var c in components)
-        {
-            long coefficients = (long)c.BlocksWide * c.BlocksHigh * 64;
-            if (coefficients > Array.MaxLength) throw st.Error($"JPEG frame {width}x{height} is too large for the managed decoder");
-            c.Coefficients = new short[coefficients];
-        }
+            if ((long)c.BlocksWide * c.BlocksHigh * 64 > Array.MaxLength) throw st.Error($"JPEG frame {width}x{height} is too large for the managed decoder");
         st.Components = components;
     }
 
@@ -260,6 +263,15 @@ internal static class JpegDecoder
         }
         else { mcusWide = st.McusWide; mcusHigh = st.McusHigh; }
 
+        // A sequential image whose first scan carries every component has no other scan (libjpeg's single-pass mode):
+        // its blocks are transformed MCU row by MCU row and only one row of coefficients is kept.
+        bool stream = !st.Progressive && st.Scans == 0 && count == st.Components.Length;
+        foreach (var c in comps)
+        {
+            if (c.Streamed) throw st.Error("corrupt JPEG (a second scan after the scan that carried every component of a sequential image)");
+            AllocateCoefficients(c, stream ? count == 1 ? 1 : c.V : c.BlocksHigh);
+            if (stream) { c.Streamed = true; AllocatePlane(c); }
+        }
         foreach (var c in comps) c.DcPrediction = 0;
         var bits = new JpegBitReader(data, pos);
         int restartsLeft = st.RestartInterval;
@@ -278,15 +290,23 @@ internal static class JpegDecoder
                 restartsLeft--;
             }
             int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
+            int rowOfMcu = stream ? 0 : my; // a streamed component's coefficients hold the current MCU row only
+            if (stream && mx == 0) foreach (var c in comps) Array.Clear(c.Coefficients);
             for (int i = 0; i < count; i++)
             {
                 var c = comps[i];
-                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], my * c.BlocksWide + mx);
+                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], rowOfMcu * c.BlocksWide + mx);
                 else
                     for (int by = 0; by < c.V; by++)
                         for (int bx = 0; bx < c.H; bx++)
-                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
+                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (rowOfMcu * c.V + by) * c.BlocksWide + mx * c.H + bx);
             }
+            if (stream && mx == mcusWide - 1)
+                foreach (var c in comps)
+                {
+                    int blockRows = count == 1 ? 1 : c.V;
+                    TransformBlockRows(st, c, my * blockRows, blockRows);
+                }
         }
         st.Scans++;
         return bits.Position;
@@ -494,14 +514,14 @@ internal static class JpegDecoder
         for (int i = 0; i < comps.Length; i++)
         {
             var c = comps[i];
-            int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, stride = blocksWide * 8;
-            var plane = new byte[stride * blocksHigh * 8];
-            var quant = c.Quant ?? new ushort[64]; // a component no scan carried: zero coefficients, mid-gray
-            for (int by = 0; by < blocksHigh; by++)
-                for (int bx = 0; bx < blocksWide; bx++)
-                    JpegIdct.Transform(c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * 8 * stride + bx * 8, stride, st.Level);
-            c.Coefficients = []; // the planes replace them
-            upsamplers[i] = new JpegUpsampler(plane, stride, c.Width, c.Height, c.H, c.V, st.MaxH, st.MaxV, st.Name, st.Level);
+            if (!c.Streamed)
+            {
+                AllocateCoefficients(c, c.BlocksHigh); // a component no scan carried: zero coefficients, mid-gray
+                AllocatePlane(c);
+                TransformBlockRows(st, c, 0, c.BlocksHigh);
+            }
+            c.Coefficients = []; // the plane replaces them
+            upsamplers[i] = new JpegUpsampler(c.Plane, c.PlaneStride, c.Width, c.Height, c.H, c.V, st.MaxH, st.MaxV, st.Name, st.Level);
         }
         int width = st.Width, height = st.Height;
         var rgb = new byte[(long)width * height * 3];
@@ -540,6 +560,35 @@ internal static class JpegDecoder
             else JpegColor.YccToRgb(r0, r1, r2, row, st.Level);
         }
         return new JpegImage(width, height, rgb);
+    }
+
+    /// <summary>Allocates the component's coefficients, <paramref name="blockRows"/> rows of blocks, at its first scan.</summary>
+    private static void AllocateCoefficients(Component c, int blockRows)
+    {
+        if (c.Coefficients.Length == 0) c.Coefficients = new short[c.BlocksWide * blockRows * 64];
+    }
+
+    /// <summary>Allocates the plane the IDCT writes: the blocks that cover the component, SamplesPerBlock square each.</summary>
+    private static void AllocatePlane(Component c)
+    {
+        int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8;
+        c.PlaneStride = blocksWide * c.SamplesPerBlock;
+        c.Plane = new byte[c.PlaneStride * blocksHigh * c.SamplesPerBlock];
+    }
+
+    /// <summary>Transforms block rows <paramref name="firstBlockRow"/>.. of the component into its plane, as many as the
+    /// coefficients hold from their first row (all of them, or the streamed MCU row) and the plane covers.</summary>
+    private static void TransformBlockRows(State st, Component c, int firstBlockRow, int blockRows)
+    {
+        int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, size = c.SamplesPerBlock, stride = c.PlaneStride;
+        var quant = c.Quant ?? new ushort[64];
+        for (int r = 0; r < blockRows && firstBlockRow + r < blocksHigh; r++)
+        {
+            int coefficientRow = c.Streamed ? r : firstBlockRow + r;
+            for (int bx = 0; bx < blocksWide; bx++)
+                JpegIdct.Transform(c.Coefficients.AsSpan((coefficientRow * c.BlocksWide + bx) * 64, 64), quant, c.Plane,
+                    (firstBlockRow + r) * size * stride + bx * size, stride, st.Level);
+        }
     }
 
     /// <summary>
