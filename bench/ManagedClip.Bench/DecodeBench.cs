@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using ManagedClip.Imaging;
 using ManagedClip.Imaging.Jpeg;
 using SixLabors.ImageSharp;
@@ -27,6 +28,12 @@ static class DecodeBench
             ("managed", data => JpegDecoder.Decode(data, "bench", PreprocessOptions.DefaultMaxPixels)),
             ("imagesharp", data => { using var image = Image.Load<Rgb24>(oneThread, data); }),
         };
+        // The managed decoder's bytes, each file's SHA-256 hashed in turn, for run.sh to compare with Pillow's.
+        using (var all = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            foreach (var data in files) all.AppendData(SHA256.HashData(JpegDecoder.Decode(data, "bench", PreprocessOptions.DefaultMaxPixels).Rgb));
+            Console.WriteLine($"sha256 managed {Convert.ToHexString(all.GetHashAndReset()).ToLowerInvariant()}");
+        }
         var times = decoders.Select(_ => new List<double>()).ToArray();
         var allocated = new long[decoders.Length];
         var cpu = new TimeSpan[decoders.Length];

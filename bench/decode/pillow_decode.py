@@ -4,6 +4,7 @@ already in memory, one thread, median over files x reps (bench/decode/run.sh run
 
 usage: pillow_decode.py FOLDER [REPS]   (default 5)
 """
+import hashlib
 import io
 import os
 import statistics
@@ -18,7 +19,8 @@ def main():
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".jpg"))
     data = [open(f, "rb").read() for f in files]
-    Image.open(io.BytesIO(data[0])).convert("RGB")  # warm-up
+    # Pillow's bytes, each file's SHA-256 hashed in turn, for run.sh to compare with the managed decoder's.
+    print("sha256 pillow", hashlib.sha256(b"".join(hashlib.sha256(Image.open(io.BytesIO(d)).convert("RGB").tobytes()).digest() for d in data)).hexdigest())
     times = []
     for _ in range(reps):
         for d in data:

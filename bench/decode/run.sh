@@ -12,8 +12,13 @@ bench=bench/ManagedClip.Bench/bin/Release/net10.0/ManagedClip.Bench
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 dotnet_out=$($bench decode "$folder" "$reps")
 pillow_out=$(/usr/bin/python3 bench/decode/pillow_decode.py "$folder" "$reps")
-echo "$dotnet_out"
-echo "$pillow_out"
+grep -v '^sha256' <<<"$dotnet_out"
+grep -v '^sha256' <<<"$pillow_out"
+if [ "$(awk '$1=="sha256"{print $3}' <<<"$dotnet_out")" == "$(awk '$1=="sha256"{print $3}' <<<"$pillow_out")" ]; then
+  echo "managed bytes equal Pillow's on every file"
+else
+  echo "MANAGED BYTES DIFFER FROM PILLOW'S"
+fi
 managed=$(awk '$1=="managed"{print $2}' <<<"$dotnet_out")
 imagesharp=$(awk '$1=="imagesharp"{print $2}' <<<"$dotnet_out")
 pillow=$(awk '$1=="pillow"{print $2}' <<<"$pillow_out")
