@@ -7,6 +7,7 @@ using ManagedClip.Tests.Support;
 // managedclip-bench weights DIR        write the seeded full-size ViT-B/32 and RN50 fp32 checkpoints (the parity tests' formula)
 // managedclip-bench gemm [--quick]     Stopwatch sweep of the ViT-B/32 and RN50 GEMM shapes: GFLOP/s and % of peak, 1 and 2 threads
 // managedclip-bench ceiling            the ViT-B/32 MLP shapes against the FMA ceiling measured in alternating rounds
+// managedclip-bench decode FOLDER [REPS]  single-thread JPEG decode of FOLDER's files: the managed decoder and ImageSharp (bench/decode/run.sh)
 // managedclip-bench [BenchmarkDotNet args]   the BenchmarkDotNet suites (e.g. --filter '*Gemm*')
 if (args.Length >= 2 && args[0] == "weights")
 {
@@ -48,6 +49,11 @@ if (args.Length >= 1 && args[0] == "attention")
         Array.Sort(times);
         Console.WriteLine($"{name,-26} 1 thread: CPU {cpu:0.000} ms/call; wall median {times[30]:0.000} ms, best {times[0]:0.000} ms, load {GemmSweep.LoadAverage()}");
     }
+    return 0;
+}
+if (args.Length >= 2 && args[0] == "decode")
+{
+    DecodeBench.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 5);
     return 0;
 }
 if (args.Length >= 1 && args[0] == "ceiling")

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Imaging.Jpeg;
 
@@ -25,12 +26,13 @@ internal sealed record JpegImage(int Width, int Height, int Channels, byte[] Pix
 /// returns the pixels Pillow's <c>Image.open(f)</c> holds, in its mode (L, RGB or CMYK; <see cref="JpegImage.ToRgb"/>
 /// gives what <c>convert("RGB")</c> returns): libjpeg-turbo 2.1's default decompression, i.e. the islow IDCT
 /// (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point YCbCr→RGB
-/// (<see cref="JpegColor"/>); progressive files whose scans leave low-frequency coefficients incomplete are block-smoothed as libjpeg does
-/// (<see cref="JpegBlockSmoothing"/>). Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files
-/// are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
-/// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
-/// gives an <see cref="ImageInputException"/>. Reduced-size decoding (libjpeg's DCT scaling, as Pillow's draft uses it)
-/// is in JpegDecoder.Scaling.cs.
+/// (<see cref="JpegColor"/>); progressive files whose scans leave low-frequency coefficients incomplete are block-smoothed
+/// as libjpeg does (<see cref="JpegBlockSmoothing"/>). Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files
+/// are refused with an <see cref="ImageInputException"/> naming the feature. A sequential image whose first scan carries
+/// every component is transformed MCU row by MCU row as it is decoded (one row of coefficients kept); other images keep
+/// the coefficients of all scans (2 bytes per sample) and transform them at the end. Every size is checked before it is
+/// allocated, and corrupt data gives an <see cref="ImageInputException"/>. Reduced-size decoding (libjpeg's DCT scaling,
+/// as Pillow's draft uses it) is in JpegDecoder.Scaling.cs.
 /// </summary>
 internal static partial class JpegDecoder
 {
@@ -50,7 +52,12 @@ internal static partial class JpegDecoder
         public int Id, H, V, QuantIndex;
         public int Width, Height;           // downsampled_width and downsampled_height
         public int BlocksWide, BlocksHigh;  // blocks allocated: the MCU grid's, which covers the component
-        public short[] Coefficients = [];   // BlocksWide * BlocksHigh blocks of 64, natural order
+        public short[] Coefficients = [];   // BlocksWide * BlocksHigh blocks of 64, natural order (one MCU row of them when streamed)
+        public byte[] Plane = [];           // the IDCT's output: PlaneStride x (BlocksHigh covering Height) * SamplesPerBlock
+        public int PlaneStride;
+        public bool Streamed;               // a single-scan image: transformed MCU row by MCU row as its scan was decoded
+        // The IDCT's output size per block side: libjpeg's DCT_scaled_size, 8 unless the decode is scaled.
+        public int SamplesPerBlock = 8;
         public ushort[]? Quant;             // latched at the component's first scan, as jdinput.c does
         public int DcPrediction;
         // Progressive only: per zigzag coefficient, the Al of the last scan that carried it, -1 if none did
@@ -58,9 +65,12 @@ internal static partial class JpegDecoder
         public readonly int[] CoefficientBits = Enumerable.Repeat(-1, 64).ToArray();
     }
 
-    private sealed class State(string name)
+    private sealed class State(string name, SimdLevel level)
     {
         public readonly string Name = name;
+        public readonly SimdLevel Level = level; // the IDCT's, upsampler's and colour converter's path; tests force Scalar
+        public int Scale = 1;                    // the scale denominator (draft decoding)
+        public ScaledOutput? Output;             // the output and component sizes at that scale, set with the frame
         public readonly ushort[]?[] QuantTables = new ushort[4][];
         public readonly JpegHuffmanTable?[] DcTables = new JpegHuffmanTable[4], AcTables = new JpegHuffmanTable[4];
         public Component[] Components = [];
@@ -73,18 +83,16 @@ internal static partial class JpegDecoder
     }
 
     /// <summary>Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
-    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated.</summary>
-    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels) => Decode(data, name, maxPixels, 1);
-
-    /// <summary>Decodes <paramref name="data"/> scaled by 1/<paramref name="scaleDenominator"/> (1, 2, 4 or 8) as
-    /// libjpeg does with scale_num 1 and that scale_denom, which is what Pillow's draft asks for (see
-    /// <see cref="DraftScale"/>): ceil(width / scale) x ceil(height / scale) pixels. The pixel limit applies to the
-    /// full frame, as without scaling.</summary>
-    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels, int scaleDenominator)
+    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated. The image is scaled
+    /// by 1/<paramref name="scaleDenominator"/> (1, 2, 4 or 8) as libjpeg does with scale_num 1 and that scale_denom,
+    /// which is what Pillow's draft asks for (see <see cref="DraftScale"/>): ceil(width / scale) x ceil(height / scale)
+    /// pixels; the pixel limit applies to the full frame, as without scaling. <paramref name="level"/> picks the SIMD
+    /// path (default <see cref="Simd.Best"/>; every path gives the same bytes).</summary>
+    public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels, int scaleDenominator = 1, SimdLevel? level = null)
     {
         if (scaleDenominator is not (1 or 2 or 4 or 8))
             throw new ArgumentOutOfRangeException(nameof(scaleDenominator), scaleDenominator, "the JPEG scale denominator is 1, 2, 4 or 8");
-        var st = new State(name);
+        var st = new State(name, level ?? Simd.Best) { Scale = scaleDenominator };
         if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) throw st.Error("not a JPEG file (no SOI marker)");
         int pos = 2;
         while (true)
@@ -95,7 +103,7 @@ internal static partial class JpegDecoder
                 // The end of the file or EOI: what the scans so far hold is the image (libjpeg treats a missing EOI as
                 // the end with a warning).
                 if (st.Scans == 0) throw st.Error(st.Components.Length == 0 ? "JPEG file has no image (no SOF marker before its end)" : "JPEG file ends before its first scan");
-                return Finish(st, scaleDenominator);
+                return Finish(st);
             }
             if (marker is >= 0xD0 and <= 0xD7 or 0x01) continue; // RSTn or TEM outside a scan: no parameters
             if (pos + 2 > data.Length) throw st.Error("JPEG file is truncated (in a marker's length)");
@@ -181,13 +189,13 @@ internal static partial class JpegDecoder
             c.BlocksHigh = st.McusHigh * c.V;
         }
         // Bounded by the pixel limit: at most 16 x (1 + 8x8 padding) coefficients per pixel in the worst sampling.
+        // Allocated at the first scan (AllocateCoefficients): a single-scan image needs only one MCU row of them.
         foreach (var c in components)
-        {
-            long coefficients = (long)c.BlocksWide * c.BlocksHigh * 64;
-            if (coefficients > Array.MaxLength) throw st.Error($"JPEG frame {width}x{height} is too large for the managed decoder");
-            c.Coefficients = new short[coefficients];
-        }
+            if ((long)c.BlocksWide * c.BlocksHigh * 64 > Array.MaxLength) throw st.Error($"JPEG frame {width}x{height} is too large for the managed decoder");
         st.Components = components;
+        // The sizes at the requested scale are known from the frame alone; the IDCT writes SamplesPerBlock per block side.
+        st.Output = ScaledSizes(st, st.Scale);
+        for (int i = 0; i < components.Length; i++) components[i].SamplesPerBlock = st.Output.Components[i].DctSize;
     }
 
     private static void ReadQuantTables(State st, ReadOnlySpan<byte> s)
@@ -282,6 +290,15 @@ internal static partial class JpegDecoder
         }
         else { mcusWide = st.McusWide; mcusHigh = st.McusHigh; }
 
+        // A sequential image whose first scan carries every component has no other scan (libjpeg's single-pass mode):
+        // its blocks are transformed MCU row by MCU row and only one row of coefficients is kept.
+        bool stream = !st.Progressive && st.Scans == 0 && count == st.Components.Length;
+        foreach (var c in comps)
+        {
+            if (c.Streamed) throw st.Error("corrupt JPEG (a second scan after the scan that carried every component of a sequential image)");
+            AllocateCoefficients(c, stream ? count == 1 ? 1 : c.V : c.BlocksHigh);
+            if (stream) { c.Streamed = true; AllocatePlane(c); }
+        }
         foreach (var c in comps) c.DcPrediction = 0;
         var bits = new JpegBitReader(data, pos);
         int restartsLeft = st.RestartInterval;
@@ -300,15 +317,23 @@ internal static partial class JpegDecoder
                 restartsLeft--;
             }
             int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
+            int rowOfMcu = stream ? 0 : my; // a streamed component's coefficients hold the current MCU row only
+            if (stream && mx == 0) foreach (var c in comps) Array.Clear(c.Coefficients);
             for (int i = 0; i < count; i++)
             {
                 var c = comps[i];
-                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], my * c.BlocksWide + mx);
+                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], rowOfMcu * c.BlocksWide + mx);
                 else
                     for (int by = 0; by < c.V; by++)
                         for (int bx = 0; bx < c.H; bx++)
-                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
+                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (rowOfMcu * c.V + by) * c.BlocksWide + mx * c.H + bx);
             }
+            if (stream && mx == mcusWide - 1)
+                foreach (var c in comps)
+                {
+                    int blockRows = count == 1 ? 1 : c.V;
+                    TransformBlockRows(st, c, my * blockRows, blockRows);
+                }
         }
         st.Scans++;
         return bits.Position;
@@ -341,22 +366,7 @@ internal static partial class JpegDecoder
         switch (kind)
         {
             case ScanKind.Sequential:
-                coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
-                for (int k = 1; k < 64; k++)
-                {
-                    int rs = ac!.Decode(ref bits);
-                    int run = rs >> 4, size = rs & 15;
-                    if (size != 0)
-                    {
-                        k += run;
-                        coefficients[NaturalOrder[k]] = (short)bits.Receive(size);
-                    }
-                    else
-                    {
-                        if (run != 15) break;
-                        k += 15;
-                    }
-                }
+                DecodeSequentialBlock(st, ref bits, c, dc!, ac!, coefficients);
                 break;
             case ScanKind.DcFirst:
                 coefficients[0] = (short)(NextDc(st, ref bits, c, dc!) << scan.Low);
@@ -373,15 +383,78 @@ internal static partial class JpegDecoder
         }
     }
 
+    /// <summary>
+    /// A sequential block (F.2.2): the DC difference and the AC run/size codes, with the bit buffer in locals. Before each
+    /// code the buffer holds at least 32 bits, enough for a code (at most 16 bits) and its magnitude (at most 15), so
+    /// nothing in between checks it; most AC codes are decoded with their value in one lookup
+    /// (<see cref="JpegHuffmanTable.FastAc"/>).
+    /// </summary>
+    private static void DecodeSequentialBlock(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc, JpegHuffmanTable ac, Span<short> coefficients)
+    {
+        var (buffer, count) = bits.Take();
+        if (count < 32) (buffer, count) = bits.Refill(buffer, count);
+        int entry = dc.LookupEntry(buffer);
+        buffer <<= entry >> 8;
+        count -= entry >> 8;
+        int category = entry & 0xFF, difference = 0;
+        if (category != 0)
+        {
+            difference = Extend((int)(buffer >> (64 - category)), category);
+            buffer <<= category;
+            count -= category;
+        }
+        coefficients[0] = (short)AddDc(st, c, difference);
+        for (int k = 1; k < 64; k++)
+        {
+            if (count < 32) (buffer, count) = bits.Refill(buffer, count);
+            int fast = ac.FastAc(buffer);
+            if (fast != 0)
+            {
+                buffer <<= fast & 0xFF;
+                count -= fast & 0xFF;
+                k += (fast >> 8) & 15;
+                coefficients[NaturalOrder[k]] = (short)(fast >> 16);
+                continue;
+            }
+            entry = ac.LookupEntry(buffer);
+            buffer <<= entry >> 8;
+            count -= entry >> 8;
+            int run = (entry >> 4) & 15, size = entry & 15;
+            if (size != 0)
+            {
+                k += run;
+                coefficients[NaturalOrder[k]] = (short)Extend((int)(buffer >> (64 - size)), size);
+                buffer <<= size;
+                count -= size;
+            }
+            else
+            {
+                if (run != 15) break;
+                k += 15;
+            }
+        }
+        bits.Put(buffer, count);
+    }
+
+    /// <summary>F.2.2.1 EXTEND: an n-bit magnitude (n &gt; 0) to its signed value.</summary>
+    private static int Extend(int magnitude, int n) => magnitude < 1 << (n - 1) ? magnitude - (1 << n) + 1 : magnitude;
+
+    /// <summary>The component's DC prediction plus <paramref name="difference"/>, stored as the new prediction; an
+    /// overflow of the int prediction is an error, as in libjpeg-turbo.</summary>
+    private static int AddDc(State st, Component c, int difference)
+    {
+        long value = (long)c.DcPrediction + difference;
+        if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
+        c.DcPrediction = (int)value;
+        return (int)value;
+    }
+
     /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1); an overflow
     /// of the int prediction is an error, as in libjpeg-turbo.</summary>
     private static int NextDc(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc)
     {
         int category = dc.Decode(ref bits);
-        long value = (long)c.DcPrediction + bits.Receive(category);
-        if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
-        c.DcPrediction = (int)value;
-        return (int)value;
+        return AddDc(st, c, bits.Receive(category));
     }
 
     /// <summary>jdphuff.c decode_mcu_AC_first: the first pass over coefficients Ss..Se, scaled by 2^Al, with end-of-band
@@ -456,7 +529,7 @@ internal static partial class JpegDecoder
     /// <summary>Zigzag positions 1..9, whose quantizers and precision jdcoefct.c smoothing_ok looks at.</summary>
     private const int SmoothedCoefficients = 9;
 
-    private static JpegImage Finish(State st, int scaleDenominator)
+    private static JpegImage Finish(State st)
     {
         var comps = st.Components;
         // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
@@ -465,22 +538,21 @@ internal static partial class JpegDecoder
         if (st.Progressive && WouldSmooth(comps)) // which also found every component's quantization table
             foreach (var c in comps)
                 JpegBlockSmoothing.Apply(c.Coefficients, c.BlocksWide, (c.Width + 7) / 8, (c.Height + 7) / 8, c.V, st.McusHigh, c.Quant!, c.CoefficientBits);
-        var output = ScaledSizes(st, scaleDenominator);
+        var output = st.Output!;
         var upsamplers = new JpegUpsampler[comps.Length];
         for (int i = 0; i < comps.Length; i++)
         {
             var c = comps[i];
+            if (!c.Streamed)
+            {
+                AllocateCoefficients(c, c.BlocksHigh); // a component no scan carried: zero coefficients, mid-gray
+                AllocatePlane(c);
+                TransformBlockRows(st, c, 0, c.BlocksHigh);
+            }
+            c.Coefficients = []; // the plane replaces them
             var scaled = output.Components[i];
-            int size = scaled.DctSize; // samples per block side
-            int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, stride = blocksWide * size;
-            var plane = new byte[stride * blocksHigh * size];
-            var quant = c.Quant ?? new ushort[64]; // a component no scan carried: zero coefficients, mid-gray
-            for (int by = 0; by < blocksHigh; by++)
-                for (int bx = 0; bx < blocksWide; bx++)
-                    JpegScaledIdct.Transform(size, c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * size * stride + bx * size, stride);
-            c.Coefficients = []; // the planes replace them
-            upsamplers[i] = new JpegUpsampler(plane, stride, scaled.Width, scaled.Height, scaled.HInGroup, scaled.VInGroup,
-                st.MaxH, st.MaxV, output.FancyUpsampling, st.Name);
+            upsamplers[i] = new JpegUpsampler(c.Plane, c.PlaneStride, scaled.Width, scaled.Height, scaled.HInGroup, scaled.VInGroup,
+                st.MaxH, st.MaxV, output.FancyUpsampling, st.Name, st.Level);
         }
         int width = output.Width, height = output.Height;
         if (comps.Length == 1)
@@ -513,9 +585,38 @@ internal static partial class JpegDecoder
             upsamplers[2].UpsampleRow(y, r2);
             var row = rgb.AsSpan(y * width * 3, width * 3);
             if (isRgb) JpegColor.Interleave(r0, r1, r2, row);
-            else JpegColor.YccToRgb(r0, r1, r2, row);
+            else JpegColor.YccToRgb(r0, r1, r2, row, st.Level);
         }
         return new JpegImage(width, height, 3, rgb);
+    }
+
+    /// <summary>Allocates the component's coefficients, <paramref name="blockRows"/> rows of blocks, at its first scan.</summary>
+    private static void AllocateCoefficients(Component c, int blockRows)
+    {
+        if (c.Coefficients.Length == 0) c.Coefficients = new short[c.BlocksWide * blockRows * 64];
+    }
+
+    /// <summary>Allocates the plane the IDCT writes: the blocks that cover the component, SamplesPerBlock square each.</summary>
+    private static void AllocatePlane(Component c)
+    {
+        int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8;
+        c.PlaneStride = blocksWide * c.SamplesPerBlock;
+        c.Plane = new byte[c.PlaneStride * blocksHigh * c.SamplesPerBlock];
+    }
+
+    /// <summary>Transforms block rows <paramref name="firstBlockRow"/>.. of the component into its plane, as many as the
+    /// coefficients hold from their first row (all of them, or the streamed MCU row) and the plane covers.</summary>
+    private static void TransformBlockRows(State st, Component c, int firstBlockRow, int blockRows)
+    {
+        int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, size = c.SamplesPerBlock, stride = c.PlaneStride;
+        var quant = c.Quant ?? new ushort[64];
+        for (int r = 0; r < blockRows && firstBlockRow + r < blocksHigh; r++)
+        {
+            int coefficientRow = c.Streamed ? r : firstBlockRow + r;
+            for (int bx = 0; bx < blocksWide; bx++)
+                JpegScaledIdct.Transform(size, c.Coefficients.AsSpan((coefficientRow * c.BlocksWide + bx) * 64, 64), quant, c.Plane,
+                    (firstBlockRow + r) * size * stride + bx * size, stride, st.Level);
+        }
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace ManagedClip.Imaging.Jpeg;
 
 /// <summary>
@@ -16,6 +18,11 @@ internal sealed class JpegHuffmanTable
     private readonly int[] _maxCode = new int[18];
     private readonly int[] _valueOffset = new int[17];
     private readonly byte[] _symbols;
+    // For each 11-bit prefix that holds a whole AC code (of at most LookaheadBits) with a nonzero size and its magnitude
+    // bits: (value << 16) | (run << 8) | (code length + size); 0 otherwise (stb_image's fast_ac). 11 bits rather than 9
+    // because a quality-90 photo's codes and magnitudes often take 10 or 11.
+    private const int FastAcBits = 11;
+    private readonly int[] _fastAc = new int[1 << FastAcBits];
 
     /// <param name="counts">the 16 counts of codes of length 1..16</param>
     /// <param name="symbols">the symbols in code order</param>
@@ -50,32 +57,58 @@ internal sealed class JpegHuffmanTable
             code <<= 1;
         }
         _maxCode[17] = int.MaxValue;
+        if (!isDc) BuildFastAc();
         if (isDc)
             foreach (byte s in _symbols)
                 if (s > 15) throw new ImageInputException($"{describe}: bad Huffman table (DC category {s} > 15)");
     }
 
-    /// <summary>Decodes one symbol. A bit pattern that is no code (only possible in corrupt data) gives 0, as libjpeg
-    /// does after its JWRN_HUFF_BAD_CODE warning.</summary>
-    public int Decode(ref JpegBitReader bits)
+    private void BuildFastAc()
     {
-        int peek = bits.Peek(LookaheadBits);
-        int entry = _lookahead[peek];
-        if (entry != 0)
+        for (int peek = 0; peek < 1 << FastAcBits; peek++)
         {
-            bits.Skip(entry >> 8);
-            return entry & 0xFF;
+            int entry = _lookahead[peek >> (FastAcBits - LookaheadBits)];
+            int length = entry >> 8, run = (entry >> 4) & 15, size = entry & 15;
+            if (entry == 0 || size == 0 || length + size > FastAcBits) continue;
+            int magnitude = (peek >> (FastAcBits - length - size)) & ((1 << size) - 1);
+            int value = magnitude < 1 << (size - 1) ? magnitude - (1 << size) + 1 : magnitude; // F.2.2.1 EXTEND
+            _fastAc[peek] = (value << 16) | (run << 8) | (length + size);
         }
+    }
+
+    /// <summary>The fast AC entry for the next bits (the top bits of <paramref name="buffer"/>): (value &lt;&lt; 16) |
+    /// (run &lt;&lt; 8) | bits to consume, or 0 when the code and its magnitude bits do not fit in
+    /// 11 bits or the symbol is EOB or ZRL.</summary>
+    public int FastAc(ulong buffer) => _fastAc[(int)(buffer >> (64 - FastAcBits))];
+
+    /// <summary>The code at the top of <paramref name="buffer"/> (at least 16 valid bits): (code length &lt;&lt; 8) |
+    /// symbol. A bit pattern that is no code (only possible in corrupt data) gives symbol 0 with 16 bits consumed, as
+    /// libjpeg does after its JWRN_HUFF_BAD_CODE warning.</summary>
+    public int LookupEntry(ulong buffer)
+    {
+        int entry = _lookahead[(int)(buffer >> (64 - LookaheadBits))];
+        return entry != 0 ? entry : LookupLongCode(buffer);
+    }
+
+    private int LookupLongCode(ulong buffer)
+    {
         int length = LookaheadBits + 1;
-        int code = bits.Peek(length);
+        int code = (int)(buffer >> (64 - length));
         while (code > _maxCode[length])
         {
             length++;
-            if (length > 16) { bits.Skip(16); return 0; }
-            code = bits.Peek(length);
+            if (length > 16) return 16 << 8;
+            code = (int)(buffer >> (64 - length));
         }
-        bits.Skip(length);
-        return _symbols[(_valueOffset[length] + code) & 0xFF];
+        return (length << 8) | _symbols[(_valueOffset[length] + code) & 0xFF];
+    }
+
+    /// <summary>Decodes one symbol (see <see cref="LookupEntry"/>).</summary>
+    public int Decode(ref JpegBitReader bits)
+    {
+        int entry = LookupEntry((ulong)(uint)bits.Peek(16) << 48);
+        bits.Skip(entry >> 8);
+        return entry & 0xFF;
     }
 }
 
@@ -103,6 +136,21 @@ internal ref struct JpegBitReader
 
     private void Fill()
     {
+        // The hot path: 8 bytes ahead and none of them 0xFF (no stuffing, no marker): take the whole bytes that fit.
+        if (!_atMarker && _position <= _data.Length - 8)
+        {
+            ulong word = BinaryPrimitives.ReadUInt64BigEndian(_data[_position..]);
+            ulong inverted = ~word;
+            if (((inverted - 0x0101010101010101UL) & ~inverted & 0x8080808080808080UL) == 0)
+            {
+                int bytes = (64 - _count) >> 3;
+                if (bytes < 8) word &= ~(ulong.MaxValue >> (8 * bytes));
+                _buffer |= word >> _count;
+                _count += 8 * bytes;
+                _position += bytes;
+                return;
+            }
+        }
         while (_count <= 56)
         {
             int b = 0;
@@ -122,6 +170,27 @@ internal ref struct JpegBitReader
             _buffer |= (ulong)(uint)b << (56 - _count);
             _count += 8;
         }
+    }
+
+    /// <summary>The bit buffer for a decoding loop that keeps it in locals: its bits (valid ones at the top) and their
+    /// count. Hand it back with <see cref="Refill"/> or <see cref="Put"/>.</summary>
+    public readonly (ulong Buffer, int Count) Take() => (_buffer, _count);
+
+    /// <summary>Tops up a buffer taken with <see cref="Take"/> to at least 57 bits, as <see cref="Peek"/> does (zeros
+    /// past the data).</summary>
+    public (ulong Buffer, int Count) Refill(ulong buffer, int count)
+    {
+        _buffer = buffer;
+        _count = count;
+        Fill();
+        return (_buffer, _count);
+    }
+
+    /// <summary>Hands back a buffer taken with <see cref="Take"/> after its bits were consumed.</summary>
+    public void Put(ulong buffer, int count)
+    {
+        _buffer = buffer;
+        _count = count;
     }
 
     public int Peek(int n)

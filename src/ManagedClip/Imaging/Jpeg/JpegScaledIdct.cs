@@ -1,3 +1,5 @@
+using ManagedClip.Kernels;
+
 namespace ManagedClip.Imaging.Jpeg;
 
 /// <summary>
@@ -20,17 +22,32 @@ internal static class JpegScaledIdct
 
     private static int Descale(int x, int n) => (x + (1 << (n - 1))) >> n;
 
+    /// <summary>
+    /// The post-IDCT part of libjpeg's sample_range_limit table (jdmaster.c prepare_range_limit_table), indexed by the
+    /// descaled value &amp; 1023: [-128, 127] maps to value + 128, 128..511 saturate to 255, 512..895 (i.e. values far
+    /// out of range, which only corrupt data produces) wrap to 0 as the table does.
+    /// </summary>
+    private static readonly byte[] RangeLimit = BuildRangeLimit();
+
+    private static byte[] BuildRangeLimit()
+    {
+        var t = new byte[1024];
+        for (int x = 0; x < 1024; x++)
+            t[x] = x < 128 ? (byte)(x + 128) : x < 512 ? (byte)255 : x < 896 ? (byte)0 : (byte)(x - 896);
+        return t;
+    }
+
     /// <summary>Transforms one block of 64 coefficients (natural order) to <paramref name="size"/> x
     /// <paramref name="size"/> samples at output[offset + row * stride + column]: 8 is the full islow IDCT
     /// (<see cref="JpegIdct"/>), 4, 2 and 1 the reduced ones.</summary>
-    public static void Transform(int size, ReadOnlySpan<short> coefficients, ReadOnlySpan<ushort> quant, Span<byte> output, int offset, int stride)
+    public static void Transform(int size, ReadOnlySpan<short> coefficients, ReadOnlySpan<ushort> quant, Span<byte> output, int offset, int stride, SimdLevel level)
     {
         switch (size)
         {
-            case 8: JpegIdct.Transform(coefficients, quant, output, offset, stride); break;
+            case 8: JpegIdct.Transform(coefficients, quant, output, offset, stride, level); break;
             case 4: Transform4x4(coefficients, quant, output, offset, stride); break;
             case 2: Transform2x2(coefficients, quant, output, offset, stride); break;
-            case 1: output[offset] = JpegIdct.RangeLimit[Descale(coefficients[0] * quant[0], 3) & 1023]; break;
+            case 1: output[offset] = RangeLimit[Descale(coefficients[0] * quant[0], 3) & 1023]; break;
             default: throw new ArgumentOutOfRangeException(nameof(size), size, "the DCT scaled size is 1, 2, 4 or 8");
         }
     }
@@ -61,7 +78,7 @@ internal static class JpegScaledIdct
             ws[1 * 8 + c] = Descale(tmp12 + tmp0, n);
             ws[2 * 8 + c] = Descale(tmp12 - tmp0, n);
         }
-        byte[] limit = JpegIdct.RangeLimit;
+        byte[] limit = RangeLimit;
         for (int r = 0; r < 4; r++)
         {
             var w = ws.Slice(r * 8, 8);
@@ -112,7 +129,7 @@ internal static class JpegScaledIdct
             ws[c] = Descale(tmp10 + tmp0, n);
             ws[8 + c] = Descale(tmp10 - tmp0, n);
         }
-        byte[] limit = JpegIdct.RangeLimit;
+        byte[] limit = RangeLimit;
         for (int r = 0; r < 2; r++)
         {
             var w = ws.Slice(r * 8, 8);

@@ -1,3 +1,7 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using ManagedClip.Kernels;
+
 namespace ManagedClip.Imaging.Jpeg;
 
 /// <summary>
@@ -25,6 +29,7 @@ internal sealed class JpegUpsampler
     private readonly byte[] _plane;
     private readonly int _stride, _width, _height;
     private readonly byte[] _scratch; // one upsampled row of a 2x method: 2 * downsampled_width samples
+    private readonly bool _vectors;   // the AVX2 paths of the h2v1 and h2v2 triangle filters
 
     /// <summary>Reads the component's samples from <paramref name="plane"/>, <paramref name="stride"/> bytes a row;
     /// <paramref name="width"/> and <paramref name="height"/> are libjpeg's downsampled_width and downsampled_height
@@ -32,9 +37,10 @@ internal sealed class JpegUpsampler
     /// <paramref name="vInGroup"/> samples become <paramref name="maxH"/> x <paramref name="maxV"/> pixels: jdsample.c's
     /// input group, the sampling factors times DCT_scaled_size / min_DCT_scaled_size (the sampling factors themselves
     /// at full size). <paramref name="fancy"/> is jinit_upsampler's do_fancy; <paramref name="name"/> names the file in
-    /// errors.</summary>
-    public JpegUpsampler(byte[] plane, int stride, int width, int height, int hInGroup, int vInGroup, int maxH, int maxV, bool fancy, string name)
+    /// errors; <paramref name="level"/> picks the SIMD path (both give the same bytes).</summary>
+    public JpegUpsampler(byte[] plane, int stride, int width, int height, int hInGroup, int vInGroup, int maxH, int maxV, bool fancy, string name, SimdLevel level)
     {
+        _vectors = JpegIdct.UsesVectors(level);
         _plane = plane; _stride = stride; _width = width; _height = height;
         if (maxH % hInGroup != 0 || maxV % vInGroup != 0)
             throw new ImageInputException($"image '{name}': JPEG sampling factors {hInGroup}x{vInGroup} with a maximum of {maxH}x{maxV} are not integral ratios (libjpeg refuses them too)");
@@ -103,7 +109,8 @@ internal sealed class JpegUpsampler
         Span<byte> full = _scratch;
         full[0] = input[0];
         full[1] = (byte)((input[0] * 3 + input[1] + 2) >> 2);
-        for (int i = 1; i < w - 1; i++)
+        int i = _vectors ? H2V1Avx2(input, full) : 1;
+        for (; i < w - 1; i++)
         {
             int v = input[i] * 3;
             full[2 * i] = (byte)((v + input[i - 1] + 1) >> 2);
@@ -114,25 +121,72 @@ internal sealed class JpegUpsampler
         full[..output.Length].CopyTo(output);
     }
 
+    /// <summary>The interior columns of <see cref="H2V1"/> 16 at a time in 16-bit lanes, from column 1 while column
+    /// i + 16 exists; returns the first column left for the scalar loop.</summary>
+    private unsafe int H2V1Avx2(ReadOnlySpan<byte> input, Span<byte> full)
+    {
+        int i = 1;
+        fixed (byte* p = input, o = full)
+        {
+            for (; i + 16 <= _width - 1; i += 16)
+            {
+                var near = Avx2.ConvertToVector256Int16(p + i) * Vector256.Create((short)3);
+                var even = (near + Avx2.ConvertToVector256Int16(p + i - 1) + Vector256.Create((short)1)) >> 2;
+                var odd = (near + Avx2.ConvertToVector256Int16(p + i + 1) + Vector256.Create((short)2)) >> 2;
+                StoreInterleaved(even, odd, o + 2 * i);
+            }
+        }
+        return i;
+    }
+
     /// <summary>h2v2_fancy_upsample for one output row (width &gt; 2): column sums 3 near + far, then the same
     /// triangle horizontally with rounding constants 8 and 7 (out of 16).</summary>
     private void H2V2(ReadOnlySpan<byte> near, ReadOnlySpan<byte> far, Span<byte> output)
     {
         int w = _width;
         Span<byte> full = _scratch;
-        int thisSum = near[0] * 3 + far[0], nextSum = near[1] * 3 + far[1], lastSum;
-        full[0] = (byte)((thisSum * 4 + 8) >> 4);
-        full[1] = (byte)((thisSum * 3 + nextSum + 7) >> 4);
-        lastSum = thisSum; thisSum = nextSum;
-        for (int i = 1; i < w - 1; i++)
+        int first = near[0] * 3 + far[0], last = near[w - 1] * 3 + far[w - 1];
+        full[0] = (byte)((first * 4 + 8) >> 4);
+        full[1] = (byte)((first * 3 + near[1] * 3 + far[1] + 7) >> 4);
+        int i = _vectors ? H2V2Avx2(near, far, full) : 1;
+        for (; i < w - 1; i++)
         {
-            nextSum = near[i + 1] * 3 + far[i + 1];
-            full[2 * i] = (byte)((thisSum * 3 + lastSum + 8) >> 4);
-            full[2 * i + 1] = (byte)((thisSum * 3 + nextSum + 7) >> 4);
-            lastSum = thisSum; thisSum = nextSum;
+            int thisSum = near[i] * 3 + far[i];
+            full[2 * i] = (byte)((thisSum * 3 + near[i - 1] * 3 + far[i - 1] + 8) >> 4);
+            full[2 * i + 1] = (byte)((thisSum * 3 + near[i + 1] * 3 + far[i + 1] + 7) >> 4);
         }
-        full[2 * w - 2] = (byte)((thisSum * 3 + lastSum + 8) >> 4);
-        full[2 * w - 1] = (byte)((thisSum * 4 + 7) >> 4);
+        full[2 * w - 2] = (byte)((last * 3 + near[w - 2] * 3 + far[w - 2] + 8) >> 4);
+        full[2 * w - 1] = (byte)((last * 4 + 7) >> 4);
         full[..output.Length].CopyTo(output);
+    }
+
+    /// <summary>The interior columns of <see cref="H2V2"/> 16 at a time in 16-bit lanes (sums reach 16 x 255); returns
+    /// the first column left for the scalar loop.</summary>
+    private unsafe int H2V2Avx2(ReadOnlySpan<byte> near, ReadOnlySpan<byte> far, Span<byte> full)
+    {
+        int i = 1;
+        fixed (byte* n = near, f = far, o = full)
+        {
+            var three = Vector256.Create((short)3);
+            for (; i + 16 <= _width - 1; i += 16)
+            {
+                var previous = Avx2.ConvertToVector256Int16(n + i - 1) * three + Avx2.ConvertToVector256Int16(f + i - 1);
+                var current = Avx2.ConvertToVector256Int16(n + i) * three + Avx2.ConvertToVector256Int16(f + i);
+                var next = Avx2.ConvertToVector256Int16(n + i + 1) * three + Avx2.ConvertToVector256Int16(f + i + 1);
+                var even = (current * three + previous + Vector256.Create((short)8)) >> 4;
+                var odd = (current * three + next + Vector256.Create((short)7)) >> 4;
+                StoreInterleaved(even, odd, o + 2 * i);
+            }
+        }
+        return i;
+    }
+
+    /// <summary>Stores 16 even and 16 odd outputs (each 0..255 in a 16-bit lane) as 32 bytes e0 o0 e1 o1 ...</summary>
+    private static unsafe void StoreInterleaved(Vector256<short> even, Vector256<short> odd, byte* output)
+    {
+        var e = Sse2.PackUnsignedSaturate(even.GetLower(), even.GetUpper());
+        var o = Sse2.PackUnsignedSaturate(odd.GetLower(), odd.GetUpper());
+        Sse2.Store(output, Sse2.UnpackLow(e, o));
+        Sse2.Store(output + 16, Sse2.UnpackHigh(e, o));
     }
 }
