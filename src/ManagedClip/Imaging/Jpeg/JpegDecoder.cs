@@ -49,33 +49,71 @@ internal static class JpegDecoder
         public Component[] Components = [];
         public int Width, Height, MaxH, MaxV, McusWide, McusHigh, RestartInterval, Scans;
         public bool Progressive;
+        // libjpeg's has_multiple_scans, fixed at the first scan: such a file is decoded only once its EOI is read. A
+        // single-scan sequential file is complete when its scan is (Pillow then stops whatever follows).
+        public bool MultiScan, OutputComplete;
+        // End (exclusive) of the bytes Pillow has handed libjpeg: its ImageFile.load reads 65536-byte blocks from the
+        // file's start and calls the decoder again after each.
+        public int BufferEnd;
         public bool SawJfif, SawAdobe;
         public int AdobeTransform;
 
         public ImageInputException Error(string what) => new($"image '{Name}': {what}");
     }
 
-    /// <summary>Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
-    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated.</summary>
+    /// <summary>Pillow's ImageFile.load block size (decodermaxblock): what each decoder call adds to libjpeg's buffer.</summary>
+    private const int PillowReadSize = 65536;
+
+    /// <summary>
+    /// Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
+    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated. Malformed files are
+    /// decoded or refused as Pillow 9.4 decides: libjpeg-turbo reads through a source that suspends when the bytes
+    /// handed to it so far run out, and Pillow refuses the image ("image file is truncated") if that happens at the end
+    /// of the file before every row is out; a single-scan sequential file needs no EOI once its scan is complete, a
+    /// multi-scan (progressive) file is decoded only at its EOI; a marker libjpeg refuses is refused.
+    /// </summary>
     public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels)
     {
         var st = new State(name);
         if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) throw st.Error("not a JPEG file (no SOI marker)");
-        int pos = 2;
+        st.BufferEnd = Math.Min(PillowReadSize, data.Length);
+        int pos = 2, pendingMarker = 0;
         while (true)
         {
-            int marker = NextMarker(data, ref pos);
-            if (marker < 0 || marker == 0xD9)
+            int marker = pendingMarker;
+            pendingMarker = 0;
+            if (marker == 0)
             {
-                // The end of the file or EOI: what the scans so far hold is the image (libjpeg treats a missing EOI as
-                // the end with a warning).
+                marker = NextMarker(data, ref pos);
+                if (marker < 0) return EndOfFile(st, "before its end-of-image marker");
+            }
+            if (marker == 0xD9)
+            {
                 if (st.Scans == 0) throw st.Error(st.Components.Length == 0 ? "JPEG file has no image (no SOF marker before its end)" : "JPEG file ends before its first scan");
                 return Finish(st);
             }
+            // Pillow's header parser (JpegImagePlugin) knows no TEM marker: "no marker found" before the first scan.
+            if (marker == 0x01 && st.Scans == 0 && !st.MultiScan) throw st.Error("corrupt JPEG (a TEM marker before the first scan, which Pillow refuses)");
             if (marker is >= 0xD0 and <= 0xD7 or 0x01) continue; // RSTn or TEM outside a scan: no parameters
-            if (pos + 2 > data.Length) throw st.Error("JPEG file is truncated (in a marker's length)");
+            if (marker == 0xD8) throw st.Error("corrupt JPEG (a second SOI marker)");
+            // jdmarker.c read_markers refuses these before reading a length: JPG, JPGn, DHP, EXP and the reserved codes.
+            if (marker is 0xC8 or (>= 0xF0 and <= 0xFD) or 0xDE or 0xDF or < 0xC0)
+                throw st.Error($"corrupt JPEG (marker 0x{marker:X2}, which libjpeg does not accept)");
+            // jdmarker.c get_sof refuses a second frame header before reading its length.
+            if (marker is >= 0xC0 and <= 0xCF and not (0xC4 or 0xC8 or 0xCC) && st.Components.Length != 0)
+                throw st.Error("corrupt JPEG (a second SOF marker)");
+            if (pos + 2 > data.Length) return EndOfFile(st, "in a marker's length");
             int length = BinaryPrimitives.ReadUInt16BigEndian(data[pos..]);
-            if (length < 2 || pos + length > data.Length) throw st.Error($"JPEG file is truncated or corrupt (segment 0x{marker:X2} at byte {pos - 2} has length {length})");
+            if (length < 2) throw st.Error($"corrupt JPEG (segment 0x{marker:X2} at byte {pos - 2} has length {length})");
+            if (pos + length > data.Length)
+            {
+                // libjpeg reads a segment byte by byte: what it refuses in the part the file holds is refused before it
+                // suspends at the end (which a complete single-scan image survives).
+                CheckSegmentStart(st, marker, data[pos..]);
+                return EndOfFile(st, $"in segment 0x{marker:X2} at byte {pos - 2}");
+            }
+            if (marker == 0xCC) CheckSegmentStart(st, marker, data.Slice(pos, length)); // DAC: only checked, not used
+            Need(st, pos + length);
             var segment = data.Slice(pos + 2, length - 2);
             pos += length;
             switch (marker)
@@ -89,20 +127,109 @@ internal static class JpegDecoder
                 case 0xC4: ReadHuffmanTables(st, segment); break;
                 case 0xDB: ReadQuantTables(st, segment); break;
                 case 0xDD:
-                    if (segment.Length < 2) throw st.Error("JPEG DRI segment is too short");
+                    if (segment.Length != 2) throw st.Error("corrupt JPEG (DRI segment of the wrong length)"); // jdmarker.c get_dri
                     st.RestartInterval = BinaryPrimitives.ReadUInt16BigEndian(segment);
                     break;
-                case 0xDA: pos = ReadScan(st, data, segment, pos); break;
+                case 0xDA:
+                    // jdinput.c consume_markers: a second scan in a single-scan file is JERR_EOI_EXPECTED.
+                    if (st.Scans > 0 && !st.MultiScan) throw st.Error("corrupt JPEG (a scan after the only scan of a sequential image)");
+                    (pos, pendingMarker) = ReadScan(st, data, segment, pos);
+                    break;
                 case 0xE0:
                     if (segment.StartsWith("JFIF\0"u8)) st.SawJfif = true;
                     break;
                 case 0xEE:
                     if (segment.Length >= 12 && segment.StartsWith("Adobe"u8)) { st.SawAdobe = true; st.AdobeTransform = segment[11]; }
                     break;
-                case 0xD8: throw st.Error("corrupt JPEG (a second SOI marker)");
-                default: break; // APPn, COM, DNL, DAC and reserved markers carry nothing the decoder needs
+                default: break; // APPn, COM, DNL, DAC: nothing the decoder needs
             }
         }
+    }
+
+    /// <summary>
+    /// The checks jdmarker.c makes while it reads a DHT, DQT, SOS, DRI or DAC segment, on the bytes of it the file holds
+    /// (<paramref name="segment"/> starts at its length field): each check runs only once the bytes it looks at have been
+    /// read, so a segment cut by the end of the file is refused only for what its first bytes show. Throws where
+    /// libjpeg's get_dht, get_dqt, get_sos, get_dri or get_dac would; returns where they would suspend or succeed.
+    /// </summary>
+    private static void CheckSegmentStart(State st, int marker, ReadOnlySpan<byte> segment)
+    {
+        if (segment.Length < 2) return;
+        int left = BinaryPrimitives.ReadUInt16BigEndian(segment) - 2, at = 2;
+        ImageInputException Bad(string what) => st.Error($"corrupt JPEG ({what} in segment 0x{marker:X2})");
+        switch (marker)
+        {
+            case 0xC4:
+                while (left > 16)
+                {
+                    if (at + 17 > segment.Length) return;
+                    int count = 0;
+                    foreach (byte n in segment.Slice(at + 1, 16)) count += n;
+                    int index = segment[at];
+                    left -= 17;
+                    if (count > 256 || count > left) throw Bad("Huffman code counts larger than the table");
+                    if (at + 17 + count > segment.Length) return;
+                    if ((index & ~0x10) > 3) throw Bad($"Huffman table index {index}");
+                    at += 17 + count;
+                    left -= count;
+                }
+                if (left != 0) throw Bad("a length that does not match the tables");
+                break;
+            case 0xDB:
+                while (left > 0)
+                {
+                    left--;
+                    if (at >= segment.Length) return;
+                    int precision = segment[at] >> 4, index = segment[at] & 15;
+                    if (index > 3) throw Bad($"quantization table index {index}");
+                    int count = precision != 0 ? Math.Min(left >> 1, 64) : Math.Min(left, 64);
+                    int bytes = precision != 0 ? 2 * count : count;
+                    if (at + 1 + bytes > segment.Length) return;
+                    at += 1 + bytes;
+                    left -= bytes;
+                }
+                if (left != 0) throw Bad("a length that does not match the tables");
+                break;
+            case 0xDA:
+                if (segment.Length < 3) return;
+                int components = segment[2];
+                if (left + 2 != components * 2 + 6 || components is < 1 or > 4) throw Bad("a length that does not match its components");
+                for (int i = 0; i < components && 3 + 2 * i < segment.Length; i++)
+                {
+                    int id = segment[3 + 2 * i];
+                    if (!st.Components.Any(c => c.Id == id)) throw Bad($"component {id}, which the frame does not have");
+                }
+                if (st.Scans > 0 && !st.MultiScan) throw st.Error("corrupt JPEG (a scan after the only scan of a sequential image)");
+                break;
+            case 0xDD:
+                if (left != 2) throw Bad("a length other than 4");
+                break;
+            case 0xCC:
+                for (; left > 0; left -= 2, at += 2)
+                {
+                    if (at + 2 > segment.Length) return;
+                    int index = segment[at], value = segment[at + 1];
+                    if (index >= 32) throw Bad($"arithmetic table index {index}");
+                    if (index < 16 && (value & 15) > value >> 4) throw Bad($"arithmetic DC conditioning {value}");
+                }
+                if (left != 0) throw Bad("a length that does not match the tables");
+                break;
+        }
+    }
+
+    /// <summary>libjpeg needs bytes up to <paramref name="end"/>: Pillow hands it more 65536-byte blocks until they are
+    /// in its buffer (the caller has checked that the file holds them).</summary>
+    private static void Need(State st, int end)
+    {
+        while (end > st.BufferEnd) st.BufferEnd += PillowReadSize;
+    }
+
+    /// <summary>libjpeg wants bytes past the end of the file: Pillow's load stops there. A single-scan sequential image
+    /// whose rows are all out is returned (jpeg_finish_decompress suspending is ignored); anything else is truncated.</summary>
+    private static JpegImage EndOfFile(State st, string where)
+    {
+        if (st.OutputComplete) return Finish(st);
+        throw st.Error($"image file is truncated (JPEG ends {where})");
     }
 
     /// <summary>Finds the next marker from <paramref name="pos"/> as libjpeg's next_marker does: bytes that are not
@@ -128,6 +255,8 @@ internal static class JpegDecoder
         int precision = s[0], height = BinaryPrimitives.ReadUInt16BigEndian(s[1..]), width = BinaryPrimitives.ReadUInt16BigEndian(s[3..]);
         int count = s[5];
         if (precision != 8) throw st.Error($"{precision}-bit JPEG is not supported by the managed decoder (8-bit only)");
+        // jdinput.c initial_setup: JERR_IMAGE_TOO_BIG above JPEG_MAX_DIMENSION.
+        if (width > 65500 || height > 65500) throw st.Error($"JPEG frame {width}x{height} is larger than libjpeg accepts (65500 a side)");
         if (width == 0 || height == 0) throw st.Error($"JPEG frame is {width}x{height} (an empty image, or a height defined by a DNL marker, which is not supported)");
         if (count is not (1 or 3 or 4)) throw st.Error($"JPEG with {count} components is not supported (1, 3 or 4)");
         if (s.Length < 6 + 3 * count) throw st.Error("JPEG SOF segment is too short for its components");
@@ -170,7 +299,8 @@ internal static class JpegDecoder
         while (s.Length > 0)
         {
             int precision = s[0] >> 4, index = s[0] & 15;
-            if (index > 3 || precision > 1) throw st.Error($"corrupt JPEG (DQT table {index}, precision {precision})");
+            // Any nonzero precision nibble means 16-bit entries, for Pillow's header parser and libjpeg's get_dqt alike.
+            if (index > 3) throw st.Error($"corrupt JPEG (DQT table {index})");
             int size = precision == 0 ? 64 : 128;
             if (s.Length < 1 + size) throw st.Error("JPEG DQT segment is too short");
             var table = new ushort[64];
@@ -199,8 +329,9 @@ internal static class JpegDecoder
     }
 
     /// <summary>Reads the SOS header and decodes the scan's entropy-coded data that starts at <paramref name="pos"/>;
-    /// returns where the search for the next marker starts.</summary>
-    private static int ReadScan(State st, ReadOnlySpan<byte> data, ReadOnlySpan<byte> s, int pos)
+    /// returns where libjpeg's marker reader goes on and the marker the data ended at if the entropy decoder met it
+    /// (libjpeg's unread_marker, with the position after it), else 0.</summary>
+    private static (int Position, int UnreadMarker) ReadScan(State st, ReadOnlySpan<byte> data, ReadOnlySpan<byte> s, int pos)
     {
         if (st.Components.Length == 0) throw st.Error("corrupt JPEG (a scan before the frame header)");
         if (s.Length < 1) throw st.Error("JPEG SOS segment is too short");
@@ -216,7 +347,7 @@ internal static class JpegDecoder
             bool isDc = scan.Start == 0;
             if (isDc ? scan.End != 0 : scan.End < scan.Start || scan.End > 63 || count != 1)
                 throw st.Error($"corrupt progressive JPEG (scan of coefficients {scan.Start}..{scan.End} over {count} components)");
-            if (scan.Low > 13) throw st.Error($"corrupt progressive JPEG (successive approximation bit {scan.Low})");
+            if (scan.High != 0 && scan.Low != scan.High - 1 || scan.Low > 13) throw st.Error($"corrupt progressive JPEG (successive approximation bit {scan.Low})");
             kind = (isDc, scan.High != 0) switch
             {
                 (true, false) => ScanKind.DcFirst,
@@ -257,47 +388,137 @@ internal static class JpegDecoder
         }
         else { mcusWide = st.McusWide; mcusHigh = st.McusHigh; }
 
+        if (st.Scans == 0) st.MultiScan = st.Progressive || count < st.Components.Length;
         foreach (var c in comps) c.DcPrediction = 0;
-        var bits = new JpegBitReader(data, pos);
-        int restartsLeft = st.RestartInterval;
+        var bits = new JpegBitReader(data, pos, st.BufferEnd);
+        int restartsLeft = st.RestartInterval, nextRestart = 0;
         long totalMcus = (long)mcusWide * mcusHigh;
+        Span<int> savedDc = stackalloc int[count];
+        Span<short> savedBlock = stackalloc short[64];
         for (long mcu = 0; mcu < totalMcus; mcu++)
         {
             if (st.RestartInterval != 0)
             {
                 if (restartsLeft == 0)
                 {
-                    Restart(data, ref bits);
+                    while (true)
+                    {
+                        var before = bits;
+                        try { Restart(data, ref bits, nextRestart); break; }
+                        catch (JpegSuspendedException) { bits = before; MoreData(st, ref bits); }
+                    }
+                    nextRestart = (nextRestart + 1) & 7;
                     foreach (var c in comps) c.DcPrediction = 0;
                     scan.EndOfBandRun = 0;
                     restartsLeft = st.RestartInterval;
                 }
                 restartsLeft--;
             }
+            // jdhuff.c decode_mcu / jdphuff.c: once a segment has run out of data its remaining MCUs are left as they
+            // are (zero, or what earlier scans put there), except DC refinement, which reads zero bits and changes nothing.
+            if (bits.InsufficientData && kind != ScanKind.DcRefine) continue;
             int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
-            for (int i = 0; i < count; i++)
+            // decode_mcu_fast runs for sequential scans without restarts when 512 bytes per block are in the buffer
+            // and no marker is pending; where it meets a marker, the MCU is decoded again the slow way.
+            bits.Fast = kind == ScanKind.Sequential && st.RestartInterval == 0 && bits.UnreadMarker == 0
+                && bits.BytesInBuffer >= 512 * blocksInMcu;
+            while (true)
             {
-                var c = comps[i];
-                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], my * c.BlocksWide + mx);
-                else
-                    for (int by = 0; by < c.V; by++)
-                        for (int bx = 0; bx < c.H; bx++)
-                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
+                // A suspended MCU is decoded again from its starting state once Pillow has handed over more data.
+                var before = bits;
+                for (int i = 0; i < count; i++) savedDc[i] = comps[i].DcPrediction;
+                int savedRun = scan.EndOfBandRun;
+                var refined = kind == ScanKind.AcRefine ? comps[0].Coefficients.AsSpan((my * comps[0].BlocksWide + mx) * 64, 64) : default;
+                refined.CopyTo(savedBlock); // refinement reads a correction bit for every nonzero coefficient: undo new ones
+                try
+                {
+                    DecodeMcu(st, ref bits, kind, scan, comps, dc, ac, mx, my);
+                    if (!bits.FastHitMarker) break;
+                    bits = before;
+                    bits.Fast = false;
+                }
+                catch (JpegSuspendedException)
+                {
+                    bits = before;
+                    MoreData(st, ref bits);
+                }
+                for (int i = 0; i < count; i++) comps[i].DcPrediction = savedDc[i];
+                scan.EndOfBandRun = savedRun;
+                savedBlock[..refined.Length].CopyTo(refined);
             }
         }
         st.Scans++;
-        return bits.Position;
+        if (!st.MultiScan) st.OutputComplete = true;
+        st.BufferEnd = bits.Limit;
+        return (bits.Position, bits.UnreadMarker);
     }
 
-    /// <summary>At a restart interval's end: skips to the next marker; an RSTn is consumed (libjpeg checks its number and
-    /// resynchronizes with a warning; any RSTn is accepted here), any other marker is left for the marker reader and the
-    /// rest of the scan decodes from zero bits.</summary>
-    private static void Restart(ReadOnlySpan<byte> data, ref JpegBitReader bits)
+    private static void DecodeMcu(State st, ref JpegBitReader bits, ScanKind kind, Scan scan, Component[] comps,
+        JpegHuffmanTable?[] dc, JpegHuffmanTable?[] ac, int mx, int my)
     {
-        int pos = bits.Position;
-        int at = pos;
-        int marker = NextMarker(data, ref at);
-        bits.Reset(marker is >= 0xD0 and <= 0xD7 ? at : pos);
+        if (comps.Length == 1)
+        {
+            var c = comps[0];
+            DecodeBlock(st, ref bits, kind, scan, c, dc[0], ac[0], my * c.BlocksWide + mx);
+            return;
+        }
+        for (int i = 0; i < comps.Length; i++)
+        {
+            var c = comps[i];
+            for (int by = 0; by < c.V; by++)
+                for (int bx = 0; bx < c.H; bx++)
+                    DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
+        }
+    }
+
+    /// <summary>libjpeg suspended: Pillow reads the next 65536 bytes and calls it again, or, at the end of the file,
+    /// refuses the image (not every row is out).</summary>
+    private static void MoreData(State st, ref JpegBitReader bits)
+    {
+        if (bits.Limit >= bits.DataLength) throw st.Error("image file is truncated (JPEG scan data runs to the end of the file)");
+        bits.Limit = Math.Min(bits.Limit + PillowReadSize, bits.DataLength);
+    }
+
+    /// <summary>
+    /// jdhuff.c process_restart and jdmarker.c read_restart_marker / jpeg_resync_to_restart: the bits left are thrown
+    /// away; unless the data already stopped at a marker, the next marker is searched for (skipping any other bytes).
+    /// The expected RSTn is consumed. Otherwise libjpeg resynchronizes: a marker below SOF0 (not a real one) or one of
+    /// the two previous RSTs is skipped and the search goes on; one of the next two RSTs, or any other real marker, is
+    /// left unread, so this interval decodes from no data; any other RST is consumed as if it were the expected one.
+    /// The out-of-data flag is cleared unless a marker is left unread.
+    /// </summary>
+    private static void Restart(ReadOnlySpan<byte> data, ref JpegBitReader bits, int expected)
+    {
+        bits.DiscardBits();
+        int marker = bits.UnreadMarker, pos = bits.Position;
+        if (marker == 0) marker = NextMarkerSuspending(data, ref pos, bits.Limit);
+        while (marker != 0xD0 + expected)
+        {
+            int ahead = (marker - 0xD0 - expected) & 7;
+            bool isRestart = marker is >= 0xD0 and <= 0xD7;
+            if (marker < 0xC0 || isRestart && ahead is 6 or 7)
+            {
+                marker = NextMarkerSuspending(data, ref pos, bits.Limit); // not a real marker, or a prior restart: skip it
+                continue;
+            }
+            if (!isRestart || ahead is 1 or 2)
+            {
+                bits.SetMarker(pos, marker); // left for later: this interval has no data
+                return;
+            }
+            break; // a restart too far from the expected one: consumed as if it were that one
+        }
+        bits.SetMarker(pos, 0);
+        bits.InsufficientData = false;
+    }
+
+    /// <summary>jdmarker.c next_marker behind Pillow's source: as <see cref="NextMarker"/>, but suspends at
+    /// <paramref name="limit"/>.</summary>
+    private static int NextMarkerSuspending(ReadOnlySpan<byte> data, ref int pos, int limit)
+    {
+        int marker = NextMarker(data[..limit], ref pos);
+        if (marker < 0) throw JpegSuspendedException.Instance;
+        return marker;
     }
 
     private enum ScanKind { Sequential, DcFirst, DcRefine, AcFirst, AcRefine }
@@ -348,15 +569,16 @@ internal static class JpegDecoder
         }
     }
 
-    /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1); an overflow
-    /// of the int prediction is an error, as in libjpeg-turbo.</summary>
+    /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1). libjpeg-turbo
+    /// 2.1.5 lets the int prediction wrap in sequential scans (jdhuff.c) and refuses an overflow in progressive ones
+    /// (jdphuff.c JERR_BAD_DCT_COEF).</summary>
     private static int NextDc(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc)
     {
         int category = dc.Decode(ref bits);
         long value = (long)c.DcPrediction + bits.Receive(category);
-        if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
-        c.DcPrediction = (int)value;
-        return (int)value;
+        if (st.Progressive && value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
+        c.DcPrediction = unchecked((int)value);
+        return c.DcPrediction;
     }
 
     /// <summary>jdphuff.c decode_mcu_AC_first: the first pass over coefficients Ss..Se, scaled by 2^Al, with end-of-band

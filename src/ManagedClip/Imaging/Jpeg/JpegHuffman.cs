@@ -23,7 +23,8 @@ internal sealed class JpegHuffmanTable
     /// <param name="describe">names the file for error messages</param>
     public JpegHuffmanTable(ReadOnlySpan<byte> counts, ReadOnlySpan<byte> symbols, bool isDc, string describe)
     {
-        _symbols = symbols.ToArray();
+        _symbols = new byte[256]; // indexed with & 0xFF as libjpeg does, so a corrupt code stays inside
+        symbols.CopyTo(_symbols);
         int code = 0, index = 0;
         for (int length = 1; length <= 16; length++)
         {
@@ -51,114 +52,198 @@ internal sealed class JpegHuffmanTable
         }
         _maxCode[17] = int.MaxValue;
         if (isDc)
-            foreach (byte s in _symbols)
+            foreach (byte s in symbols)
                 if (s > 15) throw new ImageInputException($"{describe}: bad Huffman table (DC category {s} > 15)");
     }
 
-    /// <summary>Decodes one symbol. A bit pattern that is no code (only possible in corrupt data) gives 0, as libjpeg
-    /// does after its JWRN_HUFF_BAD_CODE warning.</summary>
+    /// <summary>
+    /// Decodes one symbol, reading and refilling exactly as libjpeg-turbo 2.1's HUFF_DECODE (slow path) or
+    /// HUFF_DECODE_FAST (<see cref="JpegBitReader.Fast"/>) do, so that the bytes read, and whether Pillow's suspending
+    /// source runs dry, are libjpeg's. A bit pattern that is no code (only possible in corrupt data) consumes 17 bits and
+    /// gives 0, as libjpeg does after its JWRN_HUFF_BAD_CODE warning.
+    /// </summary>
     public int Decode(ref JpegBitReader bits)
     {
-        int peek = bits.Peek(LookaheadBits);
-        int entry = _lookahead[peek];
-        if (entry != 0)
+        const int lookahead = 8; // libjpeg's HUFF_LOOKAHEAD; this table's 9-bit entries are exact for codes of <= 8 bits
+        if (bits.Fast) bits.FillFast();
+        else if (bits.BitsLeft < lookahead)
         {
-            bits.Skip(entry >> 8);
+            bits.Fill(0);
+            if (bits.BitsLeft < lookahead) return DecodeBitByBit(ref bits, 1);
+        }
+        int entry = _lookahead[bits.PeekBits(lookahead) << 1];
+        int length = entry >> 8;
+        if (entry != 0 && length <= lookahead)
+        {
+            bits.DropBits(length);
             return entry & 0xFF;
         }
-        int length = LookaheadBits + 1;
-        int code = bits.Peek(length);
+        return DecodeBitByBit(ref bits, lookahead + 1);
+    }
+
+    /// <summary>jdhuff.c jpeg_huff_decode: the first <paramref name="minBits"/> bits at once, then one bit at a time
+    /// (F.16) until the code is no larger than the largest code of its length; the sentinel at length 17 ends it.</summary>
+    private int DecodeBitByBit(ref JpegBitReader bits, int minBits)
+    {
+        int length = minBits;
+        int code = bits.Bits(length);
         while (code > _maxCode[length])
         {
+            code = (code << 1) | bits.Bits(1);
             length++;
-            if (length > 16) { bits.Skip(16); return 0; }
-            code = bits.Peek(length);
         }
-        bits.Skip(length);
-        return _symbols[(_valueOffset[length] + code) & 0xFF];
+        return length > 16 ? 0 : _symbols[(_valueOffset[length] + code) & 0xFF];
     }
 }
 
 /// <summary>
-/// Reads entropy-coded bits (F.2.2.5): a 0xFF data byte is followed by a stuffed 0x00; any other byte after 0xFF is a
-/// marker, where the data stops. Past the data, zero bits are supplied, as libjpeg does for a segment that ends early
-/// (its "Corrupt JPEG data: premature end of data segment" warning).
+/// Reads entropy-coded bits as libjpeg-turbo 2.1.5 does behind Pillow 9.4's suspending source (jdhuff.c
+/// jpeg_fill_bit_buffer and decode_mcu_fast's FILL_BIT_BUFFER_FAST, 64-bit build), keeping its state exactly: a 64-bit
+/// buffer whose low <see cref="BitsLeft"/> bits are unread, the next byte libjpeg has not loaded (<see cref="Position"/>),
+/// and the end of the bytes Pillow has handed it so far (<see cref="Limit"/>: Pillow's ImageFile.load reads the file in
+/// 65536-byte blocks from its start and keeps what libjpeg has not consumed). A 0xFF data byte is followed by a stuffed
+/// 0x00; any other byte after 0xFF is a marker (libjpeg's unread_marker), where the data stops and zero bits are
+/// supplied (its "premature end of data segment" warning, <see cref="InsufficientData"/> once a real bit is missing).
+/// A fill that reaches <see cref="Limit"/> before a marker throws <see cref="JpegSuspendedException"/> as libjpeg
+/// suspends; the caller retries the MCU from its starting state with one more block, as libjpeg does on the next call.
 /// </summary>
 internal ref struct JpegBitReader
 {
+    /// <summary>Bits a slow fill loads up to: libjpeg's MIN_GET_BITS with a 64-bit bit buffer.</summary>
+    private const int MinGetBits = 57;
+
     private readonly ReadOnlySpan<byte> _data;
     private int _position;
-    private ulong _buffer; // valid bits are the top _count bits
-    private int _count;
-    private bool _atMarker;
+    private ulong _buffer;
+    private int _bitsLeft;
+    private int _marker;
 
-    public JpegBitReader(ReadOnlySpan<byte> data, int position)
+    /// <summary>Decode the current MCU with decode_mcu_fast's refill rule (6 bytes whenever 16 bits or fewer are left,
+    /// no suspension); set per MCU by the caller.</summary>
+    public bool Fast;
+    /// <summary>The fast refill met a marker: libjpeg throws the MCU's result away and decodes it again slowly.</summary>
+    public bool FastHitMarker;
+    /// <summary>libjpeg's insufficient_data: a bit past the marker was needed; the rest of the segment is left zero.</summary>
+    public bool InsufficientData;
+    /// <summary>End (exclusive) of the bytes Pillow has handed libjpeg.</summary>
+    public int Limit;
+
+    public JpegBitReader(ReadOnlySpan<byte> data, int position, int limit)
     {
         _data = data;
         _position = position;
+        Limit = limit;
     }
 
-    /// <summary>Where the next unread byte of entropy data is (at a marker once the data has ended).</summary>
+    /// <summary>libjpeg's next_input_byte: the next byte not yet loaded (just after the marker once one was met).</summary>
     public readonly int Position => _position;
+    public readonly int BitsLeft => _bitsLeft;
+    /// <summary>The marker code that ended the data (libjpeg's unread_marker), 0 if none.</summary>
+    public readonly int UnreadMarker => _marker;
+    public readonly int DataLength => _data.Length;
+    /// <summary>libjpeg's bytes_in_buffer.</summary>
+    public readonly int BytesInBuffer => Limit - _position;
 
-    private void Fill()
+    private int NextByte()
     {
-        while (_count <= 56)
+        if (_position >= Limit) throw JpegSuspendedException.Instance;
+        return _data[_position++];
+    }
+
+    /// <summary>jpeg_fill_bit_buffer: loads bytes until at least 57 bits are held or a marker is met; at a marker, zero
+    /// bits stand in for the <paramref name="bitsNeeded"/> that are missing.</summary>
+    public void Fill(int bitsNeeded)
+    {
+        if (_marker == 0)
         {
-            int b = 0;
-            if (!_atMarker && _position < _data.Length)
+            while (_bitsLeft < MinGetBits)
             {
-                b = _data[_position];
-                if (b == 0xFF)
+                int c = NextByte();
+                if (c == 0xFF)
                 {
-                    // libjpeg skips fill bytes (0xFF 0xFF ...) before deciding between a stuffed 0xFF and a marker.
-                    int next = _position + 1;
-                    while (next < _data.Length && _data[next] == 0xFF) next++;
-                    if (next < _data.Length && _data[next] == 0x00) _position = next + 1;
-                    else { _atMarker = true; b = 0; }
+                    // Fill bytes (FF FF ...) are skipped before deciding between a stuffed FF 00 and a marker.
+                    do c = NextByte(); while (c == 0xFF);
+                    if (c == 0) c = 0xFF;
+                    else
+                    {
+                        _marker = c;
+                        break;
+                    }
                 }
-                else _position++;
+                _buffer = (_buffer << 8) | (uint)c;
+                _bitsLeft += 8;
             }
-            _buffer |= (ulong)(uint)b << (56 - _count);
-            _count += 8;
+            if (_marker == 0) return;
+        }
+        if (bitsNeeded > _bitsLeft)
+        {
+            InsufficientData = true;
+            _buffer <<= MinGetBits - _bitsLeft;
+            _bitsLeft = MinGetBits;
         }
     }
 
-    public int Peek(int n)
+    /// <summary>FILL_BIT_BUFFER_FAST: six bytes when 16 bits or fewer are left. A marker is not consumed: zero bits are
+    /// loaded and <see cref="FastHitMarker"/> tells the caller to decode the MCU again the slow way.</summary>
+    public void FillFast()
     {
-        if (_count < n) Fill();
-        return (int)(_buffer >> (64 - n));
+        if (_bitsLeft > 16) return;
+        for (int i = 0; i < 6; i++)
+        {
+            // The caller guarantees 512 bytes per block before the limit, so these reads stay inside the buffer.
+            int c0 = _data[_position++], c1 = _position < _data.Length ? _data[_position] : 0;
+            _buffer = (_buffer << 8) | (uint)c0;
+            _bitsLeft += 8;
+            if (c0 == 0xFF)
+            {
+                _position++;
+                if (c1 != 0)
+                {
+                    FastHitMarker = true;
+                    _position -= 2;
+                    _buffer &= ~0xFFUL;
+                }
+            }
+        }
     }
 
-    public void Skip(int n)
-    {
-        _buffer <<= n;
-        _count -= n;
-    }
+    public readonly int PeekBits(int n) => (int)(_buffer >> (_bitsLeft - n)) & ((1 << n) - 1);
 
+    public void DropBits(int n) => _bitsLeft -= n;
+
+    /// <summary>CHECK_BIT_BUFFER then GET_BITS (no refill in fast mode: it filled before the symbol).</summary>
     public int Bits(int n)
     {
         if (n == 0) return 0;
-        int v = Peek(n);
-        Skip(n);
-        return v;
+        if (!Fast && _bitsLeft < n) Fill(n);
+        _bitsLeft -= n;
+        return (int)(_buffer >> _bitsLeft) & ((1 << n) - 1);
     }
 
-    /// <summary>Reads an n-bit magnitude and extends its sign (F.2.2.1 EXTEND).</summary>
+    /// <summary>Reads an n-bit magnitude and extends its sign (F.2.2.1 HUFF_EXTEND); the fast path refills first.</summary>
     public int Receive(int n)
     {
         if (n == 0) return 0;
+        if (Fast) FillFast();
         int v = Bits(n);
         return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
     }
 
-    /// <summary>At a restart: drops the bits left in the current byte and any fill, and clears the marker state so the
-    /// caller can read the RSTn marker at <see cref="Position"/>.</summary>
-    public void Reset(int position)
+    /// <summary>process_restart: the bits left in the buffer are thrown away.</summary>
+    public void DiscardBits() => _bitsLeft = 0;
+
+    /// <summary>The marker search and resynchronization at a restart found or consumed a marker: continue after
+    /// <paramref name="position"/> with <paramref name="unreadMarker"/> pending (0 if none).</summary>
+    public void SetMarker(int position, int unreadMarker)
     {
         _position = position;
-        _buffer = 0;
-        _count = 0;
-        _atMarker = false;
+        _marker = unreadMarker;
     }
+}
+
+/// <summary>libjpeg suspended: it needs bytes beyond what Pillow has handed it (<see cref="JpegBitReader.Limit"/>).
+/// Internal to the decoder, which retries with more data or, at the end of the file, refuses the image as Pillow does.</summary>
+internal sealed class JpegSuspendedException : Exception
+{
+    public static readonly JpegSuspendedException Instance = new();
 }
