@@ -151,6 +151,8 @@ public sealed class JpegMalformedTests(ITestOutputHelper output)
     {
         var refusing = Cases.Value.Where(c => c.Verdict.StartsWith("error", StringComparison.Ordinal)).Select(c => c.Group).ToHashSet();
         var decoding = Cases.Value.Where(c => !c.Verdict.StartsWith("error", StringComparison.Ordinal)).Select(c => c.Group).ToHashSet();
+        Assert.Contains("YCCK (Adobe transform not 0)", decoding);
+        Assert.DoesNotContain("YCCK (Adobe transform not 0)", refusing);
         Assert.Contains("end-of-image marker replaced by zeros", refusing);
         Assert.Contains("end-of-image marker replaced by zeros", decoding);
         Assert.Contains("over 64 KiB, end-of-image marker replaced by zeros", refusing);

@@ -59,11 +59,30 @@ internal static class JpegColor
         for (int i = 0; i < rgb.Length / 3; i++)
         {
             int notBlack = k[i]; // 255 - (255 - stored K)
-            rgb[3 * i] = (byte)(notBlack - MulDiv255(255 - c[i], notBlack));
-            rgb[3 * i + 1] = (byte)(notBlack - MulDiv255(255 - m[i], notBlack));
-            rgb[3 * i + 2] = (byte)(notBlack - MulDiv255(255 - y[i], notBlack));
+            rgb[3 * i] = FromAdobeCmyk(c[i], notBlack);
+            rgb[3 * i + 1] = FromAdobeCmyk(m[i], notBlack);
+            rgb[3 * i + 2] = FromAdobeCmyk(y[i], notBlack);
         }
     }
+
+    /// <summary>
+    /// YCCK as Pillow 9.4 returns it: libjpeg's jdcolor.c ycck_cmyk_convert turns Y, Cb, Cr back into inverted C, M, Y
+    /// (255 minus the red, green and blue of <see cref="YccToRgb"/> before its clamp, then clamped) and passes K through;
+    /// Pillow reads that as Adobe CMYK (<see cref="AdobeCmykToRgb"/>).
+    /// </summary>
+    public static void YcckToRgb(ReadOnlySpan<byte> y, ReadOnlySpan<byte> cb, ReadOnlySpan<byte> cr, ReadOnlySpan<byte> k, Span<byte> rgb)
+    {
+        for (int i = 0; i < rgb.Length / 3; i++)
+        {
+            int luma = y[i], blue = cb[i], red = cr[i], notBlack = k[i];
+            rgb[3 * i] = FromAdobeCmyk(Clamp(255 - (luma + CrToR[red])), notBlack);
+            rgb[3 * i + 1] = FromAdobeCmyk(Clamp(255 - (luma + ((CbToG[blue] + CrToG[red]) >> ScaleBits))), notBlack);
+            rgb[3 * i + 2] = FromAdobeCmyk(Clamp(255 - (luma + CbToB[blue])), notBlack);
+        }
+    }
+
+    /// <summary>One channel of <see cref="AdobeCmykToRgb"/>: an inverted ink sample and the inverted K sample.</summary>
+    private static byte FromAdobeCmyk(int ink, int notBlack) => (byte)(notBlack - MulDiv255(255 - ink, notBlack));
 
     private static int MulDiv255(int a, int b)
     {

@@ -9,8 +9,8 @@ internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
 /// A managed decoder for Huffman-coded 8-bit JPEGs (SOF0 baseline, SOF1 extended sequential, SOF2 progressive) that
 /// returns the bytes Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression,
 /// i.e. the islow IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point
-/// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK is converted as Pillow converts
-/// it. Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files, and progressive files libjpeg would
+/// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK and YCCK are converted as Pillow
+/// converts them. Arithmetic-coded, lossless, hierarchical and 12-bit files, and progressive files libjpeg would
 /// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
 /// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
 /// gives an <see cref="ImageInputException"/>.
@@ -656,9 +656,6 @@ internal static class JpegDecoder
     private static JpegImage Finish(State st)
     {
         var comps = st.Components;
-        // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
-        if (comps.Length == 4 && st.SawAdobe && st.AdobeTransform != 0)
-            throw st.Error("YCCK JPEG is not supported by the managed decoder yet");
         if (st.Progressive && WouldSmooth(comps))
             throw st.Error("progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported by the managed decoder yet");
         var upsamplers = new JpegUpsampler[comps.Length];
@@ -688,12 +685,15 @@ internal static class JpegDecoder
         }
         if (comps.Length == 4)
         {
+            bool isYcck = st.SawAdobe && st.AdobeTransform != 0;
             var planes = new byte[4][];
             for (int i = 0; i < 4; i++) planes[i] = new byte[width];
             for (int y = 0; y < height; y++)
             {
                 for (int i = 0; i < 4; i++) upsamplers[i].UpsampleRow(y, planes[i]);
-                JpegColor.AdobeCmykToRgb(planes[0], planes[1], planes[2], planes[3], rgb.AsSpan(y * width * 3, width * 3));
+                // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
+                if (isYcck) JpegColor.YcckToRgb(planes[0], planes[1], planes[2], planes[3], rgb.AsSpan(y * width * 3, width * 3));
+                else JpegColor.AdobeCmykToRgb(planes[0], planes[1], planes[2], planes[3], rgb.AsSpan(y * width * 3, width * 3));
             }
             return new JpegImage(width, height, rgb);
         }
