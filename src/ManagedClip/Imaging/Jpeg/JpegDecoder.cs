@@ -10,8 +10,9 @@ internal sealed record JpegImage(int Width, int Height, byte[] Rgb);
 /// returns the bytes Pillow's <c>Image.open(f).convert("RGB")</c> returns: libjpeg-turbo 2.1's default decompression,
 /// i.e. the islow IDCT (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point
 /// YCbCr→RGB (<see cref="JpegColor"/>); grayscale is replicated into R, G and B; CMYK and YCCK are converted as Pillow
-/// converts them. Arithmetic-coded, lossless, hierarchical and 12-bit files, and progressive files libjpeg would
-/// block-smooth, are refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
+/// converts them; progressive files whose scans leave low-frequency coefficients incomplete are block-smoothed as
+/// libjpeg does (<see cref="JpegBlockSmoothing"/>). Arithmetic-coded, lossless, hierarchical and 12-bit files are
+/// refused with an <see cref="ImageInputException"/> naming the feature. Coefficients of all scans are
 /// kept (2 bytes per sample) and transformed at the end. Every size is checked before it is allocated, and corrupt data
 /// gives an <see cref="ImageInputException"/>.
 /// </summary>
@@ -39,6 +40,9 @@ internal static class JpegDecoder
         // Progressive only: per zigzag coefficient, the Al of the last scan that carried it, -1 if none did
         // (libjpeg's coef_bits).
         public readonly int[] CoefficientBits = Enumerable.Repeat(-1, 64).ToArray();
+        // The first 10 of those as they were before the last scan that carried the component (libjpeg's second half
+        // of coef_bits), for block smoothing below the last row the final scan decoded with data.
+        public readonly int[] PreviousCoefficientBits = new int[SmoothedCoefficients + 1];
     }
 
     private sealed class State(string name)
@@ -55,6 +59,8 @@ internal static class JpegDecoder
         // End (exclusive) of the bytes Pillow has handed libjpeg: its ImageFile.load reads 65536-byte blocks from the
         // file's start and calls the decoder again after each.
         public int BufferEnd;
+        // libjpeg's last_good_iMCU_row: the last iMCU row at which the latest scan still had data.
+        public int LastGoodImcuRow;
         public bool SawJfif, SawAdobe;
         public int AdobeTransform;
 
@@ -374,7 +380,13 @@ internal static class JpegDecoder
         }
         if (st.Progressive)
             foreach (var c in comps)
+            {
+                // jdphuff.c start_pass_phuff_decoder: the previous bits are saved over min(Ss, 1)..max(Se, 9) (0 in the
+                // first scan), then the scan's coefficients get its Al.
+                for (int k = Math.Min(scan.Start, 1); k <= SmoothedCoefficients; k++)
+                    c.PreviousCoefficientBits[k] = st.Scans == 0 ? 0 : c.CoefficientBits[k];
                 for (int k = scan.Start; k <= scan.End; k++) c.CoefficientBits[k] = scan.Low;
+            }
         int blocksInMcu = 0;
         foreach (var c in comps) blocksInMcu += count == 1 ? 1 : c.H * c.V;
         if (blocksInMcu > MaxBlocksInMcu) throw st.Error($"corrupt JPEG (an MCU of {blocksInMcu} blocks; at most {MaxBlocksInMcu})");
@@ -397,6 +409,9 @@ internal static class JpegDecoder
         Span<short> savedBlock = stackalloc short[64];
         for (long mcu = 0; mcu < totalMcus; mcu++)
         {
+            int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
+            // jdcoefct.c consume_data, before each MCU (so before a restart can clear the flag).
+            if (!bits.InsufficientData) st.LastGoodImcuRow = count == 1 ? my / comps[0].V : my;
             if (st.RestartInterval != 0)
             {
                 if (restartsLeft == 0)
@@ -417,7 +432,6 @@ internal static class JpegDecoder
             // jdhuff.c decode_mcu / jdphuff.c: once a segment has run out of data its remaining MCUs are left as they
             // are (zero, or what earlier scans put there), except DC refinement, which reads zero bits and changes nothing.
             if (bits.InsufficientData && kind != ScanKind.DcRefine) continue;
-            int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
             // decode_mcu_fast runs for sequential scans without restarts when 512 bytes per block are in the buffer
             // and no marker is pending; where it meets a marker, the MCU is decoded again the slow way.
             bits.Fast = kind == ScanKind.Sequential && st.RestartInterval == 0 && bits.UnreadMarker == 0
@@ -656,8 +670,7 @@ internal static class JpegDecoder
     private static JpegImage Finish(State st)
     {
         var comps = st.Components;
-        if (st.Progressive && WouldSmooth(comps))
-            throw st.Error("progressive JPEG whose scans leave low-frequency coefficients incomplete (libjpeg's block smoothing) is not supported by the managed decoder yet");
+        bool smooth = st.Progressive && WouldSmooth(comps);
         var upsamplers = new JpegUpsampler[comps.Length];
         for (int i = 0; i < comps.Length; i++)
         {
@@ -665,6 +678,14 @@ internal static class JpegDecoder
             int blocksWide = (c.Width + 7) / 8, blocksHigh = (c.Height + 7) / 8, stride = blocksWide * 8;
             var plane = new byte[stride * blocksHigh * 8];
             var quant = c.Quant ?? new ushort[64]; // a component no scan carried: zero coefficients, mid-gray
+            if (smooth)
+            {
+                // jdcoefct.c smoothing_ok latches: the previous bits only count after more than one scan.
+                var previous = c.PreviousCoefficientBits.ToArray();
+                if (st.Scans <= 1) previous.AsSpan().Fill(-1);
+                JpegBlockSmoothing.Apply(c.Coefficients, c.BlocksWide, blocksWide, blocksHigh, c.V, quant,
+                    c.CoefficientBits.AsSpan(0, SmoothedCoefficients + 1), previous, st.LastGoodImcuRow);
+            }
             for (int by = 0; by < blocksHigh; by++)
                 for (int bx = 0; bx < blocksWide; bx++)
                     JpegIdct.Transform(c.Coefficients.AsSpan((by * c.BlocksWide + bx) * 64, 64), quant, plane, by * 8 * stride + bx * 8, stride);
@@ -716,8 +737,8 @@ internal static class JpegDecoder
     /// <summary>
     /// jdcoefct.c smoothing_ok (libjpeg-turbo 2.1, do_block_smoothing on by default): libjpeg smooths a progressive
     /// image's blocks when every component's DC is known, the DC and first 9 AC quantizers are nonzero, and some of those
-    /// 9 AC coefficients are missing or short of bits. A complete progressive file (every coefficient refined to Al 0)
-    /// is decoded without smoothing.
+    /// 9 AC coefficients are missing or short of bits (<see cref="JpegBlockSmoothing"/>). A complete progressive file
+    /// (every coefficient refined to Al 0) is decoded without smoothing.
     /// </summary>
     private static bool WouldSmooth(Component[] comps)
     {
