@@ -531,7 +531,7 @@ internal static class JpegDecoder
     private static int NextMarkerSuspending(ReadOnlySpan<byte> data, ref int pos, int limit)
     {
         int marker = NextMarker(data[..limit], ref pos);
-        if (marker < 0) throw JpegSuspendedException.Instance;
+        if (marker < 0) throw new JpegSuspendedException();
         return marker;
     }
 

@@ -146,7 +146,7 @@ internal ref struct JpegBitReader
 
     private int NextByte()
     {
-        if (_position >= Limit) throw JpegSuspendedException.Instance;
+        if (_position >= Limit) throw new JpegSuspendedException();
         return _data[_position++];
     }
 
@@ -242,8 +242,6 @@ internal ref struct JpegBitReader
 }
 
 /// <summary>libjpeg suspended: it needs bytes beyond what Pillow has handed it (<see cref="JpegBitReader.Limit"/>).
-/// Internal to the decoder, which retries with more data or, at the end of the file, refuses the image as Pillow does.</summary>
-internal sealed class JpegSuspendedException : Exception
-{
-    public static readonly JpegSuspendedException Instance = new();
-}
+/// Internal to the decoder, which retries with more data or, at the end of the file, refuses the image as Pillow does;
+/// thrown at most once per 65536 bytes and at the end (a new instance each time: decoders run on several threads).</summary>
+internal sealed class JpegSuspendedException : Exception;
