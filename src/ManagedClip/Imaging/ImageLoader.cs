@@ -169,7 +169,6 @@ public static class ImageLoader
     /// </summary>
     private static DecodedImage LoadJpeg(Stream stream, long start, string name, PreprocessOptions options)
     {
-        TruncationCheck.Jpeg(stream, name);
         int orientation = options.ApplyExifOrientation ? ExifOrientation.Read(stream, JpegFormat.Instance) : 1;
         long length = stream.Length - start;
         if (length > Array.MaxLength) throw new ImageInputException($"image '{name}' is {length} bytes, too large for a JPEG file");

@@ -141,20 +141,6 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>An Adobe marker with transform 2 makes a 4-component file YCCK for libjpeg; that conversion is not
-    /// implemented yet, so such a file is refused rather than decoded as CMYK.</summary>
-    [Fact]
-    public void YcckIsRefusedNamingTheFeature()
-    {
-        var bytes = File.ReadAllBytes(Path.Combine(CorpusFolder, "cmyk_q90_40x24.jpg"));
-        int adobe = bytes.AsSpan().IndexOf("Adobe"u8);
-        Assert.Equal(0, bytes[adobe + 11]); // the transform byte: Pillow writes plain CMYK
-        bytes[adobe + 11] = 2;
-        var ex = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(bytes, "ycck.jpg", PreprocessOptions.DefaultMaxPixels));
-        Assert.Contains("ycck.jpg", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("YCCK JPEG is not supported", ex.Message, StringComparison.Ordinal);
-    }
-
     [Fact]
     public void EveryUnsupportedCorpusFileHasARefusalCase()
     {

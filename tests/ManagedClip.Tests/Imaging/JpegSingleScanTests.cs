@@ -20,6 +20,6 @@ public sealed class JpegSingleScanTests
         byte[] twice = [.. data.AsSpan(0, eoi), .. data.AsSpan(sos, eoi - sos), .. data.AsSpan(eoi)];
         var error = Assert.Throws<ImageInputException>(() => JpegDecoder.Decode(twice, "twice.jpg", PreprocessOptions.DefaultMaxPixels));
         Assert.Contains("image 'twice.jpg'", error.Message);
-        Assert.Contains("a second scan", error.Message);
+        Assert.Contains("a scan after the only scan of a sequential image", error.Message);
     }
 }

@@ -154,4 +154,21 @@ internal static class JpegColor
             cmyk[4 * i + 3] = (byte)(255 - k[i]);
         }
     }
+
+    /// <summary>
+    /// YCCK as Pillow 9.4 holds it: libjpeg's jdcolor.c ycck_cmyk_convert turns Y, Cb, Cr back into inverted C, M, Y
+    /// (255 minus the red, green and blue of <see cref="YccToRgb"/> before its clamp, then clamped) and passes K through;
+    /// Pillow reads that as Adobe's inverted CMYK, as <see cref="InterleaveInverted"/> does.
+    /// </summary>
+    public static void YcckToInvertedCmyk(ReadOnlySpan<byte> y, ReadOnlySpan<byte> cb, ReadOnlySpan<byte> cr, ReadOnlySpan<byte> k, Span<byte> cmyk)
+    {
+        for (int i = 0; i < cmyk.Length / 4; i++)
+        {
+            int luma = y[i], blue = cb[i], red = cr[i];
+            cmyk[4 * i] = (byte)(255 - Clamp(255 - (luma + CrToR[red])));
+            cmyk[4 * i + 1] = (byte)(255 - Clamp(255 - (luma + ((CbToG[blue] + CrToG[red]) >> ScaleBits))));
+            cmyk[4 * i + 2] = (byte)(255 - Clamp(255 - (luma + CbToB[blue])));
+            cmyk[4 * i + 3] = (byte)(255 - k[i]);
+        }
+    }
 }

@@ -26,13 +26,14 @@ internal sealed record JpegImage(int Width, int Height, int Channels, byte[] Pix
 /// returns the pixels Pillow's <c>Image.open(f)</c> holds, in its mode (L, RGB or CMYK; <see cref="JpegImage.ToRgb"/>
 /// gives what <c>convert("RGB")</c> returns): libjpeg-turbo 2.1's default decompression, i.e. the islow IDCT
 /// (<see cref="JpegIdct"/>), fancy upsampling (<see cref="JpegUpsampler"/>) and fixed-point YCbCr→RGB
-/// (<see cref="JpegColor"/>); progressive files whose scans leave low-frequency coefficients incomplete are block-smoothed
-/// as libjpeg does (<see cref="JpegBlockSmoothing"/>). Arithmetic-coded, lossless, hierarchical, 12-bit and YCCK files
-/// are refused with an <see cref="ImageInputException"/> naming the feature. A sequential image whose first scan carries
-/// every component is transformed MCU row by MCU row as it is decoded (one row of coefficients kept); other images keep
-/// the coefficients of all scans (2 bytes per sample) and transform them at the end. Every size is checked before it is
-/// allocated, and corrupt data gives an <see cref="ImageInputException"/>. Reduced-size decoding (libjpeg's DCT scaling,
-/// as Pillow's draft uses it) is in JpegDecoder.Scaling.cs.
+/// (<see cref="JpegColor"/>); YCCK becomes CMYK as libjpeg converts it; progressive files whose scans leave
+/// low-frequency coefficients incomplete are block-smoothed as libjpeg does (<see cref="JpegBlockSmoothing"/>).
+/// Arithmetic-coded, lossless, hierarchical and 12-bit files are refused with an <see cref="ImageInputException"/>
+/// naming the feature. A sequential image whose first scan carries every component is transformed MCU row by MCU row as
+/// it is decoded (one row of coefficients kept); other images keep the coefficients of all scans (2 bytes per sample)
+/// and transform them at the end. Every size is checked before it is allocated, and corrupt data gives an
+/// <see cref="ImageInputException"/>. Reduced-size decoding (libjpeg's DCT scaling, as Pillow's draft uses it) is in
+/// JpegDecoder.Scaling.cs.
 /// </summary>
 internal static partial class JpegDecoder
 {
@@ -63,6 +64,9 @@ internal static partial class JpegDecoder
         // Progressive only: per zigzag coefficient, the Al of the last scan that carried it, -1 if none did
         // (libjpeg's coef_bits).
         public readonly int[] CoefficientBits = Enumerable.Repeat(-1, 64).ToArray();
+        // The first 10 of those as they were before the last scan that carried the component (libjpeg's second half
+        // of coef_bits), for block smoothing below the last row the final scan decoded with data.
+        public readonly int[] PreviousCoefficientBits = new int[SmoothedCoefficients + 1];
     }
 
     private sealed class State(string name, SimdLevel level)
@@ -76,39 +80,79 @@ internal static partial class JpegDecoder
         public Component[] Components = [];
         public int Width, Height, MaxH, MaxV, McusWide, McusHigh, RestartInterval, Scans;
         public bool Progressive;
+        // libjpeg's has_multiple_scans, fixed at the first scan: such a file is decoded only once its EOI is read. A
+        // single-scan sequential file is complete when its scan is (Pillow then stops whatever follows).
+        public bool MultiScan, OutputComplete;
+        // End (exclusive) of the bytes Pillow has handed libjpeg: its ImageFile.load reads 65536-byte blocks from the
+        // file's start and calls the decoder again after each.
+        public int BufferEnd;
+        // libjpeg's last_good_iMCU_row: the last iMCU row at which the latest scan still had data.
+        public int LastGoodImcuRow;
         public bool SawJfif, SawAdobe;
         public int AdobeTransform;
 
         public ImageInputException Error(string what) => new($"image '{Name}': {what}");
     }
 
-    /// <summary>Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
-    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated. The image is scaled
+    /// <summary>Pillow's ImageFile.load block size (decodermaxblock): what each decoder call adds to libjpeg's buffer.</summary>
+    private const int PillowReadSize = 65536;
+
+    /// <summary>
+    /// Decodes <paramref name="data"/>; <paramref name="name"/> names it in errors; images of more than
+    /// <paramref name="maxPixels"/> pixels are refused before anything of their size is allocated. Malformed files are
+    /// decoded or refused as Pillow 9.4 decides: libjpeg-turbo reads through a source that suspends when the bytes
+    /// handed to it so far run out, and Pillow refuses the image ("image file is truncated") if that happens at the end
+    /// of the file before every row is out; a single-scan sequential file needs no EOI once its scan is complete, a
+    /// multi-scan (progressive) file is decoded only at its EOI; a marker libjpeg refuses is refused. The image is scaled
     /// by 1/<paramref name="scaleDenominator"/> (1, 2, 4 or 8) as libjpeg does with scale_num 1 and that scale_denom,
     /// which is what Pillow's draft asks for (see <see cref="DraftScale"/>): ceil(width / scale) x ceil(height / scale)
     /// pixels; the pixel limit applies to the full frame, as without scaling. <paramref name="level"/> picks the SIMD
-    /// path (default <see cref="Simd.Best"/>; every path gives the same bytes).</summary>
+    /// path (default <see cref="Simd.Best"/>; every path gives the same bytes).
+    /// </summary>
     public static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels, int scaleDenominator = 1, SimdLevel? level = null)
     {
         if (scaleDenominator is not (1 or 2 or 4 or 8))
             throw new ArgumentOutOfRangeException(nameof(scaleDenominator), scaleDenominator, "the JPEG scale denominator is 1, 2, 4 or 8");
         var st = new State(name, level ?? Simd.Best) { Scale = scaleDenominator };
         if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) throw st.Error("not a JPEG file (no SOI marker)");
-        int pos = 2;
+        st.BufferEnd = Math.Min(PillowReadSize, data.Length);
+        int pos = 2, pendingMarker = 0;
         while (true)
         {
-            int marker = NextMarker(data, ref pos);
-            if (marker < 0 || marker == 0xD9)
+            int marker = pendingMarker;
+            pendingMarker = 0;
+            if (marker == 0)
             {
-                // The end of the file or EOI: what the scans so far hold is the image (libjpeg treats a missing EOI as
-                // the end with a warning).
+                marker = NextMarker(data, ref pos);
+                if (marker < 0) return EndOfFile(st, "before its end-of-image marker");
+            }
+            if (marker == 0xD9)
+            {
                 if (st.Scans == 0) throw st.Error(st.Components.Length == 0 ? "JPEG file has no image (no SOF marker before its end)" : "JPEG file ends before its first scan");
                 return Finish(st);
             }
+            // Pillow's header parser (JpegImagePlugin) knows no TEM marker: "no marker found" before the first scan.
+            if (marker == 0x01 && st.Scans == 0 && !st.MultiScan) throw st.Error("corrupt JPEG (a TEM marker before the first scan, which Pillow refuses)");
             if (marker is >= 0xD0 and <= 0xD7 or 0x01) continue; // RSTn or TEM outside a scan: no parameters
-            if (pos + 2 > data.Length) throw st.Error("JPEG file is truncated (in a marker's length)");
+            if (marker == 0xD8) throw st.Error("corrupt JPEG (a second SOI marker)");
+            // jdmarker.c read_markers refuses these before reading a length: JPG, JPGn, DHP, EXP and the reserved codes.
+            if (marker is 0xC8 or (>= 0xF0 and <= 0xFD) or 0xDE or 0xDF or < 0xC0)
+                throw st.Error($"corrupt JPEG (marker 0x{marker:X2}, which libjpeg does not accept)");
+            // jdmarker.c get_sof refuses a second frame header before reading its length.
+            if (marker is >= 0xC0 and <= 0xCF and not (0xC4 or 0xC8 or 0xCC) && st.Components.Length != 0)
+                throw st.Error("corrupt JPEG (a second SOF marker)");
+            if (pos + 2 > data.Length) return EndOfFile(st, "in a marker's length");
             int length = BinaryPrimitives.ReadUInt16BigEndian(data[pos..]);
-            if (length < 2 || pos + length > data.Length) throw st.Error($"JPEG file is truncated or corrupt (segment 0x{marker:X2} at byte {pos - 2} has length {length})");
+            if (length < 2) throw st.Error($"corrupt JPEG (segment 0x{marker:X2} at byte {pos - 2} has length {length})");
+            if (pos + length > data.Length)
+            {
+                // libjpeg reads a segment byte by byte: what it refuses in the part the file holds is refused before it
+                // suspends at the end (which a complete single-scan image survives).
+                CheckSegmentStart(st, marker, data[pos..]);
+                return EndOfFile(st, $"in segment 0x{marker:X2} at byte {pos - 2}");
+            }
+            if (marker == 0xCC) CheckSegmentStart(st, marker, data.Slice(pos, length)); // DAC: only checked, not used
+            Need(st, pos + length);
             var segment = data.Slice(pos + 2, length - 2);
             pos += length;
             switch (marker)
@@ -122,20 +166,109 @@ internal static partial class JpegDecoder
                 case 0xC4: ReadHuffmanTables(st, segment); break;
                 case 0xDB: ReadQuantTables(st, segment); break;
                 case 0xDD:
-                    if (segment.Length < 2) throw st.Error("JPEG DRI segment is too short");
+                    if (segment.Length != 2) throw st.Error("corrupt JPEG (DRI segment of the wrong length)"); // jdmarker.c get_dri
                     st.RestartInterval = BinaryPrimitives.ReadUInt16BigEndian(segment);
                     break;
-                case 0xDA: pos = ReadScan(st, data, segment, pos); break;
+                case 0xDA:
+                    // jdinput.c consume_markers: a second scan in a single-scan file is JERR_EOI_EXPECTED.
+                    if (st.Scans > 0 && !st.MultiScan) throw st.Error("corrupt JPEG (a scan after the only scan of a sequential image)");
+                    (pos, pendingMarker) = ReadScan(st, data, segment, pos);
+                    break;
                 case 0xE0:
                     if (segment.StartsWith("JFIF\0"u8)) st.SawJfif = true;
                     break;
                 case 0xEE:
                     if (segment.Length >= 12 && segment.StartsWith("Adobe"u8)) { st.SawAdobe = true; st.AdobeTransform = segment[11]; }
                     break;
-                case 0xD8: throw st.Error("corrupt JPEG (a second SOI marker)");
-                default: break; // APPn, COM, DNL, DAC and reserved markers carry nothing the decoder needs
+                default: break; // APPn, COM, DNL, DAC: nothing the decoder needs
             }
         }
+    }
+
+    /// <summary>
+    /// The checks jdmarker.c makes while it reads a DHT, DQT, SOS, DRI or DAC segment, on the bytes of it the file holds
+    /// (<paramref name="segment"/> starts at its length field): each check runs only once the bytes it looks at have been
+    /// read, so a segment cut by the end of the file is refused only for what its first bytes show. Throws where
+    /// libjpeg's get_dht, get_dqt, get_sos, get_dri or get_dac would; returns where they would suspend or succeed.
+    /// </summary>
+    private static void CheckSegmentStart(State st, int marker, ReadOnlySpan<byte> segment)
+    {
+        if (segment.Length < 2) return;
+        int left = BinaryPrimitives.ReadUInt16BigEndian(segment) - 2, at = 2;
+        ImageInputException Bad(string what) => st.Error($"corrupt JPEG ({what} in segment 0x{marker:X2})");
+        switch (marker)
+        {
+            case 0xC4:
+                while (left > 16)
+                {
+                    if (at + 17 > segment.Length) return;
+                    int count = 0;
+                    foreach (byte n in segment.Slice(at + 1, 16)) count += n;
+                    int index = segment[at];
+                    left -= 17;
+                    if (count > 256 || count > left) throw Bad("Huffman code counts larger than the table");
+                    if (at + 17 + count > segment.Length) return;
+                    if ((index & ~0x10) > 3) throw Bad($"Huffman table index {index}");
+                    at += 17 + count;
+                    left -= count;
+                }
+                if (left != 0) throw Bad("a length that does not match the tables");
+                break;
+            case 0xDB:
+                while (left > 0)
+                {
+                    left--;
+                    if (at >= segment.Length) return;
+                    int precision = segment[at] >> 4, index = segment[at] & 15;
+                    if (index > 3) throw Bad($"quantization table index {index}");
+                    int count = precision != 0 ? Math.Min(left >> 1, 64) : Math.Min(left, 64);
+                    int bytes = precision != 0 ? 2 * count : count;
+                    if (at + 1 + bytes > segment.Length) return;
+                    at += 1 + bytes;
+                    left -= bytes;
+                }
+                if (left != 0) throw Bad("a length that does not match the tables");
+                break;
+            case 0xDA:
+                if (segment.Length < 3) return;
+                int components = segment[2];
+                if (left + 2 != components * 2 + 6 || components is < 1 or > 4) throw Bad("a length that does not match its components");
+                for (int i = 0; i < components && 3 + 2 * i < segment.Length; i++)
+                {
+                    int id = segment[3 + 2 * i];
+                    if (!st.Components.Any(c => c.Id == id)) throw Bad($"component {id}, which the frame does not have");
+                }
+                if (st.Scans > 0 && !st.MultiScan) throw st.Error("corrupt JPEG (a scan after the only scan of a sequential image)");
+                break;
+            case 0xDD:
+                if (left != 2) throw Bad("a length other than 4");
+                break;
+            case 0xCC:
+                for (; left > 0; left -= 2, at += 2)
+                {
+                    if (at + 2 > segment.Length) return;
+                    int index = segment[at], value = segment[at + 1];
+                    if (index >= 32) throw Bad($"arithmetic table index {index}");
+                    if (index < 16 && (value & 15) > value >> 4) throw Bad($"arithmetic DC conditioning {value}");
+                }
+                if (left != 0) throw Bad("a length that does not match the tables");
+                break;
+        }
+    }
+
+    /// <summary>libjpeg needs bytes up to <paramref name="end"/>: Pillow hands it more 65536-byte blocks until they are
+    /// in its buffer (the caller has checked that the file holds them).</summary>
+    private static void Need(State st, int end)
+    {
+        while (end > st.BufferEnd) st.BufferEnd += PillowReadSize;
+    }
+
+    /// <summary>libjpeg wants bytes past the end of the file: Pillow's load stops there. A single-scan sequential image
+    /// whose rows are all out is returned (jpeg_finish_decompress suspending is ignored); anything else is truncated.</summary>
+    private static JpegImage EndOfFile(State st, string where)
+    {
+        if (st.OutputComplete) return Finish(st);
+        throw st.Error($"image file is truncated (JPEG ends {where})");
     }
 
     /// <summary>Finds the next marker from <paramref name="pos"/> as libjpeg's next_marker does: bytes that are not
@@ -161,6 +294,8 @@ internal static partial class JpegDecoder
         int precision = s[0], height = BinaryPrimitives.ReadUInt16BigEndian(s[1..]), width = BinaryPrimitives.ReadUInt16BigEndian(s[3..]);
         int count = s[5];
         if (precision != 8) throw st.Error($"{precision}-bit JPEG is not supported by the managed decoder (8-bit only)");
+        // jdinput.c initial_setup: JERR_IMAGE_TOO_BIG above JPEG_MAX_DIMENSION.
+        if (width > 65500 || height > 65500) throw st.Error($"JPEG frame {width}x{height} is larger than libjpeg accepts (65500 a side)");
         if (width == 0 || height == 0) throw st.Error($"JPEG frame is {width}x{height} (an empty image, or a height defined by a DNL marker, which is not supported)");
         if (count is not (1 or 3 or 4)) throw st.Error($"JPEG with {count} components is not supported (1, 3 or 4)");
         if (s.Length < 6 + 3 * count) throw st.Error("JPEG SOF segment is too short for its components");
@@ -203,7 +338,8 @@ internal static partial class JpegDecoder
         while (s.Length > 0)
         {
             int precision = s[0] >> 4, index = s[0] & 15;
-            if (index > 3 || precision > 1) throw st.Error($"corrupt JPEG (DQT table {index}, precision {precision})");
+            // Any nonzero precision nibble means 16-bit entries, for Pillow's header parser and libjpeg's get_dqt alike.
+            if (index > 3) throw st.Error($"corrupt JPEG (DQT table {index})");
             int size = precision == 0 ? 64 : 128;
             if (s.Length < 1 + size) throw st.Error("JPEG DQT segment is too short");
             var table = new ushort[64];
@@ -232,8 +368,9 @@ internal static partial class JpegDecoder
     }
 
     /// <summary>Reads the SOS header and decodes the scan's entropy-coded data that starts at <paramref name="pos"/>;
-    /// returns where the search for the next marker starts.</summary>
-    private static int ReadScan(State st, ReadOnlySpan<byte> data, ReadOnlySpan<byte> s, int pos)
+    /// returns where libjpeg's marker reader goes on and the marker the data ended at if the entropy decoder met it
+    /// (libjpeg's unread_marker, with the position after it), else 0.</summary>
+    private static (int Position, int UnreadMarker) ReadScan(State st, ReadOnlySpan<byte> data, ReadOnlySpan<byte> s, int pos)
     {
         if (st.Components.Length == 0) throw st.Error("corrupt JPEG (a scan before the frame header)");
         if (s.Length < 1) throw st.Error("JPEG SOS segment is too short");
@@ -249,7 +386,7 @@ internal static partial class JpegDecoder
             bool isDc = scan.Start == 0;
             if (isDc ? scan.End != 0 : scan.End < scan.Start || scan.End > 63 || count != 1)
                 throw st.Error($"corrupt progressive JPEG (scan of coefficients {scan.Start}..{scan.End} over {count} components)");
-            if (scan.Low > 13) throw st.Error($"corrupt progressive JPEG (successive approximation bit {scan.Low})");
+            if (scan.High != 0 && scan.Low != scan.High - 1 || scan.Low > 13) throw st.Error($"corrupt progressive JPEG (successive approximation bit {scan.Low})");
             kind = (isDc, scan.High != 0) switch
             {
                 (true, false) => ScanKind.DcFirst,
@@ -276,7 +413,13 @@ internal static partial class JpegDecoder
         }
         if (st.Progressive)
             foreach (var c in comps)
+            {
+                // jdphuff.c start_pass_phuff_decoder: the previous bits are saved over min(Ss, 1)..max(Se, 9) (0 in the
+                // first scan), then the scan's coefficients get its Al.
+                for (int k = Math.Min(scan.Start, 1); k <= SmoothedCoefficients; k++)
+                    c.PreviousCoefficientBits[k] = st.Scans == 0 ? 0 : c.CoefficientBits[k];
                 for (int k = scan.Start; k <= scan.End; k++) c.CoefficientBits[k] = scan.Low;
+            }
         int blocksInMcu = 0;
         foreach (var c in comps) blocksInMcu += count == 1 ? 1 : c.H * c.V;
         if (blocksInMcu > MaxBlocksInMcu) throw st.Error($"corrupt JPEG (an MCU of {blocksInMcu} blocks; at most {MaxBlocksInMcu})");
@@ -290,43 +433,75 @@ internal static partial class JpegDecoder
         }
         else { mcusWide = st.McusWide; mcusHigh = st.McusHigh; }
 
+        if (st.Scans == 0) st.MultiScan = st.Progressive || count < st.Components.Length;
         // A sequential image whose first scan carries every component has no other scan (libjpeg's single-pass mode):
         // its blocks are transformed MCU row by MCU row and only one row of coefficients is kept.
-        bool stream = !st.Progressive && st.Scans == 0 && count == st.Components.Length;
+        bool stream = st.Scans == 0 && !st.MultiScan;
         foreach (var c in comps)
         {
-            if (c.Streamed) throw st.Error("corrupt JPEG (a second scan after the scan that carried every component of a sequential image)");
             AllocateCoefficients(c, stream ? count == 1 ? 1 : c.V : c.BlocksHigh);
             if (stream) { c.Streamed = true; AllocatePlane(c); }
         }
         foreach (var c in comps) c.DcPrediction = 0;
-        var bits = new JpegBitReader(data, pos);
-        int restartsLeft = st.RestartInterval;
+        var bits = new JpegBitReader(data, pos, st.BufferEnd);
+        int restartsLeft = st.RestartInterval, nextRestart = 0;
         long totalMcus = (long)mcusWide * mcusHigh;
+        Span<int> savedDc = stackalloc int[count];
+        Span<short> savedBlock = stackalloc short[64];
         for (long mcu = 0; mcu < totalMcus; mcu++)
         {
+            int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
+            // jdcoefct.c consume_data, before each MCU (so before a restart can clear the flag).
+            if (!bits.InsufficientData) st.LastGoodImcuRow = count == 1 ? my / comps[0].V : my;
             if (st.RestartInterval != 0)
             {
                 if (restartsLeft == 0)
                 {
-                    Restart(data, ref bits);
+                    while (true)
+                    {
+                        var before = bits;
+                        try { Restart(data, ref bits, nextRestart); break; }
+                        catch (JpegSuspendedException) { bits = before; MoreData(st, ref bits); }
+                    }
+                    nextRestart = (nextRestart + 1) & 7;
                     foreach (var c in comps) c.DcPrediction = 0;
                     scan.EndOfBandRun = 0;
                     restartsLeft = st.RestartInterval;
                 }
                 restartsLeft--;
             }
-            int mx = (int)(mcu % mcusWide), my = (int)(mcu / mcusWide);
+            // jdhuff.c decode_mcu / jdphuff.c: once a segment has run out of data its remaining MCUs are left as they
+            // are (zero, or what earlier scans put there), except DC refinement, which reads zero bits and changes nothing.
+            bool skipped = bits.InsufficientData && kind != ScanKind.DcRefine;
+            // decode_mcu_fast runs for sequential scans without restarts when 512 bytes per block are in the buffer
+            // and no marker is pending; where it meets a marker, the MCU is decoded again the slow way.
+            bits.Fast = !skipped && kind == ScanKind.Sequential && st.RestartInterval == 0 && bits.UnreadMarker == 0
+                && bits.BytesInBuffer >= 512 * blocksInMcu;
             int rowOfMcu = stream ? 0 : my; // a streamed component's coefficients hold the current MCU row only
             if (stream && mx == 0) foreach (var c in comps) Array.Clear(c.Coefficients);
-            for (int i = 0; i < count; i++)
+            while (!skipped)
             {
-                var c = comps[i];
-                if (count == 1) DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], rowOfMcu * c.BlocksWide + mx);
-                else
-                    for (int by = 0; by < c.V; by++)
-                        for (int bx = 0; bx < c.H; bx++)
-                            DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (rowOfMcu * c.V + by) * c.BlocksWide + mx * c.H + bx);
+                // A suspended MCU is decoded again from its starting state once Pillow has handed over more data.
+                var before = bits;
+                for (int i = 0; i < count; i++) savedDc[i] = comps[i].DcPrediction;
+                int savedRun = scan.EndOfBandRun;
+                var refined = kind == ScanKind.AcRefine ? comps[0].Coefficients.AsSpan((my * comps[0].BlocksWide + mx) * 64, 64) : default;
+                refined.CopyTo(savedBlock); // refinement reads a correction bit for every nonzero coefficient: undo new ones
+                try
+                {
+                    DecodeMcu(st, ref bits, kind, scan, comps, dc, ac, mx, rowOfMcu);
+                    if (!bits.FastHitMarker) break;
+                    bits = before;
+                    bits.Fast = false;
+                }
+                catch (JpegSuspendedException)
+                {
+                    bits = before;
+                    MoreData(st, ref bits);
+                }
+                for (int i = 0; i < count; i++) comps[i].DcPrediction = savedDc[i];
+                scan.EndOfBandRun = savedRun;
+                savedBlock[..refined.Length].CopyTo(refined);
             }
             if (stream && mx == mcusWide - 1)
                 foreach (var c in comps)
@@ -336,18 +511,77 @@ internal static partial class JpegDecoder
                 }
         }
         st.Scans++;
-        return bits.Position;
+        if (!st.MultiScan) st.OutputComplete = true;
+        st.BufferEnd = bits.Limit;
+        return (bits.Position, bits.UnreadMarker);
     }
 
-    /// <summary>At a restart interval's end: skips to the next marker; an RSTn is consumed (libjpeg checks its number and
-    /// resynchronizes with a warning; any RSTn is accepted here), any other marker is left for the marker reader and the
-    /// rest of the scan decodes from zero bits.</summary>
-    private static void Restart(ReadOnlySpan<byte> data, ref JpegBitReader bits)
+    private static void DecodeMcu(State st, ref JpegBitReader bits, ScanKind kind, Scan scan, Component[] comps,
+        JpegHuffmanTable?[] dc, JpegHuffmanTable?[] ac, int mx, int my)
     {
-        int pos = bits.Position;
-        int at = pos;
-        int marker = NextMarker(data, ref at);
-        bits.Reset(marker is >= 0xD0 and <= 0xD7 ? at : pos);
+        if (comps.Length == 1)
+        {
+            var c = comps[0];
+            DecodeBlock(st, ref bits, kind, scan, c, dc[0], ac[0], my * c.BlocksWide + mx);
+            return;
+        }
+        for (int i = 0; i < comps.Length; i++)
+        {
+            var c = comps[i];
+            for (int by = 0; by < c.V; by++)
+                for (int bx = 0; bx < c.H; bx++)
+                    DecodeBlock(st, ref bits, kind, scan, c, dc[i], ac[i], (my * c.V + by) * c.BlocksWide + mx * c.H + bx);
+        }
+    }
+
+    /// <summary>libjpeg suspended: Pillow reads the next 65536 bytes and calls it again, or, at the end of the file,
+    /// refuses the image (not every row is out).</summary>
+    private static void MoreData(State st, ref JpegBitReader bits)
+    {
+        if (bits.Limit >= bits.DataLength) throw st.Error("image file is truncated (JPEG scan data runs to the end of the file)");
+        bits.Limit = Math.Min(bits.Limit + PillowReadSize, bits.DataLength);
+    }
+
+    /// <summary>
+    /// jdhuff.c process_restart and jdmarker.c read_restart_marker / jpeg_resync_to_restart: the bits left are thrown
+    /// away; unless the data already stopped at a marker, the next marker is searched for (skipping any other bytes).
+    /// The expected RSTn is consumed. Otherwise libjpeg resynchronizes: a marker below SOF0 (not a real one) or one of
+    /// the two previous RSTs is skipped and the search goes on; one of the next two RSTs, or any other real marker, is
+    /// left unread, so this interval decodes from no data; any other RST is consumed as if it were the expected one.
+    /// The out-of-data flag is cleared unless a marker is left unread.
+    /// </summary>
+    private static void Restart(ReadOnlySpan<byte> data, ref JpegBitReader bits, int expected)
+    {
+        bits.DiscardBits();
+        int marker = bits.UnreadMarker, pos = bits.Position;
+        if (marker == 0) marker = NextMarkerSuspending(data, ref pos, bits.Limit);
+        while (marker != 0xD0 + expected)
+        {
+            int ahead = (marker - 0xD0 - expected) & 7;
+            bool isRestart = marker is >= 0xD0 and <= 0xD7;
+            if (marker < 0xC0 || isRestart && ahead is 6 or 7)
+            {
+                marker = NextMarkerSuspending(data, ref pos, bits.Limit); // not a real marker, or a prior restart: skip it
+                continue;
+            }
+            if (!isRestart || ahead is 1 or 2)
+            {
+                bits.SetMarker(pos, marker); // left for later: this interval has no data
+                return;
+            }
+            break; // a restart too far from the expected one: consumed as if it were that one
+        }
+        bits.SetMarker(pos, 0);
+        bits.InsufficientData = false;
+    }
+
+    /// <summary>jdmarker.c next_marker behind Pillow's source: as <see cref="NextMarker"/>, but suspends at
+    /// <paramref name="limit"/>.</summary>
+    private static int NextMarkerSuspending(ReadOnlySpan<byte> data, ref int pos, int limit)
+    {
+        int marker = NextMarker(data[..limit], ref pos);
+        if (marker < 0) throw new JpegSuspendedException();
+        return marker;
     }
 
     private enum ScanKind { Sequential, DcFirst, DcRefine, AcFirst, AcRefine }
@@ -366,7 +600,22 @@ internal static partial class JpegDecoder
         switch (kind)
         {
             case ScanKind.Sequential:
-                DecodeSequentialBlock(st, ref bits, c, dc!, ac!, coefficients);
+                coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
+                for (int k = 1; k < 64; k++)
+                {
+                    int rs = ac!.Decode(ref bits);
+                    int run = rs >> 4, size = rs & 15;
+                    if (size != 0)
+                    {
+                        k += run;
+                        coefficients[NaturalOrder[k]] = (short)bits.Receive(size);
+                    }
+                    else
+                    {
+                        if (run != 15) break;
+                        k += 15;
+                    }
+                }
                 break;
             case ScanKind.DcFirst:
                 coefficients[0] = (short)(NextDc(st, ref bits, c, dc!) << scan.Low);
@@ -383,78 +632,16 @@ internal static partial class JpegDecoder
         }
     }
 
-    /// <summary>
-    /// A sequential block (F.2.2): the DC difference and the AC run/size codes, with the bit buffer in locals. Before each
-    /// code the buffer holds at least 32 bits, enough for a code (at most 16 bits) and its magnitude (at most 15), so
-    /// nothing in between checks it; most AC codes are decoded with their value in one lookup
-    /// (<see cref="JpegHuffmanTable.FastAc"/>).
-    /// </summary>
-    private static void DecodeSequentialBlock(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc, JpegHuffmanTable ac, Span<short> coefficients)
-    {
-        var (buffer, count) = bits.Take();
-        if (count < 32) (buffer, count) = bits.Refill(buffer, count);
-        int entry = dc.LookupEntry(buffer);
-        buffer <<= entry >> 8;
-        count -= entry >> 8;
-        int category = entry & 0xFF, difference = 0;
-        if (category != 0)
-        {
-            difference = Extend((int)(buffer >> (64 - category)), category);
-            buffer <<= category;
-            count -= category;
-        }
-        coefficients[0] = (short)AddDc(st, c, difference);
-        for (int k = 1; k < 64; k++)
-        {
-            if (count < 32) (buffer, count) = bits.Refill(buffer, count);
-            int fast = ac.FastAc(buffer);
-            if (fast != 0)
-            {
-                buffer <<= fast & 0xFF;
-                count -= fast & 0xFF;
-                k += (fast >> 8) & 15;
-                coefficients[NaturalOrder[k]] = (short)(fast >> 16);
-                continue;
-            }
-            entry = ac.LookupEntry(buffer);
-            buffer <<= entry >> 8;
-            count -= entry >> 8;
-            int run = (entry >> 4) & 15, size = entry & 15;
-            if (size != 0)
-            {
-                k += run;
-                coefficients[NaturalOrder[k]] = (short)Extend((int)(buffer >> (64 - size)), size);
-                buffer <<= size;
-                count -= size;
-            }
-            else
-            {
-                if (run != 15) break;
-                k += 15;
-            }
-        }
-        bits.Put(buffer, count);
-    }
-
-    /// <summary>F.2.2.1 EXTEND: an n-bit magnitude (n &gt; 0) to its signed value.</summary>
-    private static int Extend(int magnitude, int n) => magnitude < 1 << (n - 1) ? magnitude - (1 << n) + 1 : magnitude;
-
-    /// <summary>The component's DC prediction plus <paramref name="difference"/>, stored as the new prediction; an
-    /// overflow of the int prediction is an error, as in libjpeg-turbo.</summary>
-    private static int AddDc(State st, Component c, int difference)
-    {
-        long value = (long)c.DcPrediction + difference;
-        if (value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
-        c.DcPrediction = (int)value;
-        return (int)value;
-    }
-
-    /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1); an overflow
-    /// of the int prediction is an error, as in libjpeg-turbo.</summary>
+    /// <summary>The next DC value of a component: its prediction plus the decoded difference (F.2.2.1). libjpeg-turbo
+    /// 2.1.5 lets the int prediction wrap in sequential scans (jdhuff.c) and refuses an overflow in progressive ones
+    /// (jdphuff.c JERR_BAD_DCT_COEF).</summary>
     private static int NextDc(State st, ref JpegBitReader bits, Component c, JpegHuffmanTable dc)
     {
         int category = dc.Decode(ref bits);
-        return AddDc(st, c, bits.Receive(category));
+        long value = (long)c.DcPrediction + bits.Receive(category);
+        if (st.Progressive && value is > int.MaxValue or < int.MinValue) throw st.Error("corrupt JPEG (DC coefficient overflow)");
+        c.DcPrediction = unchecked((int)value);
+        return c.DcPrediction;
     }
 
     /// <summary>jdphuff.c decode_mcu_AC_first: the first pass over coefficients Ss..Se, scaled by 2^Al, with end-of-band
@@ -532,12 +719,7 @@ internal static partial class JpegDecoder
     private static JpegImage Finish(State st)
     {
         var comps = st.Components;
-        // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
-        if (comps.Length == 4 && st.SawAdobe && st.AdobeTransform != 0)
-            throw st.Error("YCCK JPEG is not supported by the managed decoder yet");
-        if (st.Progressive && WouldSmooth(comps)) // which also found every component's quantization table
-            foreach (var c in comps)
-                JpegBlockSmoothing.Apply(c.Coefficients, c.BlocksWide, (c.Width + 7) / 8, (c.Height + 7) / 8, c.V, st.McusHigh, c.Quant!, c.CoefficientBits);
+        bool smooth = st.Progressive && WouldSmooth(comps);
         var output = st.Output!;
         var upsamplers = new JpegUpsampler[comps.Length];
         for (int i = 0; i < comps.Length; i++)
@@ -546,6 +728,14 @@ internal static partial class JpegDecoder
             if (!c.Streamed)
             {
                 AllocateCoefficients(c, c.BlocksHigh); // a component no scan carried: zero coefficients, mid-gray
+                if (smooth)
+                {
+                    // jdcoefct.c smoothing_ok latches: the previous bits only count after more than one scan.
+                    var previous = c.PreviousCoefficientBits.ToArray();
+                    if (st.Scans <= 1) previous.AsSpan().Fill(-1);
+                    JpegBlockSmoothing.Apply(c.Coefficients, c.BlocksWide, (c.Width + 7) / 8, (c.Height + 7) / 8, c.V, c.Quant!,
+                        c.CoefficientBits.AsSpan(0, SmoothedCoefficients + 1), previous, st.LastGoodImcuRow);
+                }
                 AllocatePlane(c);
                 TransformBlockRows(st, c, 0, c.BlocksHigh);
             }
@@ -564,12 +754,16 @@ internal static partial class JpegDecoder
         if (comps.Length == 4)
         {
             var cmyk = new byte[(long)width * height * 4];
+            bool isYcck = st.SawAdobe && st.AdobeTransform != 0;
             var planes = new byte[4][];
             for (int i = 0; i < 4; i++) planes[i] = new byte[width];
             for (int y = 0; y < height; y++)
             {
                 for (int i = 0; i < 4; i++) upsamplers[i].UpsampleRow(y, planes[i]);
-                JpegColor.InterleaveInverted(planes[0], planes[1], planes[2], planes[3], cmyk.AsSpan(y * width * 4, width * 4));
+                // libjpeg's guess for 4 components (jdapimin.c): an Adobe marker with a transform other than 0 means YCCK.
+                var row = cmyk.AsSpan(y * width * 4, width * 4);
+                if (isYcck) JpegColor.YcckToInvertedCmyk(planes[0], planes[1], planes[2], planes[3], row);
+                else JpegColor.InterleaveInverted(planes[0], planes[1], planes[2], planes[3], row);
             }
             return new JpegImage(width, height, 4, cmyk);
         }
@@ -622,7 +816,7 @@ internal static partial class JpegDecoder
     /// <summary>
     /// jdcoefct.c smoothing_ok (libjpeg-turbo 2.1, do_block_smoothing on by default): libjpeg smooths a progressive
     /// image's blocks when every component's DC is known, the DC and first 9 AC quantizers are nonzero, and some of those
-    /// 9 AC coefficients are missing or short of bits (then every component is smoothed). A complete progressive file
+    /// 9 AC coefficients are missing or short of bits (<see cref="JpegBlockSmoothing"/>). A complete progressive file
     /// (every coefficient refined to Al 0) is decoded without smoothing.
     /// </summary>
     private static bool WouldSmooth(Component[] comps)

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace ManagedClip.Imaging.Jpeg;
 
 /// <summary>
@@ -18,11 +16,6 @@ internal sealed class JpegHuffmanTable
     private readonly int[] _maxCode = new int[18];
     private readonly int[] _valueOffset = new int[17];
     private readonly byte[] _symbols;
-    // For each 11-bit prefix that holds a whole AC code (of at most LookaheadBits) with a nonzero size and its magnitude
-    // bits: (value << 16) | (run << 8) | (code length + size); 0 otherwise (stb_image's fast_ac). 11 bits rather than 9
-    // because a quality-90 photo's codes and magnitudes often take 10 or 11.
-    private const int FastAcBits = 11;
-    private readonly int[] _fastAc = new int[1 << FastAcBits];
 
     /// <param name="counts">the 16 counts of codes of length 1..16</param>
     /// <param name="symbols">the symbols in code order</param>
@@ -30,7 +23,8 @@ internal sealed class JpegHuffmanTable
     /// <param name="describe">names the file for error messages</param>
     public JpegHuffmanTable(ReadOnlySpan<byte> counts, ReadOnlySpan<byte> symbols, bool isDc, string describe)
     {
-        _symbols = symbols.ToArray();
+        _symbols = new byte[256]; // indexed with & 0xFF as libjpeg does, so a corrupt code stays inside
+        symbols.CopyTo(_symbols);
         int code = 0, index = 0;
         for (int length = 1; length <= 16; length++)
         {
@@ -57,177 +51,197 @@ internal sealed class JpegHuffmanTable
             code <<= 1;
         }
         _maxCode[17] = int.MaxValue;
-        if (!isDc) BuildFastAc();
         if (isDc)
-            foreach (byte s in _symbols)
+            foreach (byte s in symbols)
                 if (s > 15) throw new ImageInputException($"{describe}: bad Huffman table (DC category {s} > 15)");
     }
 
-    private void BuildFastAc()
-    {
-        for (int peek = 0; peek < 1 << FastAcBits; peek++)
-        {
-            int entry = _lookahead[peek >> (FastAcBits - LookaheadBits)];
-            int length = entry >> 8, run = (entry >> 4) & 15, size = entry & 15;
-            if (entry == 0 || size == 0 || length + size > FastAcBits) continue;
-            int magnitude = (peek >> (FastAcBits - length - size)) & ((1 << size) - 1);
-            int value = magnitude < 1 << (size - 1) ? magnitude - (1 << size) + 1 : magnitude; // F.2.2.1 EXTEND
-            _fastAc[peek] = (value << 16) | (run << 8) | (length + size);
-        }
-    }
-
-    /// <summary>The fast AC entry for the next bits (the top bits of <paramref name="buffer"/>): (value &lt;&lt; 16) |
-    /// (run &lt;&lt; 8) | bits to consume, or 0 when the code and its magnitude bits do not fit in
-    /// 11 bits or the symbol is EOB or ZRL.</summary>
-    public int FastAc(ulong buffer) => _fastAc[(int)(buffer >> (64 - FastAcBits))];
-
-    /// <summary>The code at the top of <paramref name="buffer"/> (at least 16 valid bits): (code length &lt;&lt; 8) |
-    /// symbol. A bit pattern that is no code (only possible in corrupt data) gives symbol 0 with 16 bits consumed, as
-    /// libjpeg does after its JWRN_HUFF_BAD_CODE warning.</summary>
-    public int LookupEntry(ulong buffer)
-    {
-        int entry = _lookahead[(int)(buffer >> (64 - LookaheadBits))];
-        return entry != 0 ? entry : LookupLongCode(buffer);
-    }
-
-    private int LookupLongCode(ulong buffer)
-    {
-        int length = LookaheadBits + 1;
-        int code = (int)(buffer >> (64 - length));
-        while (code > _maxCode[length])
-        {
-            length++;
-            if (length > 16) return 16 << 8;
-            code = (int)(buffer >> (64 - length));
-        }
-        return (length << 8) | _symbols[(_valueOffset[length] + code) & 0xFF];
-    }
-
-    /// <summary>Decodes one symbol (see <see cref="LookupEntry"/>).</summary>
+    /// <summary>
+    /// Decodes one symbol, reading and refilling exactly as libjpeg-turbo 2.1's HUFF_DECODE (slow path) or
+    /// HUFF_DECODE_FAST (<see cref="JpegBitReader.Fast"/>) do, so that the bytes read, and whether Pillow's suspending
+    /// source runs dry, are libjpeg's. A bit pattern that is no code (only possible in corrupt data) consumes 17 bits and
+    /// gives 0, as libjpeg does after its JWRN_HUFF_BAD_CODE warning.
+    /// </summary>
     public int Decode(ref JpegBitReader bits)
     {
-        int entry = LookupEntry((ulong)(uint)bits.Peek(16) << 48);
-        bits.Skip(entry >> 8);
-        return entry & 0xFF;
+        const int lookahead = 8; // libjpeg's HUFF_LOOKAHEAD; this table's 9-bit entries are exact for codes of <= 8 bits
+        if (bits.Fast) bits.FillFast();
+        else if (bits.BitsLeft < lookahead)
+        {
+            bits.Fill(0);
+            if (bits.BitsLeft < lookahead) return DecodeBitByBit(ref bits, 1);
+        }
+        int entry = _lookahead[bits.PeekBits(lookahead) << 1];
+        int length = entry >> 8;
+        if (entry != 0 && length <= lookahead)
+        {
+            bits.DropBits(length);
+            return entry & 0xFF;
+        }
+        return DecodeBitByBit(ref bits, lookahead + 1);
+    }
+
+    /// <summary>jdhuff.c jpeg_huff_decode: the first <paramref name="minBits"/> bits at once, then one bit at a time
+    /// (F.16) until the code is no larger than the largest code of its length; the sentinel at length 17 ends it.</summary>
+    private int DecodeBitByBit(ref JpegBitReader bits, int minBits)
+    {
+        int length = minBits;
+        int code = bits.Bits(length);
+        while (code > _maxCode[length])
+        {
+            code = (code << 1) | bits.Bits(1);
+            length++;
+        }
+        return length > 16 ? 0 : _symbols[(_valueOffset[length] + code) & 0xFF];
     }
 }
 
 /// <summary>
-/// Reads entropy-coded bits (F.2.2.5): a 0xFF data byte is followed by a stuffed 0x00; any other byte after 0xFF is a
-/// marker, where the data stops. Past the data, zero bits are supplied, as libjpeg does for a segment that ends early
-/// (its "Corrupt JPEG data: premature end of data segment" warning).
+/// Reads entropy-coded bits as libjpeg-turbo 2.1.5 does behind Pillow 9.4's suspending source (jdhuff.c
+/// jpeg_fill_bit_buffer and decode_mcu_fast's FILL_BIT_BUFFER_FAST, 64-bit build), keeping its state exactly: a 64-bit
+/// buffer whose low <see cref="BitsLeft"/> bits are unread, the next byte libjpeg has not loaded (<see cref="Position"/>),
+/// and the end of the bytes Pillow has handed it so far (<see cref="Limit"/>: Pillow's ImageFile.load reads the file in
+/// 65536-byte blocks from its start and keeps what libjpeg has not consumed). A 0xFF data byte is followed by a stuffed
+/// 0x00; any other byte after 0xFF is a marker (libjpeg's unread_marker), where the data stops and zero bits are
+/// supplied (its "premature end of data segment" warning, <see cref="InsufficientData"/> once a real bit is missing).
+/// A fill that reaches <see cref="Limit"/> before a marker throws <see cref="JpegSuspendedException"/> as libjpeg
+/// suspends; the caller retries the MCU from its starting state with one more block, as libjpeg does on the next call.
 /// </summary>
 internal ref struct JpegBitReader
 {
+    /// <summary>Bits a slow fill loads up to: libjpeg's MIN_GET_BITS with a 64-bit bit buffer.</summary>
+    private const int MinGetBits = 57;
+
     private readonly ReadOnlySpan<byte> _data;
     private int _position;
-    private ulong _buffer; // valid bits are the top _count bits
-    private int _count;
-    private bool _atMarker;
+    private ulong _buffer;
+    private int _bitsLeft;
+    private int _marker;
 
-    public JpegBitReader(ReadOnlySpan<byte> data, int position)
+    /// <summary>Decode the current MCU with decode_mcu_fast's refill rule (6 bytes whenever 16 bits or fewer are left,
+    /// no suspension); set per MCU by the caller.</summary>
+    public bool Fast;
+    /// <summary>The fast refill met a marker: libjpeg throws the MCU's result away and decodes it again slowly.</summary>
+    public bool FastHitMarker;
+    /// <summary>libjpeg's insufficient_data: a bit past the marker was needed; the rest of the segment is left zero.</summary>
+    public bool InsufficientData;
+    /// <summary>End (exclusive) of the bytes Pillow has handed libjpeg.</summary>
+    public int Limit;
+
+    public JpegBitReader(ReadOnlySpan<byte> data, int position, int limit)
     {
         _data = data;
         _position = position;
+        Limit = limit;
     }
 
-    /// <summary>Where the next unread byte of entropy data is (at a marker once the data has ended).</summary>
+    /// <summary>libjpeg's next_input_byte: the next byte not yet loaded (just after the marker once one was met).</summary>
     public readonly int Position => _position;
+    public readonly int BitsLeft => _bitsLeft;
+    /// <summary>The marker code that ended the data (libjpeg's unread_marker), 0 if none.</summary>
+    public readonly int UnreadMarker => _marker;
+    public readonly int DataLength => _data.Length;
+    /// <summary>libjpeg's bytes_in_buffer.</summary>
+    public readonly int BytesInBuffer => Limit - _position;
 
-    private void Fill()
+    private int NextByte()
     {
-        // The hot path: 8 bytes ahead and none of them 0xFF (no stuffing, no marker): take the whole bytes that fit.
-        if (!_atMarker && _position <= _data.Length - 8)
+        if (_position >= Limit) throw new JpegSuspendedException();
+        return _data[_position++];
+    }
+
+    /// <summary>jpeg_fill_bit_buffer: loads bytes until at least 57 bits are held or a marker is met; at a marker, zero
+    /// bits stand in for the <paramref name="bitsNeeded"/> that are missing.</summary>
+    public void Fill(int bitsNeeded)
+    {
+        if (_marker == 0)
         {
-            ulong word = BinaryPrimitives.ReadUInt64BigEndian(_data[_position..]);
-            ulong inverted = ~word;
-            if (((inverted - 0x0101010101010101UL) & ~inverted & 0x8080808080808080UL) == 0)
+            while (_bitsLeft < MinGetBits)
             {
-                int bytes = (64 - _count) >> 3;
-                if (bytes < 8) word &= ~(ulong.MaxValue >> (8 * bytes));
-                _buffer |= word >> _count;
-                _count += 8 * bytes;
-                _position += bytes;
-                return;
-            }
-        }
-        while (_count <= 56)
-        {
-            int b = 0;
-            if (!_atMarker && _position < _data.Length)
-            {
-                b = _data[_position];
-                if (b == 0xFF)
+                int c = NextByte();
+                if (c == 0xFF)
                 {
-                    // libjpeg skips fill bytes (0xFF 0xFF ...) before deciding between a stuffed 0xFF and a marker.
-                    int next = _position + 1;
-                    while (next < _data.Length && _data[next] == 0xFF) next++;
-                    if (next < _data.Length && _data[next] == 0x00) _position = next + 1;
-                    else { _atMarker = true; b = 0; }
+                    // Fill bytes (FF FF ...) are skipped before deciding between a stuffed FF 00 and a marker.
+                    do c = NextByte(); while (c == 0xFF);
+                    if (c == 0) c = 0xFF;
+                    else
+                    {
+                        _marker = c;
+                        break;
+                    }
                 }
-                else _position++;
+                _buffer = (_buffer << 8) | (uint)c;
+                _bitsLeft += 8;
             }
-            _buffer |= (ulong)(uint)b << (56 - _count);
-            _count += 8;
+            if (_marker == 0) return;
+        }
+        if (bitsNeeded > _bitsLeft)
+        {
+            InsufficientData = true;
+            _buffer <<= MinGetBits - _bitsLeft;
+            _bitsLeft = MinGetBits;
         }
     }
 
-    /// <summary>The bit buffer for a decoding loop that keeps it in locals: its bits (valid ones at the top) and their
-    /// count. Hand it back with <see cref="Refill"/> or <see cref="Put"/>.</summary>
-    public readonly (ulong Buffer, int Count) Take() => (_buffer, _count);
-
-    /// <summary>Tops up a buffer taken with <see cref="Take"/> to at least 57 bits, as <see cref="Peek"/> does (zeros
-    /// past the data).</summary>
-    public (ulong Buffer, int Count) Refill(ulong buffer, int count)
+    /// <summary>FILL_BIT_BUFFER_FAST: six bytes when 16 bits or fewer are left. A marker is not consumed: zero bits are
+    /// loaded and <see cref="FastHitMarker"/> tells the caller to decode the MCU again the slow way.</summary>
+    public void FillFast()
     {
-        _buffer = buffer;
-        _count = count;
-        Fill();
-        return (_buffer, _count);
+        if (_bitsLeft > 16) return;
+        for (int i = 0; i < 6; i++)
+        {
+            // The caller guarantees 512 bytes per block before the limit, so these reads stay inside the buffer.
+            int c0 = _data[_position++], c1 = _position < _data.Length ? _data[_position] : 0;
+            _buffer = (_buffer << 8) | (uint)c0;
+            _bitsLeft += 8;
+            if (c0 == 0xFF)
+            {
+                _position++;
+                if (c1 != 0)
+                {
+                    FastHitMarker = true;
+                    _position -= 2;
+                    _buffer &= ~0xFFUL;
+                }
+            }
+        }
     }
 
-    /// <summary>Hands back a buffer taken with <see cref="Take"/> after its bits were consumed.</summary>
-    public void Put(ulong buffer, int count)
-    {
-        _buffer = buffer;
-        _count = count;
-    }
+    public readonly int PeekBits(int n) => (int)(_buffer >> (_bitsLeft - n)) & ((1 << n) - 1);
 
-    public int Peek(int n)
-    {
-        if (_count < n) Fill();
-        return (int)(_buffer >> (64 - n));
-    }
+    public void DropBits(int n) => _bitsLeft -= n;
 
-    public void Skip(int n)
-    {
-        _buffer <<= n;
-        _count -= n;
-    }
-
+    /// <summary>CHECK_BIT_BUFFER then GET_BITS (no refill in fast mode: it filled before the symbol).</summary>
     public int Bits(int n)
     {
         if (n == 0) return 0;
-        int v = Peek(n);
-        Skip(n);
-        return v;
+        if (!Fast && _bitsLeft < n) Fill(n);
+        _bitsLeft -= n;
+        return (int)(_buffer >> _bitsLeft) & ((1 << n) - 1);
     }
 
-    /// <summary>Reads an n-bit magnitude and extends its sign (F.2.2.1 EXTEND).</summary>
+    /// <summary>Reads an n-bit magnitude and extends its sign (F.2.2.1 HUFF_EXTEND); the fast path refills first.</summary>
     public int Receive(int n)
     {
         if (n == 0) return 0;
+        if (Fast) FillFast();
         int v = Bits(n);
         return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
     }
 
-    /// <summary>At a restart: drops the bits left in the current byte and any fill, and clears the marker state so the
-    /// caller can read the RSTn marker at <see cref="Position"/>.</summary>
-    public void Reset(int position)
+    /// <summary>process_restart: the bits left in the buffer are thrown away.</summary>
+    public void DiscardBits() => _bitsLeft = 0;
+
+    /// <summary>The marker search and resynchronization at a restart found or consumed a marker: continue after
+    /// <paramref name="position"/> with <paramref name="unreadMarker"/> pending (0 if none).</summary>
+    public void SetMarker(int position, int unreadMarker)
     {
         _position = position;
-        _buffer = 0;
-        _count = 0;
-        _atMarker = false;
+        _marker = unreadMarker;
     }
 }
+
+/// <summary>libjpeg suspended: it needs bytes beyond what Pillow has handed it (<see cref="JpegBitReader.Limit"/>).
+/// Internal to the decoder, which retries with more data or, at the end of the file, refuses the image as Pillow does;
+/// thrown at most once per 65536 bytes and at the end (a new instance each time: decoders run on several threads).</summary>
+internal sealed class JpegSuspendedException : Exception;
