@@ -603,6 +603,27 @@ internal static partial class JpegDecoder
                 coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
                 for (int k = 1; k < 64; k++)
                 {
+                    // decode_mcu_fast refills only when 16 bits or fewer are left, before a code and before its
+                    // magnitude; with 28 or more, neither refill can happen within the next 11 bits, so one lookup
+                    // that takes both leaves the bit buffer exactly as libjpeg's two steps do.
+                    if (bits.Fast && bits.BitsLeft >= 28)
+                    {
+                        int fast = ac!.FastAc(bits.PeekBits(JpegHuffmanTable.FastAcBits));
+                        if (fast != 0)
+                        {
+                            bits.DropBits(fast & 0xFF);
+                            int zeros = (fast >> 8) & 15;
+                            if ((fast & JpegHuffmanTable.NoMagnitude) != 0)
+                            {
+                                if (zeros != 15) break; // end of block
+                                k += 15;
+                                continue;
+                            }
+                            k += zeros;
+                            coefficients[NaturalOrder[k]] = (short)(fast >> 16);
+                            continue;
+                        }
+                    }
                     int rs = ac!.Decode(ref bits);
                     int run = rs >> 4, size = rs & 15;
                     if (size != 0)

@@ -51,6 +51,7 @@ internal sealed class JpegHuffmanTable
             code <<= 1;
         }
         _maxCode[17] = int.MaxValue;
+        if (!isDc) BuildFastAc();
         if (isDc)
             foreach (byte s in symbols)
                 if (s > 15) throw new ImageInputException($"{describe}: bad Huffman table (DC category {s} > 15)");
@@ -62,6 +63,43 @@ internal sealed class JpegHuffmanTable
     /// source runs dry, are libjpeg's. A bit pattern that is no code (only possible in corrupt data) consumes 17 bits and
     /// gives 0, as libjpeg does after its JWRN_HUFF_BAD_CODE warning.
     /// </summary>
+    /// <summary>Bits a <see cref="FastAc"/> entry looks at: an AC code and its magnitude bits together.</summary>
+    public const int FastAcBits = 11;
+
+    // For each 11-bit prefix that starts with an AC code whose magnitude bits also fit: (value << 16) | (run << 8) |
+    // (code length + magnitude length); for end of block and ZRL, NoMagnitude | (run << 8) | code length; 0 otherwise
+    // (longer codes).
+    private int[] _fastAc = [];
+
+    /// <summary>Marks a <see cref="FastAc"/> entry for a code without magnitude bits: end of block, or ZRL (run 15).</summary>
+    public const int NoMagnitude = 1 << 12;
+
+    private void BuildFastAc()
+    {
+        _fastAc = new int[1 << FastAcBits];
+        for (int prefix = 0; prefix < _fastAc.Length; prefix++)
+        {
+            for (int length = 1; length <= FastAcBits; length++)
+            {
+                int code = prefix >> (FastAcBits - length);
+                if (_maxCode[length] < 0 || code > _maxCode[length]) continue;
+                int rs = _symbols[(_valueOffset[length] + code) & 0xFF], size = rs & 15;
+                if (size == 0) _fastAc[prefix] = NoMagnitude | ((rs >> 4) << 8) | length; // end of block, or ZRL (run 15)
+                else if (length + size <= FastAcBits)
+                {
+                    int v = (prefix >> (FastAcBits - length - size)) & ((1 << size) - 1);
+                    int value = v < 1 << (size - 1) ? v - (1 << size) + 1 : v;
+                    _fastAc[prefix] = (value << 16) | ((rs >> 4) << 8) | (length + size);
+                }
+                break;
+            }
+        }
+    }
+
+    /// <summary>The <see cref="FastAcBits"/>-bit entry for the next bits of a sequential block's AC data (see
+    /// _fastAc), for a caller that has made sure no refill could fall between the code and its magnitude.</summary>
+    public int FastAc(int next11Bits) => _fastAc[next11Bits];
+
     public int Decode(ref JpegBitReader bits)
     {
         const int lookahead = 8; // libjpeg's HUFF_LOOKAHEAD; this table's 9-bit entries are exact for codes of <= 8 bits
