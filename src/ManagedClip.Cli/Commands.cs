@@ -190,8 +190,8 @@ internal static class ImageFlags
 {
     public static readonly (string, string) ExifOrientation = ("--exif-orientation", "rotate images as their EXIF orientation says (the original pipeline ignores it)");
     public static readonly (string, string) FastDecode = ("--fast-decode",
-        "decode JPEGs at 1/2, 1/4 or 1/8 size before the resize, as Pillow's draft() does: several times faster on large photos, " +
-        "but not the original pipeline's pixels (see README for the effect on embeddings)");
+        "decode JPEGs at 1/2, 1/4 or 1/8 size before the resize, as Pillow's draft() does: about half the decoding and resizing time " +
+        "on large photos, but not the original pipeline's pixels (see README for the effect on embeddings)");
     public static readonly (string, string)[] Both = [ExifOrientation, FastDecode];
 
     public static PreprocessOptions Apply(ParsedArguments args, PreprocessOptions options) =>

@@ -14,6 +14,9 @@ internal sealed class ThreadBudget(int threads)
     private readonly object _gate = new();
     private int _free = threads, _forwardsWaiting;
 
+    /// <summary>How many forward passes wait for threads (for tests).</summary>
+    internal int ForwardsWaiting { get { lock (_gate) return _forwardsWaiting; } }
+
     public void AcquireForDecode()
     {
         lock (_gate)

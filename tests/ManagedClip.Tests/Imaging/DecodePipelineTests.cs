@@ -40,8 +40,9 @@ public class DecodePipelineTests
         for (int i = 0; i < count; i++)
         {
             if (i % 10 == 0) Thread.Sleep(20); // a slow consumer: the workers must wait, not run ahead
-            Assert.Equal(i, pipeline.Take());
+            // Counted before the item is taken, so that a worker freed by this Take never sees a count one behind.
             Interlocked.Increment(ref taken);
+            Assert.Equal(i, pipeline.Take());
         }
         Assert.InRange(maxRunning, 1, 2);
         Assert.InRange(maxAhead, 1, window);
@@ -80,7 +81,7 @@ public class DecodePipelineTests
         int forwardThreads = 0;
         var forward = new Thread(() => forwardThreads = budget.AcquireForForward());
         forward.Start();
-        Thread.Sleep(50); // the forward pass is waiting now
+        Assert.True(SpinWait.SpinUntil(() => budget.ForwardsWaiting == 1, 5000)); // the forward pass is waiting now
         var decoder = new Thread(budget.AcquireForDecode);
         decoder.Start();
         budget.Release(1); // one decode finished: the forward pass, waiting first, takes the thread
