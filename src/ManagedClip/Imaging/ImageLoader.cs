@@ -175,10 +175,9 @@ public static class ImageLoader
         var data = new byte[length];
         stream.Position = start;
         stream.ReadExactly(data);
-        int scale = options.ReducedSizeDecoding && Jpeg.JpegDecoder.FrameSize(data) is { Width: > 0, Height: > 0 } frame
-            ? Jpeg.JpegDecoder.DraftScale(frame.Width, frame.Height, options.Size)
-            : 1;
-        var image = Jpeg.JpegDecoder.Decode(data, name, options.MaxPixels, scale);
+        var image = options.ReducedSizeDecoding
+            ? Jpeg.JpegDecoder.DecodeDraft(data, name, options.MaxPixels, options.Size)
+            : Jpeg.JpegDecoder.Decode(data, name, options.MaxPixels);
         var mode = image.Channels switch { 1 => SourceMode.L, 4 => SourceMode.Cmyk, _ => SourceMode.Rgb };
         var decoded = new DecodedImage { Mode = mode, Width = image.Width, Height = image.Height, Bytes = image.Pixels, Format = "JPEG" };
         return ExifOrientation.Apply(decoded, orientation);

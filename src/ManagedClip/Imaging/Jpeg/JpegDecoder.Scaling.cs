@@ -18,29 +18,6 @@ internal static partial class JpegDecoder
         return scale >= 8 ? 8 : scale >= 4 ? 4 : scale >= 2 ? 2 : 1;
     }
 
-    /// <summary>
-    /// The frame's width and height from its SOF header, as Pillow reads them when it opens the file (before any draft
-    /// call), or null when no frame header comes before the first scan (decoding then says what is wrong).
-    /// </summary>
-    public static (int Width, int Height)? FrameSize(ReadOnlySpan<byte> data)
-    {
-        if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) return null;
-        int pos = 2;
-        while (true)
-        {
-            int marker = NextMarker(data, ref pos);
-            if (marker < 0 || marker is 0xD9 or 0xDA) return null;
-            if (marker is >= 0xD0 and <= 0xD7 or 0x01) continue; // no parameters
-            if (pos + 2 > data.Length) return null;
-            // SOF0..SOF15 but DHT (C4), JPG (C8) and DAC (CC): precision, then height and width.
-            if (marker is >= 0xC0 and <= 0xCF and not (0xC4 or 0xC8 or 0xCC))
-                return pos + 7 <= data.Length
-                    ? (System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(data[(pos + 5)..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(data[(pos + 3)..]))
-                    : null;
-            pos += System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(data[pos..]);
-        }
-    }
-
     /// <summary>A component's sizes in a scaled decode: <c>DctSize</c> samples per block side (libjpeg's
     /// DCT_scaled_size: 8, 4, 2 or 1), its scaled downsampled_width and downsampled_height, and the input group
     /// (h_in_group x v_in_group samples) that the upsampler turns into max_h x max_v pixels.</summary>

@@ -73,7 +73,7 @@ internal static partial class JpegDecoder
     {
         public readonly string Name = name;
         public readonly SimdLevel Level = level; // the IDCT's, upsampler's and colour converter's path; tests force Scalar
-        public int Scale = 1;                    // the scale denominator (draft decoding)
+        public Func<int, int, int> ScaleFor = (_, _) => 1; // the scale denominator for the frame's width and height
         public ScaledOutput? Output;             // the output and component sizes at that scale, set with the frame
         public readonly ushort[]?[] QuantTables = new ushort[4][];
         public readonly JpegHuffmanTable?[] DcTables = new JpegHuffmanTable[4], AcTables = new JpegHuffmanTable[4];
@@ -113,7 +113,21 @@ internal static partial class JpegDecoder
     {
         if (scaleDenominator is not (1 or 2 or 4 or 8))
             throw new ArgumentOutOfRangeException(nameof(scaleDenominator), scaleDenominator, "the JPEG scale denominator is 1, 2, 4 or 8");
-        var st = new State(name, level ?? Simd.Best) { Scale = scaleDenominator };
+        return Decode(data, name, maxPixels, (_, _) => scaleDenominator, level ?? Simd.Best);
+    }
+
+    /// <summary>Decodes <paramref name="data"/> as Pillow does after <c>draft("RGB", (R, R))</c> with R =
+    /// <paramref name="requestedSize"/>: at the scale <see cref="DraftScale"/> picks for the frame's size, which the
+    /// decoder knows once it has read the frame header.</summary>
+    public static JpegImage DecodeDraft(ReadOnlySpan<byte> data, string name, long maxPixels, int requestedSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(requestedSize);
+        return Decode(data, name, maxPixels, (width, height) => DraftScale(width, height, requestedSize), Simd.Best);
+    }
+
+    private static JpegImage Decode(ReadOnlySpan<byte> data, string name, long maxPixels, Func<int, int, int> scaleFor, SimdLevel level)
+    {
+        var st = new State(name, level) { ScaleFor = scaleFor };
         if (data.Length < 2 || data[0] != 0xFF || data[1] != 0xD8) throw st.Error("not a JPEG file (no SOI marker)");
         st.BufferEnd = Math.Min(PillowReadSize, data.Length);
         int pos = 2, pendingMarker = 0;
@@ -329,7 +343,7 @@ internal static partial class JpegDecoder
             if ((long)c.BlocksWide * c.BlocksHigh * 64 > Array.MaxLength) throw st.Error($"JPEG frame {width}x{height} is too large for the managed decoder");
         st.Components = components;
         // The sizes at the requested scale are known from the frame alone; the IDCT writes SamplesPerBlock per block side.
-        st.Output = ScaledSizes(st, st.Scale);
+        st.Output = ScaledSizes(st, st.ScaleFor(width, height));
         for (int i = 0; i < components.Length; i++) components[i].SamplesPerBlock = st.Output.Components[i].DctSize;
     }
 
