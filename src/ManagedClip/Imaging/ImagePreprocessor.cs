@@ -218,12 +218,8 @@ public sealed class ImagePreprocessor
         int a = ch - 1;
         for (int i = 0; i < src.Length; i += ch)
         {
-            uint alpha = src[i + a];
-            for (int c = 0; c < a; c++)
-            {
-                uint t = src[i + c] * alpha + 128;
-                dst[i + c] = (byte)(((t >> 8) + t) >> 8);
-            }
+            int alpha = src[i + a];
+            for (int c = 0; c < a; c++) dst[i + c] = (byte)PillowConvert.MulDiv255(src[i + c], alpha);
             dst[i + a] = (byte)alpha;
         }
         return dst;

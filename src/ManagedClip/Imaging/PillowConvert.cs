@@ -25,7 +25,8 @@ internal static class PillowConvert
             rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = gray[i];
     }
 
-    private static int MulDiv255(int a, int b)
+    /// <summary>Pillow's MULDIV255: a * b / 255 rounded, as ((t &gt;&gt; 8) + t) &gt;&gt; 8 with t = a * b + 128.</summary>
+    internal static int MulDiv255(int a, int b)
     {
         int t = a * b + 128;
         return ((t >> 8) + t) >> 8;
