@@ -42,7 +42,11 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
             ? Path.Combine(ImagingTestData.Shared, e.File["../shared/".Length..])
             : Path.Combine(CorpusFolder, e.File);
 
-    public static IEnumerable<object[]> Files(string kind) => Manifest.Value.Where(e => e.Kind == kind).Select(e => new object[] { e.File });
+    /// <summary>Every file the decoder must match Pillow on, with the SIMD paths (IDCT, upsampling, colour conversion) on
+    /// and forced off: the scalar twins must give Pillow's bytes too.</summary>
+    public static IEnumerable<object[]> SupportedFilesOnEveryPath() =>
+        Manifest.Value.Where(e => Supported.Contains(e.Kind))
+            .SelectMany(e => new[] { SimdLevel.Scalar, Simd.Best }.Distinct().Select(level => new object[] { e.File, level }));
 
     /// <summary>The manifest's kinds the decoder must match Pillow on; every other file must be refused.</summary>
     private static readonly string[] Supported = ["baseline", "progressive", "progressive-smoothed", "cmyk"];
@@ -50,14 +54,11 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
     private static Entry Find(string file) => Manifest.Value.Single(e => e.File == file);
 
     [Theory]
-    [MemberData(nameof(Files), "baseline")]
-    [MemberData(nameof(Files), "progressive")]
-    [MemberData(nameof(Files), "progressive-smoothed")]
-    [MemberData(nameof(Files), "cmyk")]
-    public void SupportedFilesDecodeToPillowsBytes(string file)
+    [MemberData(nameof(SupportedFilesOnEveryPath))]
+    public void SupportedFilesDecodeToPillowsBytes(string file, SimdLevel level)
     {
         var entry = Find(file);
-        var image = JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels);
+        var image = JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels, level: level);
         Assert.Equal((entry.Width, entry.Height), (image.Width, image.Height));
         Assert.Equal(entry.Sha256, ImagingTestData.Sha256Hex(image.ToRgb()));
     }
@@ -111,20 +112,6 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
     {
         var bytes = File.ReadAllBytes(Path.Combine(CorpusFolder, "rgb420_q90_64x48.jpg"));
         Assert.Throws<ArgumentOutOfRangeException>(() => JpegDecoder.Decode(bytes, "x.jpg", PreprocessOptions.DefaultMaxPixels, scale));
-    }
-
-    /// <summary>The same files with the SIMD paths (IDCT, upsampling, colour conversion) forced off: the scalar twins
-    /// must give Pillow's bytes too.</summary>
-    [Theory]
-    [MemberData(nameof(Files), "baseline")]
-    [MemberData(nameof(Files), "progressive")]
-    [MemberData(nameof(Files), "cmyk")]
-    [MemberData(nameof(Files), "progressive-smoothed")]
-    public void SupportedFilesDecodeToPillowsBytesOnTheScalarPath(string file)
-    {
-        var entry = Find(file);
-        var image = JpegDecoder.Decode(File.ReadAllBytes(PathOf(entry)), file, PreprocessOptions.DefaultMaxPixels, level: SimdLevel.Scalar);
-        Assert.Equal(entry.Sha256, ImagingTestData.Sha256Hex(image.ToRgb()));
     }
 
     [Theory]
