@@ -38,7 +38,7 @@ public class GemmBenchmarks
     public void Multiply()
     {
         if (!Simd.Supported.Contains(Level)) return;
-        Gemm.Multiply(_x, _m, _b!, _bias, _y, Activation.None, false, Threads, Level);
+        Gemm.Multiply(new ReadOnlyMatrixView(_x, _m, _b!.K), _b, new MatrixView(_y, _m, _b.N), Epilogue.Of(_bias), KernelContext.Create(Threads, Level));
     }
 }
 
@@ -61,13 +61,16 @@ public class AttentionBenchmarks
     }
 
     [Benchmark]
-    public void VitAttention() =>
-        Attention.Forward(_qkv, 3 * 768, _qkv.AsSpan(768), _qkv.AsSpan(1536), 3 * 768, _out, 768, 8, 50, 50, 12, 64, false, Threads);
+    public void VitAttention() => FusedAttention(8 * 50, 768, new AttentionShape(8, 50, 50, 12));
 
     [Benchmark]
-    public void TextAttention() =>
-        Attention.Forward(_qkv, 3 * 512, _qkv.AsSpan(512), _qkv.AsSpan(1024), 3 * 512, _out, 512, 8, 77, 77, 8, 64, true, Threads);
+    public void TextAttention() => FusedAttention(8 * 77, 512, new AttentionShape(8, 77, 77, 8, Causal: true));
+
+    /// <summary>q, k, v read out of fused [tokens, 3·width] rows, as the transformer blocks do.</summary>
+    void FusedAttention(int tokens, int width, AttentionShape shape) =>
+        Attention.Forward(new ReadOnlyMatrixView(_qkv, tokens, width, 3 * width), new ReadOnlyMatrixView(_qkv.AsSpan(width), tokens, width, 3 * width),
+            new ReadOnlyMatrixView(_qkv.AsSpan(2 * width), tokens, width, 3 * width), new MatrixView(_out, tokens, width), shape, KernelContext.Create(Threads));
 
     [Benchmark]
-    public void VitLayerNorm() => LayerNorm.Forward(_qkv.AsSpan(0, 400 * 768), _ln, 400, 768, _gamma, _beta);
+    public void VitLayerNorm() => LayerNorm.Forward(new ReadOnlyMatrixView(_qkv, 400, 768), new MatrixView(_ln, 400, 768), _gamma, _beta);
 }

@@ -19,7 +19,8 @@ public static class GemmSweep
             foreach (var level in levels)
                 foreach (int threads in new[] { 1, 2 })
                 {
-                    void Call() => Gemm.Multiply(x, m, packed, bias, y, Activation.None, false, threads, level);
+                    var context = KernelContext.Create(threads, level);
+                    void Call() => Gemm.Multiply(new ReadOnlyMatrixView(x, m, k), packed, new MatrixView(y, m, n), Epilogue.Of(bias), context);
                     Call();
                     int reps = Math.Max(3, (int)(0.3e9 * threads / flops * 100 / 100));
                     reps = Math.Min(reps, 200);
@@ -45,13 +46,14 @@ public static class GemmSweep
         double flops = 2.0 * m * k * n;
         int reps = (int)Math.Clamp(2e10 / flops, 5, 20000);
         var times = new double[reps];
-        for (int r = 0; r < 3; r++) Gemm.Multiply(x, m, packed, [], y, Activation.None, false, threads);
+        var context = KernelContext.Create(threads);
+        for (int r = 0; r < 3; r++) Gemm.Multiply(new ReadOnlyMatrixView(x, m, k), packed, new MatrixView(y, m, n), default, context);
         var process = Process.GetCurrentProcess();
         var cpu0 = process.TotalProcessorTime;
         for (int r = 0; r < reps; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            Gemm.Multiply(x, m, packed, [], y, Activation.None, false, threads);
+            Gemm.Multiply(new ReadOnlyMatrixView(x, m, k), packed, new MatrixView(y, m, n), default, context);
             times[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
         process.Refresh();
@@ -76,7 +78,7 @@ public static class GemmSweep
         {
             var (x, packed, bias, y) = Operands(m, k, n);
             double flops = 2.0 * m * k * n;
-            void Call() => Gemm.Multiply(x, m, packed, bias, y, Activation.None, false, 1);
+            void Call() => Gemm.Multiply(new ReadOnlyMatrixView(x, m, k), packed, new MatrixView(y, m, n), Epilogue.Of(bias), KernelContext.SingleThread);
             Call(); Call();
             var ratios = new List<double>(); var gemms = new List<double>(); var ceilings = new List<double>();
             for (int round = 0; round < rounds; round++)

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
 
@@ -18,20 +17,24 @@ public enum Activation
 public static class Activations
 {
     /// <summary>Applies <paramref name="activation"/> to every element of <paramref name="values"/> in place.</summary>
-    public static unsafe void Apply(Span<float> values, Activation activation, SimdLevel? level = null)
+    public static unsafe void Apply(Span<float> values, Activation activation, KernelContext? context = null)
     {
         CheckActivation(activation);
-        var l = KernelCommon.Resolve(level);
+        var ctx = context ?? KernelContext.Default;
         if (activation == Activation.None || values.IsEmpty) return;
         fixed (float* p = values)
         {
-            switch (l)
-            {
-                case SimdLevel.Vector512: ApplyVector<Vector512<float>, Ops512>(p, values.Length, activation); break;
-                case SimdLevel.Vector256: ApplyVector<Vector256<float>, Ops256>(p, values.Length, activation); break;
-                case SimdLevel.Vector128: ApplyVector<Vector128<float>, Ops128>(p, values.Length, activation); break;
-                default: ApplyScalar(p, values.Length, activation); break;
-            }
+            var kernel = new InPlace(p, values.Length, activation);
+            SimdDispatch.Run(ctx.Level, ref kernel);
+        }
+    }
+
+    readonly unsafe struct InPlace(float* p, int count, Activation activation) : IVectorKernel
+    {
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
+        {
+            if (SimdDispatch.IsScalar<TVec>()) ApplyScalar(p, count, activation);
+            else ApplyVector<TVec, TOps>(p, count, activation);
         }
     }
 
@@ -121,10 +124,9 @@ public static class Activations
     }
 
     /// <summary>
-    /// One shared loop: full vectors in place, then the tail (count mod width) copied through a one-vector
-    /// stack buffer so it runs the very same vector formula as the body (no separate scalar tail formula).
+    /// One shared loop: full vectors in place, then the tail (count mod width) one lane at a time through <see cref="OpsScalar"/>,
+    /// the very same formula as the body (the kernels' one tail convention).
     /// </summary>
-    [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Loop<TVec, TOps, TOp>(float* p, int count)
         where TVec : unmanaged where TOps : IVecOps<TVec> where TOp : IActivationOp
@@ -132,14 +134,7 @@ public static class Activations
         int w = TOps.Count, i = 0;
         for (; i <= count - w; i += w)
             TOps.Store(TOp.Invoke<TVec, TOps>(TOps.Load(p + i)), p + i);
-        int rest = count - i;
-        if (rest > 0)
-        {
-            float* tmp = stackalloc float[16];
-            for (int j = 0; j < w; j++) tmp[j] = j < rest ? p[i + j] : 0f;
-            TOps.Store(TOp.Invoke<TVec, TOps>(TOps.Load(tmp)), tmp);
-            for (int j = 0; j < rest; j++) p[i + j] = tmp[j];
-        }
+        for (; i < count; i++) p[i] = TOp.Invoke<float, OpsScalar>(p[i]);
     }
 
     internal interface IActivationOp

@@ -13,48 +13,58 @@ public static class Attention
     internal const int KeyTile = 256;
 
     /// <summary>
-    /// For batch b, head h, query i: output[(b·Lq + i)·outputStride + h·headDim ..+headDim] =
-    /// Σ_j softmax_j(q_i·k_j / √headDim) v_j, with q_i = q[(b·Lq + i)·queryStride + h·headDim ..] and
-    /// k_j, v_j = k, v[(b·Lk + j)·keyValueStride + h·headDim ..]. When <paramref name="causal"/>, key j is masked for
-    /// query i if j &gt; i (requires queryLength == keyLength). q, k and v may overlap (fused QKV); output must not.
+    /// For batch b, head h, query i: output row (b·Lq + i), columns [h·hd, (h + 1)·hd) =
+    /// Σ_j softmax_j(q_i·k_j / √hd) v_j, with q_i the same columns of q's row (b·Lq + i) and k_j, v_j those of k's and v's
+    /// row (b·Lk + j); hd = q.Columns / heads. When causal, key j is masked for query i if j &gt; i (requires Lq == Lk).
+    /// q, k and v may overlap (one fused QKV buffer, each a view with stride 3·width); output must not.
     /// </summary>
-    public static unsafe void Forward(ReadOnlySpan<float> q, int queryStride, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int keyValueStride,
-        Span<float> output, int outputStride, int batch, int queryLength, int keyLength, int heads, int headDim, bool causal,
-        int maxThreads = 0, SimdLevel? level = null)
+    public static unsafe void Forward(ReadOnlyMatrixView q, ReadOnlyMatrixView k, ReadOnlyMatrixView v, MatrixView output, AttentionShape shape,
+        KernelContext? context = null)
     {
-        KernelCommon.NonNegative(batch, nameof(batch));
-        KernelCommon.NonNegative(queryLength, nameof(queryLength));
-        KernelCommon.Positive(keyLength, nameof(keyLength));
-        KernelCommon.Positive(heads, nameof(heads));
-        KernelCommon.Positive(headDim, nameof(headDim));
-        long width = (long)heads * headDim;
-        if (queryStride < width) throw new ArgumentOutOfRangeException(nameof(queryStride), queryStride, $"queryStride must be at least heads × headDim = {width}.");
-        if (keyValueStride < width) throw new ArgumentOutOfRangeException(nameof(keyValueStride), keyValueStride, $"keyValueStride must be at least heads × headDim = {width}.");
-        if (outputStride < width) throw new ArgumentOutOfRangeException(nameof(outputStride), outputStride, $"outputStride must be at least heads × headDim = {width}.");
+        var ctx = context ?? KernelContext.Default;
+        var (batch, queryLength, keyLength, heads, causal) = shape;
+        KernelCommon.NonNegative(batch, "batch");
+        KernelCommon.NonNegative(queryLength, "queryLength");
+        KernelCommon.Positive(keyLength, "keyLength");
+        KernelCommon.Positive(heads, "heads");
+        if (q.Columns == 0 || q.Columns % heads != 0)
+            throw new ArgumentException($"q has {q.Columns} columns, expected a positive multiple of {heads} heads.", nameof(q));
+        int width = q.Columns, headDim = width / heads;
         if (causal && queryLength != keyLength)
-            throw new ArgumentException($"A causal mask needs queryLength == keyLength (got {queryLength} and {keyLength}).", nameof(causal));
-        int threads = KernelCommon.Threads(maxThreads);
-        var l = KernelCommon.Resolve(level);
-
+            throw new ArgumentException($"A causal mask needs queryLength == keyLength (got {queryLength} and {keyLength}).", nameof(shape));
         long queries = (long)batch * queryLength, keys = (long)batch * keyLength;
+        CheckView(q.Rows, q.Columns, queries, width, nameof(q), q.ToString());
+        CheckView(k.Rows, k.Columns, keys, width, nameof(k), k.ToString());
+        CheckView(v.Rows, v.Columns, keys, width, nameof(v), v.ToString());
+        CheckView(output.Rows, output.Columns, queries, width, nameof(output), output.ToString());
         if (queries == 0) return;
-        KernelCommon.Fits(q.Length, (queries - 1) * queryStride + width, nameof(q), $"[{batch}·{queryLength} rows, stride {queryStride}]");
-        KernelCommon.Fits(k.Length, (keys - 1) * keyValueStride + width, nameof(k), $"[{batch}·{keyLength} rows, stride {keyValueStride}]");
-        KernelCommon.Fits(v.Length, (keys - 1) * keyValueStride + width, nameof(v), $"[{batch}·{keyLength} rows, stride {keyValueStride}]");
-        KernelCommon.Fits(output.Length, (queries - 1) * outputStride + width, nameof(output), $"[{batch}·{queryLength} rows, stride {outputStride}]");
 
-        fixed (float* pq = q, pk = k, pv = v, po = output)
+        fixed (float* pq = q.Data, pk = k.Data, pv = v.Data, po = output.Data)
         {
-            if (Gemm.Overlaps(po, output.Length, pq, q.Length) || Gemm.Overlaps(po, output.Length, pk, k.Length) || Gemm.Overlaps(po, output.Length, pv, v.Length))
+            if (Gemm.Overlaps(po, output.Data.Length, pq, q.Data.Length) || Gemm.Overlaps(po, output.Data.Length, pk, k.Data.Length)
+                || Gemm.Overlaps(po, output.Data.Length, pv, v.Data.Length))
                 throw new ArgumentException("output must not overlap q, k or v.", nameof(output));
-            var a = new AttentionArgs(pq, queryStride, pk, pv, keyValueStride, po, outputStride, batch, queryLength, keyLength, heads, headDim, causal);
-            switch (l)
-            {
-                case SimdLevel.Vector512: Run<Vector512<float>, Ops512>(a, threads); break;
-                case SimdLevel.Vector256: Run<Vector256<float>, Ops256>(a, threads); break;
-                case SimdLevel.Vector128: Run<Vector128<float>, Ops128>(a, threads); break;
-                default: ScalarTwin(a); break;
-            }
+            var a = new AttentionArgs(pq, q.Stride, pk, k.Stride, pv, v.Stride, po, output.Stride, batch, queryLength, keyLength, heads, headDim, causal);
+            var kernel = new AttentionKernel(a, ctx);
+            SimdDispatch.Run(ctx.Level, ref kernel);
+        }
+    }
+
+    static void CheckView(int rows, int columns, long expectedRows, int expectedColumns, string name, string view)
+    {
+        if (rows != expectedRows || columns != expectedColumns)
+            throw new ArgumentException($"{name} is {view}, expected [{expectedRows}, {expectedColumns}].", name);
+    }
+
+    /// <summary>The call at one SIMD level: the scalar twin, or the tiled job with one (batch item, head) per task on the context's threads.</summary>
+    readonly struct AttentionKernel(AttentionArgs a, KernelContext context) : IVectorKernel
+    {
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
+        {
+            if (SimdDispatch.IsScalar<TVec>()) { ScalarTwin(a); return; }
+            var job = new AttentionJob<TVec, TOps>(a);
+            // Per task: Lq·Lk·hd multiply-adds for the scores and as many for the values; two workers from 2¹⁸ in all.
+            context.ForWorkers(a.Batch * a.Heads, (long)a.QueryLength * a.KeyLength * a.HeadDim / 4, (ranges, _) => job.Work(ranges));
         }
     }
 
@@ -91,15 +101,6 @@ public static class Attention
 
     // ------------------------------------------------------------------ SIMD path
 
-    static void Run<TVec, TOps>(in AttentionArgs a, int threads) where TVec : unmanaged where TOps : IVecOps<TVec>
-    {
-        var job = new AttentionJob<TVec, TOps>(a);
-        threads = (int)Math.Min(threads, job.Tasks);
-        if ((long)a.Batch * a.Heads * a.QueryLength * a.KeyLength * a.HeadDim < Gemm.ParallelThreshold) threads = 1;
-        if (threads <= 1) { job.Work(); return; }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => job.Work());
-    }
-
     /// <summary>
     /// One call's tasks: one (batch item, head) each. Per key tile, the task transposes the tile's keys once into
     /// [headDim, ≤ KeyTile] (Kᵀ, rows padded to two vectors), so that a query's scores are a row-vector × matrix product: one broadcast of
@@ -112,12 +113,10 @@ public static class Attention
     sealed unsafe class AttentionJob<TVec, TOps>(AttentionArgs a) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         readonly AttentionArgs _a = a;
-        int _next;
 
-        public long Tasks => (long)_a.Batch * _a.Heads;
-
+        /// <summary>One worker: its scratch, then every (batch item, head) task it takes.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public void Work()
+        public void Work(WorkRanges ranges)
         {
             int d = _a.HeadDim;
             // Per worker: Kᵀ tile [d, ≤ KeyTile], value tile [≤ KeyTile, d], two score rows, and the running max and sum of
@@ -130,9 +129,9 @@ public static class Attention
                 {
                     float* keysT = (float*)(((nint)raw + 63) & ~(nint)63);
                     float* values = keysT + d * KeyTile, s0 = values + d * KeyTile, s1 = s0 + KeyTile, max = s1 + KeyTile, sum = max + _a.QueryLength;
-                    long t;
-                    while ((t = Interlocked.Increment(ref _next) - 1) < Tasks)
-                        RunHead((int)(t / _a.Heads), (int)(t % _a.Heads), keysT, values, s0, s1, max, sum);
+                    while (ranges.TryTake(out int first, out int end))
+                        for (int t = first; t < end; t++)
+                            RunHead(t / _a.Heads, t % _a.Heads, keysT, values, s0, s1, max, sum);
                 }
             }
             finally { System.Buffers.ArrayPool<float>.Shared.Return(buffer); }
@@ -238,7 +237,7 @@ public static class Attention
             {
                 if (runningSum != 0f)
                 {
-                    float f = MathF.Exp(runningMax - tileMax);
+                    float f = OpsScalar.Exp(runningMax - tileMax);
                     Softmax.Scale<TVec, TOps>(oi, d, f);
                     runningSum *= f;
                 }
@@ -283,23 +282,26 @@ public static class Attention
             for (; x < d; x++)
             {
                 float o = oi[x];
-                for (int j = 0; j < n; j++) o += scores[j] * values[j * d + x];
+                for (int j = 0; j < n; j++) o = OpsScalar.Fma(scores[j], values[j * d + x], o);
                 oi[x] = o;
             }
         }
     }
 }
 
-internal readonly unsafe struct AttentionArgs(float* q, int queryStride, float* k, float* v, int keyValueStride, float* output, int outputStride,
+/// <summary>Batch items, sequence lengths and heads of one attention call; the head width is the views' columns / heads.</summary>
+public readonly record struct AttentionShape(int Batch, int QueryLength, int KeyLength, int Heads, bool Causal = false);
+
+internal readonly unsafe struct AttentionArgs(float* q, int queryStride, float* k, int keyStride, float* v, int valueStride, float* output, int outputStride,
     int batch, int queryLength, int keyLength, int heads, int headDim, bool causal)
 {
     public readonly int Batch = batch, QueryLength = queryLength, KeyLength = keyLength, Heads = heads, HeadDim = headDim;
     public readonly bool Causal = causal;
     readonly float* _q = q, _k = k, _v = v, _o = output;
-    readonly int _qs = queryStride, _kvs = keyValueStride, _os = outputStride;
+    readonly int _qs = queryStride, _ks = keyStride, _vs = valueStride, _os = outputStride;
 
     public float* Query(int b, int h, int i) => _q + ((long)b * QueryLength + i) * _qs + (long)h * HeadDim;
-    public float* Key(int b, int h, int j) => _k + ((long)b * KeyLength + j) * _kvs + (long)h * HeadDim;
-    public float* Value(int b, int h, int j) => _v + ((long)b * KeyLength + j) * _kvs + (long)h * HeadDim;
+    public float* Key(int b, int h, int j) => _k + ((long)b * KeyLength + j) * _ks + (long)h * HeadDim;
+    public float* Value(int b, int h, int j) => _v + ((long)b * KeyLength + j) * _vs + (long)h * HeadDim;
     public float* Output(int b, int h, int i) => _o + ((long)b * QueryLength + i) * _os + (long)h * HeadDim;
 }

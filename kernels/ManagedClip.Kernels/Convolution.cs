@@ -15,11 +15,11 @@ namespace ManagedClip.Kernels;
 /// so im2col is a handful of memcpy-sized copies per output pixel, and the GEMM reads it row-major in place.
 /// NCHW with im2col would need a transposed column matrix (or a GEMM with the weights on the left), and a blocked
 /// layout would need its own micro-kernel; neither lets the shared GEMM do the work unchanged.
-/// Weights are repacked once at load from OIHW to [(ky, kx, ci), co] (<see cref="PackWeights"/>).
+/// Weights are repacked once at load from OIHW to [(ky, kx, ci), co] (<see cref="ConvolutionFilter.FromWeights"/>).
 /// The exception is a k×k convolution with a single 32- or 64-channel output panel (RN50's stem and layer1's 3×3): there
 /// <see cref="ForwardDirect"/> reads x in place with its own register tile (<see cref="UsesDirect"/> says why).
 /// </para>
-/// Every kernel takes a <see cref="SimdLevel"/>; the scalar level is the oracle the tests compare the others with.
+/// Every kernel runs at its context's <see cref="SimdLevel"/>; the scalar level is the oracle the tests compare the others with.
 /// Results do not depend on the thread count: each output element is produced by one thread in a fixed order.
 /// </summary>
 public static class Convolution
@@ -27,65 +27,38 @@ public static class Convolution
     const int ColumnChunkFloats = 1 << 18;
     const int ColumnChunkRows = 96;
 
-    /// <summary>Output side of a convolution: ⌊(size + 2·padding − kernel) / stride⌋ + 1.</summary>
-    public static int OutputSize(int size, int kernel, int stride, int padding)
-    {
-        Check(size >= 1 && kernel >= 1 && stride >= 1 && padding >= 0, "size, kernel and stride must be positive and padding non-negative");
-        int output = (size + 2 * padding - kernel) / stride + 1;
-        Check(size + 2 * padding >= kernel, $"a {kernel}×{kernel} kernel does not fit an input of {size} with padding {padding}");
-        return output;
-    }
-
-    /// <summary>OIHW weights [Cout, Cin, k, k] → the packed GEMM operand [(ky, kx, ci), co] this layout multiplies by.</summary>
-    public static PackedMatrix PackWeights(ReadOnlySpan<float> weights, int outChannels, int inChannels, int kernel)
-    {
-        Check(outChannels >= 1 && inChannels >= 1 && kernel >= 1, "channels and kernel must be positive");
-        int rows = kernel * kernel * inChannels;
-        Check(weights.Length == outChannels * rows, $"weights have {weights.Length} values, expected [{outChannels}, {inChannels}, {kernel}, {kernel}]");
-        var matrix = new float[rows * outChannels];
-        for (int co = 0; co < outChannels; co++)
-            for (int ci = 0; ci < inChannels; ci++)
-                for (int ky = 0; ky < kernel; ky++)
-                    for (int kx = 0; kx < kernel; kx++)
-                        matrix[((ky * kernel + kx) * inChannels + ci) * outChannels + co] = weights[((co * inChannels + ci) * kernel + ky) * kernel + kx];
-        return PackedMatrix.FromRowMajor(matrix, rows, outChannels);
-    }
-
     /// <summary>Scratch a k×k convolution needs for at least one output row at a time (1×1 stride 1 needs none).</summary>
-    public static int MinimumScratch(int inChannels, int kernel, int stride, int padding) =>
-        kernel == 1 && stride == 1 && padding == 0 ? 0 : kernel * kernel * inChannels;
+    public static int MinimumScratch(ConvolutionFilter filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        return filter.Geometry.IsPointwise ? 0 : filter.RowLength;
+    }
 
     /// <summary>
-    /// x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(conv(x) + bias) (or y += … with <paramref name="accumulate"/>: the residual add;
-    /// or act(conv(x) + bias + residual) with a <paramref name="residual"/> [B, Ho, Wo, Cout], which may be y itself).
-    /// <paramref name="weights"/> from <see cref="PackWeights"/>; <paramref name="scratch"/> holds im2col rows (any length ≥
-    /// <see cref="MinimumScratch"/>; more rows per chunk means fewer, larger GEMMs). y must not overlap x or scratch.
+    /// x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(conv(x) + bias + residual) (<see cref="Epilogue"/>; the residual laid out as y,
+    /// and it may be y itself). <paramref name="scratch"/> holds im2col rows (any length ≥ <see cref="MinimumScratch"/>; more rows
+    /// per chunk means fewer, larger GEMMs). y must not overlap x or scratch.
     /// </summary>
-    public static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, int inChannels,
-        PackedMatrix weights, int kernel, int stride, int padding, ReadOnlySpan<float> bias, Span<float> output, Span<float> scratch,
-        Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null,
-        ReadOnlySpan<float> residual = default)
+    public static void Forward(ReadOnlySpan<float> input, ImageGeometry shape, ConvolutionFilter filter, Span<float> output, Span<float> scratch,
+        in Epilogue epilogue = default, KernelContext? context = null)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        Check(batch >= 0, "batch must be non-negative");
-        int outHeight = OutputSize(height, kernel, stride, padding), outWidth = OutputSize(width, kernel, stride, padding);
-        int rowLength = kernel * kernel * inChannels, outChannels = weights.N;
-        Check(weights.K == rowLength, $"packed weights have K = {weights.K}, expected k·k·Cin = {rowLength}");
-        Check(input.Length >= (long)batch * height * width * inChannels, $"input has {input.Length} values, expected [{batch}, {height}, {width}, {inChannels}]");
-        long rows = (long)batch * outHeight * outWidth;
-        Check(output.Length >= rows * outChannels, $"output has {output.Length} values, expected [{batch}, {outHeight}, {outWidth}, {outChannels}]");
+        ArgumentNullException.ThrowIfNull(filter);
+        var ctx = context ?? KernelContext.Default;
+        var outShape = CheckShapes(input, shape, filter, output);
+        long rows = outShape.Pixels;
+        int rowLength = filter.RowLength, outChannels = filter.OutChannels;
         if (rows == 0) return;
 
-        if (UsesDirect(outChannels, kernel, activation, accumulate, !residual.IsEmpty))
+        if (UsesDirect(filter, epilogue))
         {
-            ForwardDirect(input, batch, height, width, inChannels, weights, kernel, stride, padding, bias, output, activation, maxThreads, level);
+            ForwardDirect(input, shape, filter, output, epilogue, ctx);
             return;
         }
-        if (MinimumScratch(inChannels, kernel, stride, padding) == 0)
+        if (filter.Geometry.IsPointwise)
         {
             // 1×1, stride 1: the NHWC activations already are the GEMM's left operand.
-            Gemm.Multiply(input[..checked((int)rows * inChannels)], (int)rows, weights, bias, output[..checked((int)rows * outChannels)],
-                activation, accumulate, maxThreads, level, residual.IsEmpty ? default : residual[..checked((int)rows * outChannels)]);
+            Gemm.Multiply(new ReadOnlyMatrixView(input, (int)rows, filter.InChannels), filter.Weights,
+                new MatrixView(output, (int)rows, outChannels), epilogue, ctx);
             return;
         }
 
@@ -94,59 +67,75 @@ public static class Convolution
         // made RN50's K = 2304 and 4608 chunks 3.5–7 MiB, read back from L3; 96 measured 3 % faster end to end.)
         // With several threads and several chunks, each worker takes whole chunks (its own part of the scratch, im2col and
         // GEMM on one thread): one fork-join per convolution instead of two per chunk.
-        int threads = SpatialParallel.Threads(maxThreads);
         int chunkLimit = (int)Math.Min(rows, Math.Max(ColumnChunkRows, ColumnChunkFloats / rowLength));
-        int workers = (int)Math.Min(threads, (rows + chunkLimit - 1) / chunkLimit);
+        int workers = (int)Math.Min(ctx.Threads, (rows + chunkLimit - 1) / chunkLimit);
         if (workers > 1 && scratch.Length / workers < rowLength) workers = 1;
         int chunk = Math.Min(chunkLimit, scratch.Length / workers / rowLength);
-        Check(chunk >= 1, $"scratch has {scratch.Length} values, a {kernel}×{kernel} convolution over {inChannels} channels needs at least {rowLength}");
+        Check(chunk >= 1, $"scratch has {scratch.Length} values, a {filter.Geometry} convolution over {filter.InChannels} channels needs at least {rowLength}");
         // Equal chunks, not full ones and a sliver: 784 rows are 392 + 392, not 384 + 384 + 16 (a sliver streams all the weights
         // again for a handful of rows).
-        long chunks = (rows + chunk - 1) / chunk;
+        int chunks = (int)((rows + chunk - 1) / chunk);
         chunk = (int)((rows + chunks - 1) / chunks);
         if (workers > 1)
         {
-            ChunksInParallel(input, batch, height, width, inChannels, weights, kernel, stride, padding, bias, output, scratch, activation,
-                accumulate, level, residual, (int)rows, chunk, workers);
+            ChunksInParallel(input, shape, filter, output, scratch, epilogue, ctx.WithThreads(workers), (int)rows, chunk, chunks);
             return;
         }
         for (int start = 0; start < rows; start += chunk)
-        {
-            int count = (int)Math.Min(chunk, rows - start);
-            Span<float> columns = scratch[..(count * rowLength)];                    // [count, k·k·Cin]
-            Im2Col(input, batch, height, width, inChannels, kernel, stride, padding, start, count, columns, maxThreads, level);
-            Gemm.Multiply(columns, count, weights, bias, output.Slice(start * outChannels, count * outChannels),
-                activation, accumulate, maxThreads, level, residual.IsEmpty ? default : residual.Slice(start * outChannels, count * outChannels));
-        }
+            Chunk(input, shape, filter, output, scratch, epilogue, ctx, start, (int)Math.Min(chunk, rows - start));
+    }
+
+    /// <summary>Output rows [start, start + count): their im2col rows into <paramref name="scratch"/>, then one GEMM into y.</summary>
+    static void Chunk(ReadOnlySpan<float> input, ImageGeometry shape, ConvolutionFilter filter, Span<float> output, Span<float> scratch,
+        in Epilogue epilogue, KernelContext ctx, int start, int count)
+    {
+        int rowLength = filter.RowLength, outChannels = filter.OutChannels;
+        Span<float> columns = scratch[..(count * rowLength)];                    // [count, k·k·Cin]
+        Im2Col(input, shape, filter.Geometry, start, count, columns, ctx);
+        ReadOnlySpan<float> residual = epilogue.Residual.IsEmpty ? default : epilogue.Residual.Slice(start * outChannels, count * outChannels);
+        Gemm.Multiply(new ReadOnlyMatrixView(columns, count, rowLength), filter.Weights, new MatrixView(output.Slice(start * outChannels, count * outChannels), count, outChannels),
+            new Epilogue(epilogue.Bias, epilogue.Activation, residual), ctx);
+    }
+
+    /// <summary>The output shape, after checking that input and output hold their shapes and the filter fits the input's channels.</summary>
+    static ImageGeometry CheckShapes(ReadOnlySpan<float> input, ImageGeometry shape, ConvolutionFilter filter, Span<float> output)
+    {
+        shape.Check(nameof(input));
+        Check(shape.Channels == filter.InChannels, $"input has {shape.Channels} channels, the filter takes {filter.InChannels}");
+        Check(input.Length >= shape.Length, $"input has {input.Length} values, expected {shape}");
+        var outShape = filter.Geometry.Output(shape, filter.OutChannels);
+        Check(output.Length >= outShape.Length, $"output has {output.Length} values, expected {outShape}");
+        return outShape;
     }
 
     /// <summary>
-    /// The chunk loop of <see cref="Forward"/> on <paramref name="workers"/> threads: chunks are taken from a shared counter, and
-    /// worker w writes its im2col rows into part w of the scratch. Each output row is still one single-threaded GEMM row, so the
-    /// result is bit-identical to the serial loop.
+    /// The chunk loop of <see cref="Forward"/> on the context's workers: chunks are taken from a shared counter, and worker w writes
+    /// its im2col rows into part w of the scratch. Each output row is still one single-threaded GEMM row, so the result is
+    /// bit-identical to the serial loop.
     /// </summary>
-    static unsafe void ChunksInParallel(ReadOnlySpan<float> input, int batch, int height, int width, int inChannels, PackedMatrix weights,
-        int kernel, int stride, int padding, ReadOnlySpan<float> bias, Span<float> output, Span<float> scratch, Activation activation,
-        bool accumulate, SimdLevel? level, ReadOnlySpan<float> residual, int rows, int chunk, int workers)
+    static unsafe void ChunksInParallel(ReadOnlySpan<float> input, ImageGeometry shape, ConvolutionFilter filter, Span<float> output, Span<float> scratch,
+        in Epilogue epilogue, KernelContext ctx, int rows, int chunk, int chunks)
     {
-        int rowLength = kernel * kernel * inChannels, outChannels = weights.N, part = scratch.Length / workers;
-        int inputLength = input.Length, biasLength = bias.Length, outputLength = output.Length, residualLength = residual.Length;
-        int next = 0;
-        fixed (float* pin = input, pb = bias, pout = output, ps = scratch, pr = residual)
+        int part = scratch.Length / ctx.Threads;
+        int inputLength = input.Length, biasLength = epilogue.Bias.Length, outputLength = output.Length, residualLength = epilogue.Residual.Length;
+        var activation = epilogue.Activation;
+        var single = ctx.WithThreads(1);
+        fixed (float* pin = input, pb = epilogue.Bias, pout = output, ps = scratch, pr = epilogue.Residual)
         {
             float* source = pin, b = pb, destination = pout, columns = ps, res = pr;
-            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+            // One item per chunk, at least one chunk per worker.
+            ctx.ForWorkers(chunks, KernelContext.MinimumWorkPerThread, (ranges, w) =>
             {
-                int start;
-                while ((start = Interlocked.Add(ref next, chunk) - chunk) < rows)
-                {
-                    int count = Math.Min(chunk, rows - start);
-                    var own = new Span<float>(columns + (long)w * part, count * rowLength);
-                    Im2Col(new ReadOnlySpan<float>(source, inputLength), batch, height, width, inChannels, kernel, stride, padding, start, count, own, 1, level);
-                    Gemm.Multiply(own, count, weights, new ReadOnlySpan<float>(b, biasLength),
-                        new Span<float>(destination, outputLength).Slice(start * outChannels, count * outChannels), activation, accumulate, 1, level,
-                        residualLength == 0 ? default : new ReadOnlySpan<float>(res, residualLength).Slice(start * outChannels, count * outChannels));
-                }
+                var own = new Span<float>(columns + (long)w * part, part);
+                var epilogueOfPart = new Epilogue(new ReadOnlySpan<float>(b, biasLength), activation,
+                    residualLength == 0 ? default : new ReadOnlySpan<float>(res, residualLength));
+                while (ranges.TryTake(out int first, out int end))
+                    for (int c = first; c < end; c++)
+                    {
+                        int start = c * chunk;
+                        Chunk(new ReadOnlySpan<float>(source, inputLength), shape, filter, new Span<float>(destination, outputLength), own,
+                            epilogueOfPart, single, start, Math.Min(chunk, rows - start));
+                    }
             });
         }
     }
@@ -155,20 +144,22 @@ public static class Convolution
     /// Rows [rowStart, rowStart + rowCount) of the im2col matrix of x [B, H, W, C]: row (b, oy, ox) holds, in (ky, kx, c) order,
     /// the input pixels under the kernel placed at that output pixel, zeros where it hangs over the border.
     /// </summary>
-    public static unsafe void Im2Col(ReadOnlySpan<float> input, int batch, int height, int width, int channels, int kernel, int stride, int padding,
-        int rowStart, int rowCount, Span<float> columns, int maxThreads = 0, SimdLevel? level = null)
+    public static unsafe void Im2Col(ReadOnlySpan<float> input, ImageGeometry shape, ConvolutionGeometry window, int rowStart, int rowCount,
+        Span<float> columns, KernelContext? context = null)
     {
-        int outHeight = OutputSize(height, kernel, stride, padding), outWidth = OutputSize(width, kernel, stride, padding);
+        var ctx = context ?? KernelContext.Default;
+        shape.Check(nameof(input));
+        var outShape = window.Output(shape, shape.Channels);
+        int kernel = window.Kernel, stride = window.Stride, padding = window.Padding;
+        int height = shape.Height, width = shape.Width, channels = shape.Channels, outHeight = outShape.Height, outWidth = outShape.Width;
         int rowLength = kernel * kernel * channels;
-        Check(channels >= 1, "channels must be positive");
-        Check(input.Length >= (long)batch * height * width * channels, $"input has {input.Length} values, expected [{batch}, {height}, {width}, {channels}]");
-        Check(rowStart >= 0 && rowCount >= 0 && (long)rowStart + rowCount <= (long)batch * outHeight * outWidth, "row range outside the output");
+        Check(input.Length >= shape.Length, $"input has {input.Length} values, expected {shape}");
+        Check(rowStart >= 0 && rowCount >= 0 && (long)rowStart + rowCount <= outShape.Pixels, "row range outside the output");
         Check(columns.Length >= (long)rowCount * rowLength, $"columns have {columns.Length} values, expected [{rowCount}, {rowLength}]");
-        var l = level ?? Simd.Best;
         fixed (float* pin = input, pcol = columns)
         {
             float* source = pin, destination = pcol;
-            SpatialParallel.For(rowCount, SpatialParallel.Threads(maxThreads), rowLength, (first, end) =>
+            ctx.For(rowCount, rowLength, (first, end) =>
             {
                 for (int r = first; r < end; r++)
                 {
@@ -183,7 +174,8 @@ public static class Convolution
                         int iy = oy * stride - padding + ky;
                         if (iy < 0 || iy >= height || kx1 <= kx0) { new Span<float>(line, kernel * channels).Clear(); continue; }
                         if (kx0 > 0) new Span<float>(line, kx0 * channels).Clear();
-                        Copy(source + (((long)b * height + iy) * width + x0 + kx0) * channels, line + kx0 * channels, (kx1 - kx0) * channels, l);
+                        new ReadOnlySpan<float>(source + (((long)b * height + iy) * width + x0 + kx0) * channels, (kx1 - kx0) * channels)
+                            .CopyTo(new Span<float>(line + kx0 * channels, (kx1 - kx0) * channels));
                         if (kx1 < kernel) new Span<float>(line + kx1 * channels, (kernel - kx1) * channels).Clear();
                     }
                 }
@@ -203,9 +195,9 @@ public static class Convolution
     /// (27–92 → 118–145 GFLOP/s); layer1's 3×3 (Cin = Cout = 64) 6.6 → 6.4 ms. Wider outputs stay on the GEMM, which reuses
     /// each broadcast input over 64 columns instead of 32.
     /// </summary>
-    public static bool UsesDirect(int outChannels, int kernel, Activation activation, bool accumulate, bool residual) =>
-        kernel > 1 && outChannels <= PackedMatrix.PanelWidth && outChannels % 32 == 0
-        && activation is Activation.None or Activation.Relu && !accumulate && !residual;
+    public static bool UsesDirect(ConvolutionFilter filter, in Epilogue epilogue) =>
+        filter.Geometry.Kernel > 1 && filter.OutChannels <= PackedMatrix.PanelWidth && filter.OutChannels % 32 == 0
+        && epilogue.Activation is Activation.None or Activation.Relu && epilogue.Residual.IsEmpty;
 
     /// <summary>
     /// Direct (implicit-GEMM) k×k convolution: x [B, H, W, Cin] read in place, no im2col. One task is an output row (b, oy);
@@ -216,48 +208,44 @@ public static class Convolution
     /// with fused multiply-adds, then adds the bias: the same order at every vector width and tile position, so all levels
     /// agree bit for bit with <see cref="DirectScalar"/>. Output channels must be a multiple of 2 vectors (<see cref="UsesDirect"/>).
     /// </summary>
-    public static unsafe void ForwardDirect(ReadOnlySpan<float> input, int batch, int height, int width, int inChannels,
-        PackedMatrix weights, int kernel, int stride, int padding, ReadOnlySpan<float> bias, Span<float> output,
-        Activation activation = Activation.None, int maxThreads = 0, SimdLevel? level = null)
+    public static unsafe void ForwardDirect(ReadOnlySpan<float> input, ImageGeometry shape, ConvolutionFilter filter, Span<float> output,
+        in Epilogue epilogue = default, KernelContext? context = null)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        var l = level ?? Simd.Best;
-        int outHeight = OutputSize(height, kernel, stride, padding), outWidth = OutputSize(width, kernel, stride, padding), outChannels = weights.N;
-        Check(batch >= 0 && inChannels >= 1, "batch must be non-negative and channels positive");
-        Check(weights.K == kernel * kernel * inChannels && outChannels <= PackedMatrix.PanelWidth,
-            $"packed weights are [{weights.K}, {outChannels}], expected [k·k·Cin = {kernel * kernel * inChannels}, at most {PackedMatrix.PanelWidth}]");
-        Check(outChannels % (2 * Lanes(l)) == 0, $"{outChannels} output channels are not a multiple of two vectors at {l}");
-        Check(activation is Activation.None or Activation.Relu, $"the direct convolution applies ReLU or nothing, not {activation}");
-        Check(bias.IsEmpty || bias.Length >= outChannels, $"bias has {bias.Length} values, expected {outChannels}");
-        Check(input.Length >= (long)batch * height * width * inChannels, $"input has {input.Length} values, expected [{batch}, {height}, {width}, {inChannels}]");
-        Check(output.Length >= (long)batch * outHeight * outWidth * outChannels, $"output has {output.Length} values, expected [{batch}, {outHeight}, {outWidth}, {outChannels}]");
-        var shape = new DirectShape(height, width, inChannels, outChannels, kernel, stride, padding, outHeight, outWidth, activation == Activation.Relu);
-        fixed (float* pin = input, pb = bias, pout = output)
+        ArgumentNullException.ThrowIfNull(filter);
+        var ctx = context ?? KernelContext.Default;
+        var outShape = CheckShapes(input, shape, filter, output);
+        int outChannels = filter.OutChannels;
+        var window = filter.Geometry;
+        Check(outChannels <= PackedMatrix.PanelWidth, $"the direct convolution writes at most {PackedMatrix.PanelWidth} channels, not {outChannels}");
+        Check(epilogue.Activation is Activation.None or Activation.Relu, $"the direct convolution applies ReLU or nothing, not {epilogue.Activation}");
+        Check(epilogue.Residual.IsEmpty, "the direct convolution does not add a residual");
+        Check(epilogue.Bias.IsEmpty || epilogue.Bias.Length >= outChannels, $"bias has {epilogue.Bias.Length} values, expected {outChannels}");
+        var s = new DirectShape(shape.Height, shape.Width, shape.Channels, outChannels, window.Kernel, window.Stride, window.Padding,
+            outShape.Height, outShape.Width, epilogue.Activation == Activation.Relu);
+        fixed (float* pin = input, pb = epilogue.Bias, pout = output)
         {
-            float* source = pin, b = pb, destination = pout, w = weights.Data;
-            SpatialParallel.For(batch * outHeight, SpatialParallel.Threads(maxThreads), (long)outWidth * outChannels * kernel * kernel * inChannels / 16,
-                (first, end) =>
-                {
-                    for (int row = first; row < end; row++)
-                        switch (l)
-                        {
-                            case SimdLevel.Vector512: DirectRow<Vector512<float>, Ops512>(source, w, b, destination, row, shape); break;
-                            case SimdLevel.Vector256: DirectRow<Vector256<float>, Ops256>(source, w, b, destination, row, shape); break;
-                            case SimdLevel.Vector128: DirectRow<Vector128<float>, Ops128>(source, w, b, destination, row, shape); break;
-                            default: DirectScalar(source, w, b, destination, row, shape); break;
-                        }
-                });
+            var kernel = new DirectKernel(pin, filter.Weights.Data, epilogue.Bias.IsEmpty ? null : pb, pout, shape.Batch * outShape.Height, s, ctx);
+            SimdDispatch.Run(ctx.Level, ref kernel);
         }
+        GC.KeepAlive(filter);
     }
 
-    /// <summary>Floats per vector at a level (1 for scalar).</summary>
-    static int Lanes(SimdLevel level) => level switch
+    /// <summary>Output rows (b, oy) of <see cref="ForwardDirect"/> on the context's threads, at one level.</summary>
+    readonly unsafe struct DirectKernel(float* input, float* weights, float* bias, float* output, int rows, DirectShape shape, KernelContext context) : IVectorKernel
     {
-        SimdLevel.Vector512 => 16,
-        SimdLevel.Vector256 => 8,
-        SimdLevel.Vector128 => 4,
-        _ => 1,
-    };
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
+        {
+            var s = shape;
+            Check(s.OutChannels % (2 * TOps.Count) == 0, $"{s.OutChannels} output channels are not a multiple of two vectors of {TOps.Count}");
+            float* x = input, w = weights, b = bias, y = output;
+            context.For(rows, (long)s.OutWidth * s.OutChannels * s.Kernel * s.Kernel * s.InChannels / 16, (first, end) =>
+            {
+                for (int row = first; row < end; row++)
+                    if (SimdDispatch.IsScalar<TVec>()) DirectScalar(x, w, b, y, row, s);
+                    else DirectRow<TVec, TOps>(x, w, b, y, row, s);
+            });
+        }
+    }
 
     readonly record struct DirectShape(int Height, int Width, int InChannels, int OutChannels, int Kernel, int Stride, int Padding,
         int OutHeight, int OutWidth, bool Relu);
@@ -265,7 +253,7 @@ public static class Convolution
     /// <summary>One output row (b, oy) of <see cref="ForwardDirect"/>: interior pixels 6 at a time, edge and leftover pixels one by one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // straight to optimized code: at tier 0 the first ~10 calls ran several times slower
     static unsafe void DirectRow<TVec, TOps>(float* input, float* weights, float* bias, float* output, int row, in DirectShape s)
-        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+        where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         int b = row / s.OutHeight, y0 = row % s.OutHeight * s.Stride - s.Padding;
         int ky0 = Math.Max(0, -y0), ky1 = Math.Min(s.Kernel, s.Height - y0);
@@ -308,7 +296,7 @@ public static class Convolution
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     static unsafe void DirectTile<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
-        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+        where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         int cin = s.InChannels, step = s.Stride * cin, v = TOps.Count;
         TVec a0 = TOps.Zero, b0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, a2 = TOps.Zero, b2 = TOps.Zero;
@@ -341,7 +329,7 @@ public static class Convolution
     /// <summary>6 interior output pixels × 4 Vector512 = a whole 64-channel panel: 24 accumulators, one broadcast per 4 FMAs.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     static unsafe void DirectTileWide<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
-        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+        where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         int cin = s.InChannels, step = s.Stride * cin, v = TOps.Count;
         TVec a0 = TOps.Zero, b0 = TOps.Zero, c0 = TOps.Zero, d0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, c1 = TOps.Zero, d1 = TOps.Zero;
@@ -375,7 +363,7 @@ public static class Convolution
     /// <summary>One output pixel × 2 vectors of channels, taps clipped to the image (edges, and interior pixels left over from the tiles).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     static unsafe void DirectPixel<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
-        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+        where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         int cin = s.InChannels, x0 = ox * s.Stride - s.Padding, v = TOps.Count;
         int kx0 = Math.Max(0, -x0), kx1 = Math.Min(s.Kernel, s.Width - x0);
@@ -398,7 +386,7 @@ public static class Convolution
     /// <summary>y[c, c + 2V) = act(sum + bias).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static unsafe void DirectStore<TVec, TOps>(TVec a, TVec b, float* bias, int c, float* y, bool relu)
-        where TVec : unmanaged where TOps : unmanaged, IVecOps<TVec>
+        where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         if (bias != null) { a = TOps.Add(a, TOps.Load(bias + c)); b = TOps.Add(b, TOps.Load(bias + c + TOps.Count)); }
         if (relu) { a = TOps.Max(a, TOps.Zero); b = TOps.Max(b, TOps.Zero); }
@@ -428,12 +416,13 @@ public static class Convolution
         }
     }
 
-    /// <summary>NCHW [B, C, H, W] (how images arrive) → NHWC [B, H, W, C].</summary>
-    public static void ToChannelsLast(ReadOnlySpan<float> input, int batch, int channels, int height, int width, Span<float> output)
+    /// <summary>NCHW [B, C, H, W] (how images arrive) → NHWC <paramref name="shape"/> [B, H, W, C].</summary>
+    public static void ToChannelsLast(ReadOnlySpan<float> input, ImageGeometry shape, Span<float> output)
     {
-        int plane = height * width;
-        Check(input.Length >= (long)batch * channels * plane && output.Length >= (long)batch * channels * plane, "input or output is shorter than [B, C, H, W]");
-        for (int b = 0; b < batch; b++)
+        shape.Check(nameof(input));
+        int plane = shape.Height * shape.Width, channels = shape.Channels;
+        Check(input.Length >= shape.Length && output.Length >= shape.Length, $"input or output is shorter than {shape}");
+        for (int b = 0; b < shape.Batch; b++)
             for (int c = 0; c < channels; c++)
             {
                 ReadOnlySpan<float> source = input.Slice((b * channels + c) * plane, plane);
@@ -442,40 +431,44 @@ public static class Convolution
             }
     }
 
-    /// <summary>dst[0..n) = src[0..n) at the given vector width, narrower widths taking the tails; the scalar level is the plain loop.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void Copy(float* source, float* destination, int count, SimdLevel level)
-    {
-        int i = 0;
-        if (level >= SimdLevel.Vector512)
-            for (; i <= count - 16; i += 16) Vector512.Store(Vector512.Load(source + i), destination + i);
-        if (level >= SimdLevel.Vector256)
-            for (; i <= count - 8; i += 8) Vector256.Store(Vector256.Load(source + i), destination + i);
-        if (level >= SimdLevel.Vector128)
-            for (; i <= count - 4; i += 4) Vector128.Store(Vector128.Load(source + i), destination + i);
-        for (; i < count; i++) destination[i] = source[i];
-    }
-
     internal static void Check(bool condition, string message)
     {
         if (!condition) throw new ArgumentException(message);
     }
 }
 
-/// <summary>Splits a range of independent output rows over at most <c>threads</c> workers, inline when the work is small.</summary>
-internal static class SpatialParallel
+/// <summary>
+/// A convolution's weights, packed once at load from OIHW [Cout, Cin, k, k] into the GEMM operand [(ky, kx, ci), co] this
+/// layout multiplies by, with the window they slide over.
+/// </summary>
+public sealed class ConvolutionFilter
 {
-    /// <summary>Below this many touched floats per worker, waking a thread costs more than it saves.</summary>
-    const long MinimumWorkPerThread = 1L << 15;
+    public int InChannels { get; }
+    public int OutChannels { get; }
+    public ConvolutionGeometry Geometry { get; }
+    internal PackedMatrix Weights { get; }
 
-    public static int Threads(int maxThreads) => maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
+    /// <summary>Floats in one im2col row, k·k·Cin.</summary>
+    internal int RowLength => Geometry.Kernel * Geometry.Kernel * InChannels;
 
-    public static void For(int count, int threads, long workPerItem, Action<int, int> body)
+    ConvolutionFilter(PackedMatrix weights, int inChannels, int outChannels, ConvolutionGeometry geometry)
     {
-        long byWork = Math.Max(1, count * Math.Max(1, workPerItem) / MinimumWorkPerThread);
-        int parts = (int)Math.Min(Math.Min(threads, count), byWork);
-        if (parts <= 1) { if (count > 0) body(0, count); return; }
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
-            part => body((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts)));
+        Weights = weights; InChannels = inChannels; OutChannels = outChannels; Geometry = geometry;
+    }
+
+    public static ConvolutionFilter FromWeights(ReadOnlySpan<float> weights, int outChannels, int inChannels, ConvolutionGeometry geometry)
+    {
+        int kernel = geometry.Kernel;
+        Convolution.Check(outChannels >= 1 && inChannels >= 1 && kernel >= 1 && geometry.Stride >= 1 && geometry.Padding >= 0,
+            $"channels, kernel and stride must be positive and padding non-negative ({outChannels} → {inChannels}, {geometry})");
+        int rows = kernel * kernel * inChannels;
+        Convolution.Check(weights.Length == (long)outChannels * rows, $"weights have {weights.Length} values, expected [{outChannels}, {inChannels}, {kernel}, {kernel}]");
+        var matrix = new float[rows * outChannels];
+        for (int co = 0; co < outChannels; co++)
+            for (int ci = 0; ci < inChannels; ci++)
+                for (int ky = 0; ky < kernel; ky++)
+                    for (int kx = 0; kx < kernel; kx++)
+                        matrix[((ky * kernel + kx) * inChannels + ci) * outChannels + co] = weights[((co * inChannels + ci) * kernel + ky) * kernel + kx];
+        return new ConvolutionFilter(PackedMatrix.FromRowMajor(matrix, rows, outChannels), inChannels, outChannels, geometry);
     }
 }

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace ManagedClip.Kernels;
 
 /// <summary>
-/// y = act(x·B + bias) [+ y], single precision. x is row-major [m, K], y row-major [m, N].
+/// y = act(x·B + bias + residual), single precision (<see cref="Epilogue"/>). x is row-major [m, K], y row-major [m, N], each with its row stride.
 /// <para>
 /// Blocking (per core: 48 KiB L1d, 1–2 MiB L2): B is packed in 64-column panels (<see cref="PackedMatrix"/>).
 /// A task owns a block of ≤ <see cref="MaxRowBlock"/> = 144 rows × a group of ≤ 4 panels (256 columns). The m rows are
@@ -23,8 +23,8 @@ namespace ManagedClip.Kernels;
 /// broadcast, of 32); Vector256 and Vector128 hold 6 × 2 vectors (12 + 2 + 1 of 16 registers) and sweep the
 /// 64-wide panel in 16- or 8-column strips. Every k-step is one broadcast of x per row and one FMA per accumulator.
 /// </para>
-/// Threads: tasks are pulled from a shared counter by at most maxThreads workers (and, for a one-thread call made by a
-/// member of a <see cref="WorkSharing"/> team, by the members that have finished their own work); each output element is
+/// Threads: tasks are pulled from a shared counter by the context's threads (and, for a one-thread call made by a
+/// member of a <see cref="WorkSharing"/> team, by the members that have finished their own work: <see cref="KernelContext.Run"/>); each output element is
 /// computed by one task in a fixed order, so results do not depend on the thread count or on who helped.
 /// <para>
 /// The kernels' loops are compiled straight to optimized code (<c>AggressiveOptimization</c>), here and in the other kernels:
@@ -45,72 +45,76 @@ public static class Gemm
     internal const long ParallelThreshold = 1L << 18;
 
     /// <summary>
-    /// y[m, N] = act(x[m, K]·B + bias), or y += act(x·B + bias) when <paramref name="accumulate"/> (fused residual add), or,
-    /// with a <paramref name="residual"/> [m, N], y = act(x·B + bias + residual): the residual added before the activation
-    /// (ResNet's relu(main + shortcut)). The residual may be y itself (in place) but must not otherwise overlap y.
+    /// y [m, N] = act(x [m, K]·B + bias + residual) (<see cref="Epilogue"/>; the residual may be y itself: y += x·B + bias).
+    /// x and y may have row strides; y must not overlap x or the bias.
     /// </summary>
-    public static unsafe void Multiply(ReadOnlySpan<float> x, int m, PackedMatrix b, ReadOnlySpan<float> bias, Span<float> y,
-        Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null,
-        ReadOnlySpan<float> residual = default)
+    public static unsafe void Multiply(ReadOnlyMatrixView x, PackedMatrix b, MatrixView y, in Epilogue epilogue = default, KernelContext? context = null)
     {
         ArgumentNullException.ThrowIfNull(b);
-        Validate(x, m, b.K, b.N, bias, y, activation, $"x·B with B [{b.K}, {b.N}]");
-        if (!residual.IsEmpty)
+        var ctx = context ?? KernelContext.Default;
+        Validate(x, b.K, b.N, y, epilogue, $"x·B with B [{b.K}, {b.N}]");
+        if (x.Rows == 0) return;
+        fixed (float* px = x.Data, py = y.Data, pb = epilogue.Bias, pr = epilogue.Residual)
         {
-            if (accumulate) throw new ArgumentException("accumulate and residual cannot be combined.", nameof(residual));
-            KernelCommon.Fits(residual.Length, (long)m * b.N, nameof(residual), $"[{m}, {b.N}] for x·B with B [{b.K}, {b.N}]");
-        }
-        int threads = KernelCommon.Threads(maxThreads);
-        var l = KernelCommon.Resolve(level);
-        if (m == 0) return;
-        fixed (float* px = x, pb = bias, py = y, pr = residual)
-        {
-            CheckNoOverlap(px, x.Length, py, y.Length, pb, bias.Length);
-            if (pr != py && Overlaps(pr, residual.Length, py, y.Length))
-                throw new ArgumentException("residual must be y itself or not overlap it.", nameof(residual));
-            var args = new GemmArgs(px, null, b.Data, m, b.K, b.N, bias.IsEmpty ? null : pb, py, activation, accumulate, residual.IsEmpty ? null : pr);
-            if (l == SimdLevel.Scalar) ScalarPacked(args, b);
-            else Run(args, l, threads);
+            CheckNoOverlap(px, x.Data.Length, py, y.Data.Length, pb, epilogue.Bias.Length, pr, epilogue.Residual.Length);
+            var args = new GemmArgs(px, x.Stride, null, 0, b.Data, x.Rows, b.K, b.N, py, y.Stride, epilogue.Bias.IsEmpty ? null : pb,
+                epilogue.Activation, epilogue.Residual.IsEmpty ? null : pr);
+            var kernel = new GemmKernel(args, b, ctx);
+            SimdDispatch.Run(ctx.Level, ref kernel);
         }
         GC.KeepAlive(b);
     }
 
-    /// <summary>Unpacked form for small or one-off products: y[m, n] = act(x[m, k]·B[k, n] + bias) [+ y], B row-major.</summary>
-    public static unsafe void Multiply(ReadOnlySpan<float> x, ReadOnlySpan<float> bRowMajor, int m, int k, int n, ReadOnlySpan<float> bias,
-        Span<float> y, Activation activation = Activation.None, bool accumulate = false, int maxThreads = 0, SimdLevel? level = null)
+    /// <summary>Unpacked form for small or one-off products: y [m, n] = act(x [m, k]·B [k, n] + bias + residual), B row-major.</summary>
+    public static unsafe void Multiply(ReadOnlyMatrixView x, ReadOnlyMatrixView b, MatrixView y, in Epilogue epilogue = default, KernelContext? context = null)
     {
-        KernelCommon.Positive(k, nameof(k));
-        KernelCommon.Positive(n, nameof(n));
-        KernelCommon.Fits(bRowMajor.Length, (long)k * n, nameof(bRowMajor), $"[{k}, {n}]");
-        Validate(x, m, k, n, bias, y, activation, $"x·B with B [{k}, {n}]");
-        int threads = KernelCommon.Threads(maxThreads);
-        var l = KernelCommon.Resolve(level);
-        if (m == 0) return;
-        fixed (float* px = x, pbm = bRowMajor, pb = bias, py = y)
+        var ctx = context ?? KernelContext.Default;
+        if (b.Rows < 1 || b.Columns < 1) throw new ArgumentOutOfRangeException(nameof(b), $"B is {b.ToString()}, it needs at least one row and one column.");
+        Validate(x, b.Rows, b.Columns, y, epilogue, $"x·B with B {b.ToString()}");
+        if (x.Rows == 0) return;
+        fixed (float* px = x.Data, pbm = b.Data, py = y.Data, pb = epilogue.Bias, pr = epilogue.Residual)
         {
-            CheckNoOverlap(px, x.Length, py, y.Length, pb, bias.Length);
-            if (Overlaps(pbm, bRowMajor.Length, py, y.Length))
-                throw new ArgumentException("y must not overlap bRowMajor.", nameof(y));
-            var args = new GemmArgs(px, pbm, null, m, k, n, bias.IsEmpty ? null : pb, py, activation, accumulate, null);
-            if (l == SimdLevel.Scalar) ScalarRowMajor(args);
-            else Run(args, l, threads);
+            CheckNoOverlap(px, x.Data.Length, py, y.Data.Length, pb, epilogue.Bias.Length, pr, epilogue.Residual.Length);
+            if (Overlaps(pbm, b.Data.Length, py, y.Data.Length))
+                throw new ArgumentException("y must not overlap B.", nameof(y));
+            var args = new GemmArgs(px, x.Stride, pbm, b.Stride, null, x.Rows, b.Rows, b.Columns, py, y.Stride, epilogue.Bias.IsEmpty ? null : pb,
+                epilogue.Activation, epilogue.Residual.IsEmpty ? null : pr);
+            var kernel = new GemmKernel(args, null, ctx);
+            SimdDispatch.Run(ctx.Level, ref kernel);
         }
     }
 
-    static void Validate(ReadOnlySpan<float> x, int m, int k, int n, ReadOnlySpan<float> bias, Span<float> y, Activation activation, string what)
+    static void Validate(ReadOnlyMatrixView x, int k, int n, MatrixView y, in Epilogue epilogue, string what)
     {
-        KernelCommon.NonNegative(m, nameof(m));
-        Activations.CheckActivation(activation);
-        KernelCommon.Fits(x.Length, (long)m * k, nameof(x), $"[{m}, {k}] for {what}");
-        KernelCommon.Fits(y.Length, (long)m * n, nameof(y), $"[{m}, {n}] for {what}");
-        if (!bias.IsEmpty && bias.Length != n)
-            throw new ArgumentException($"bias has {bias.Length} elements, expected 0 (no bias) or N = {n} for {what}.", nameof(bias));
+        if (x.Columns != k) throw new ArgumentException($"x is {x.ToString()}, expected {k} columns for {what}.", nameof(x));
+        if (y.Rows != x.Rows || y.Columns != n) throw new ArgumentException($"y is {y.ToString()}, expected [{x.Rows}, {n}] for {what}.", nameof(y));
+        if (!epilogue.Bias.IsEmpty && epilogue.Bias.Length != n)
+            throw new ArgumentException($"bias has {epilogue.Bias.Length} elements, expected 0 (no bias) or N = {n} for {what}.", "bias");
+        if (!epilogue.Residual.IsEmpty)
+            ReadOnlyMatrixView.Check(epilogue.Residual.Length, y.Rows, y.Columns, y.Stride, "residual");
     }
 
-    static unsafe void CheckNoOverlap(float* x, int xLength, float* y, int yLength, float* bias, int biasLength)
+    static unsafe void CheckNoOverlap(float* x, int xLength, float* y, int yLength, float* bias, int biasLength, float* residual, int residualLength)
     {
         if (Overlaps(x, xLength, y, yLength)) throw new ArgumentException("y must not overlap x.", nameof(y));
         if (Overlaps(bias, biasLength, y, yLength)) throw new ArgumentException("y must not overlap bias.", nameof(y));
+        if (residual != y && Overlaps(residual, residualLength, y, yLength))
+            throw new ArgumentException("residual must be y itself or not overlap it.", "residual");
+    }
+
+    /// <summary>The call at one SIMD level: the scalar twin, or the tiled job on the context's threads.</summary>
+    readonly unsafe struct GemmKernel(GemmArgs args, PackedMatrix? packed, KernelContext context) : IVectorKernel
+    {
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
+        {
+            if (SimdDispatch.IsScalar<TVec>())
+            {
+                if (packed is null) ScalarRowMajor(args); else ScalarPacked(args, packed);
+                return;
+            }
+            var job = new GemmJob<TVec, TOps>(args, context.Threads);
+            context.Run(job, small: (long)args.M * args.N * args.K < ParallelThreshold);
+        }
     }
 
     internal static unsafe bool Overlaps(float* a, int aLength, float* b, int bLength)
@@ -124,7 +128,7 @@ public static class Gemm
             for (int j = 0; j < g.N; j++)
             {
                 float s = 0f;
-                for (int p = 0; p < g.K; p++) s += g.X[(nint)i * g.K + p] * b[p, j];
+                for (int p = 0; p < g.K; p++) s += g.X[(nint)i * g.XStride + p] * b[p, j];
                 Finish(g, i, j, s);
             }
     }
@@ -135,7 +139,7 @@ public static class Gemm
             for (int j = 0; j < g.N; j++)
             {
                 float s = 0f;
-                for (int p = 0; p < g.K; p++) s += g.X[(nint)i * g.K + p] * g.BRowMajor[(nint)p * g.N + j];
+                for (int p = 0; p < g.K; p++) s += g.X[(nint)i * g.XStride + p] * g.BRowMajor[(nint)p * g.BStride + j];
                 Finish(g, i, j, s);
             }
     }
@@ -143,34 +147,11 @@ public static class Gemm
     static unsafe void Finish(in GemmArgs g, int i, int j, float s)
     {
         if (g.Bias != null) s += g.Bias[j];
-        if (g.Residual != null) s += g.Residual[(nint)i * g.N + j];
-        s = Activations.Scalar(s, g.Activation);
-        float* yij = g.Y + (nint)i * g.N + j;
-        *yij = g.Accumulate ? *yij + s : s;
+        if (g.Residual != null) s += g.Residual[(nint)i * g.YStride + j];
+        g.Y[(nint)i * g.YStride + j] = Activations.Scalar(s, g.Activation);
     }
 
     // ------------------------------------------------------------------ SIMD driver
-
-    static void Run(in GemmArgs args, SimdLevel level, int threads)
-    {
-        switch (level)
-        {
-            case SimdLevel.Vector512: Run<Vector512<float>, Ops512>(args, threads); break;
-            case SimdLevel.Vector256: Run<Vector256<float>, Ops256>(args, threads); break;
-            default: Run<Vector128<float>, Ops128>(args, threads); break;
-        }
-    }
-
-    static void Run<TVec, TOps>(in GemmArgs args, int threads) where TVec : unmanaged where TOps : IVecOps<TVec>
-    {
-        var job = new GemmJob<TVec, TOps>(args, threads);
-        threads = (int)Math.Min(threads, job.Tasks);
-        bool small = (long)args.M * args.N * args.K < ParallelThreshold;
-        if (small) { job.RunTasks(); return; }
-        // One thread: the call may belong to a batch split over threads (WorkSharing), whose finished members help.
-        if (threads <= 1) { WorkSharing.Run(job); return; }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => job.RunTasks());
-    }
 
     /// <summary>
     /// One GEMM call's tasks. A task is one row block (≤ <see cref="MaxRowBlock"/> rows) × a group of up to
@@ -192,7 +173,7 @@ public static class Gemm
         {
             _g = g;
             (_rowBlocks, _rowBlock, _panels, _panelsPerTask) = blocking;
-            _sumsInOutput = g.Bias == null && g.Residual == null && !g.Accumulate && g.Activation == Activation.None && g.N % NR == 0;
+            _sumsInOutput = g.Bias == null && g.Residual == null && g.Activation == Activation.None && g.N % NR == 0;
         }
 
         static (int RowBlocks, int RowBlock, int Panels, int PanelsPerTask) Blocking(in GemmArgs g, int threads)
@@ -244,7 +225,7 @@ public static class Gemm
                     int panelCols = Math.Min(NR, g.N - p * NR);
                     float* bBlock = g.Packed != null
                         ? g.Packed + ((nint)p * g.K + k0) * NR
-                        : PackBlock(block, g.BRowMajor, g.N, k0, kc, p * NR, panelCols);
+                        : PackBlock(block, g.BRowMajor, g.BStride, k0, kc, p * NR, panelCols);
                     // The B block used next (next panel of the group, else the group's first panel at the next k-block),
                     // [kc′, 64] contiguous: each micro-tile prefetches a slice of its cache lines into L2, one line per k-step
                     // (a burst of 30 prefetches before each micro-tile measured slower: it fills the L2 miss queue).
@@ -258,20 +239,20 @@ public static class Gemm
                     int linesPerTile = (nextLines + microTiles - 1) / microTiles;
                     // A plain product (no bias, activation, residual or accumulation) over whole panels sums in y itself: no tile, no
                     // epilogue pass (the same loads, FMAs and stores, so the same bits).
-                    float* c = _sumsInOutput ? g.Y + (nint)i0 * g.N + p * NR : tile + (p - p0) * NR;
-                    nint ldc = _sumsInOutput ? g.N : TileWidth;
+                    float* c = _sumsInOutput ? g.Y + (nint)i0 * g.YStride + p * NR : tile + (p - p0) * NR;
+                    nint ldc = _sumsInOutput ? g.YStride : TileWidth;
                     bool last = k0 + kc == g.K && !_sumsInOutput;
                     int j = p * NR;
                     for (int i = 0, line = 0; i < rows; i += MR, line += linesPerTile)
                     {
                         int tileRows = Math.Min(MR, rows - i);
-                        MicroTile(tileRows, g.X + (nint)(i0 + i) * g.K + k0, g.K, bBlock, kc, c + i * ldc, ldc, panelCols, k0 > 0,
+                        MicroTile(tileRows, g.X + (nint)(i0 + i) * g.XStride + k0, g.XStride, bBlock, kc, c + i * ldc, ldc, panelCols, k0 > 0,
                             next + line * 16, Math.Clamp(nextLines - line, 0, linesPerTile));
                         // After the last k-block, the micro-tile's sums go to y at once, while they are still in L1 (after the
                         // whole task they were back in L2, and y's writes came in one burst instead of between FMAs).
                         if (last)
-                            Epilogue(c + i * TileWidth, tileRows, panelCols, g.Y + (nint)(i0 + i) * g.N + j, g.N, g.Bias == null ? null : g.Bias + j,
-                                g.Residual == null ? null : g.Residual + (nint)(i0 + i) * g.N + j, g.Activation, g.Accumulate);
+                            Epilogue(c + i * TileWidth, tileRows, panelCols, g.Y + (nint)(i0 + i) * g.YStride + j, g.YStride, g.Bias == null ? null : g.Bias + j,
+                                g.Residual == null ? null : g.Residual + (nint)(i0 + i) * g.YStride + j, g.Activation);
                     }
                 }
             }
@@ -327,73 +308,63 @@ public static class Gemm
             }
         }
 
-        /// <summary>y[r, 0..cols) = act(tile + bias [+ residual]) [+ y], row by row while the tile is still in cache.</summary>
-        static void Epilogue(float* tile, int rows, int cols, float* y, int ldy, float* bias, float* residual, Activation act, bool accumulate)
+        /// <summary>y[r, 0..cols) = act(tile + bias + residual), row by row while the tile is still in cache.</summary>
+        static void Epilogue(float* tile, int rows, int cols, float* y, int ldy, float* bias, float* residual, Activation act)
         {
             switch (act)
             {
-                case Activation.QuickGelu: Epilogue<Activations.QuickGeluOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
-                case Activation.Gelu: Epilogue<Activations.GeluOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
-                case Activation.Relu: Epilogue<Activations.ReluOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
-                default: Epilogue<Activations.IdentityOp>(tile, rows, cols, y, ldy, bias, residual, accumulate); break;
+                case Activation.QuickGelu: Epilogue<Activations.QuickGeluOp>(tile, rows, cols, y, ldy, bias, residual); break;
+                case Activation.Gelu: Epilogue<Activations.GeluOp>(tile, rows, cols, y, ldy, bias, residual); break;
+                case Activation.Relu: Epilogue<Activations.ReluOp>(tile, rows, cols, y, ldy, bias, residual); break;
+                default: Epilogue<Activations.IdentityOp>(tile, rows, cols, y, ldy, bias, residual); break;
             }
         }
 
         /// <summary>
-        /// One pass per vector: load the partial sum, add bias and residual, apply TAct, store or add into y. The order of
-        /// operations per element is that of the scalar twin's <c>Finish</c>. Columns past the last whole vector (N not a
-        /// multiple of the vector width) take the same steps on a zero-padded copy, so they run the very same vector formula.
+        /// One pass per vector: load the partial sum, add bias and residual, apply TAct, store into y. The order of operations per
+        /// element is that of the scalar twin's <c>Finish</c>. Columns past the last whole vector (N not a multiple of the vector
+        /// width) take the same steps one lane at a time (<see cref="OpsScalar"/>), the kernels' one tail convention.
         /// </summary>
-        [SkipLocalsInit]
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static void Epilogue<TAct>(float* tile, int rows, int cols, float* y, int ldy, float* bias, float* residual, bool accumulate)
+        static void Epilogue<TAct>(float* tile, int rows, int cols, float* y, int ldy, float* bias, float* residual)
             where TAct : Activations.IActivationOp
         {
-            int w = TOps.Count, whole = cols - cols % w, rest = cols - whole;
-            // Zero-padded one-vector copies of a row's tail: partial sums, bias, residual, and y (read when accumulating).
-            float* pad = stackalloc float[4 * 16];
-            float* padBias = pad + 16, padResidual = pad + 32, padY = pad + 48;
+            int w = TOps.Count, whole = cols - cols % w;
             for (int r = 0; r < rows; r++)
             {
                 float* t = tile + r * TileWidth, yr = y + (nint)r * ldy, rr = residual == null ? null : residual + (nint)r * ldy;
                 for (int j = 0; j < whole; j += w)
-                    Finish<TAct>(t + j, bias == null ? null : bias + j, rr == null ? null : rr + j, yr + j, accumulate);
-                if (rest == 0) continue;
-                for (int j = 0; j < w; j++)
-                {
-                    bool live = j < rest;
-                    pad[j] = live ? t[whole + j] : 0f;
-                    padBias[j] = live && bias != null ? bias[whole + j] : 0f;
-                    padResidual[j] = live && rr != null ? rr[whole + j] : 0f;
-                    padY[j] = live && accumulate ? yr[whole + j] : 0f;
-                }
-                Finish<TAct>(pad, bias == null ? null : padBias, rr == null ? null : padResidual, padY, accumulate);
-                for (int j = 0; j < rest; j++) yr[whole + j] = padY[j];
+                    Finish<TVec, TOps, TAct>(t + j, bias == null ? null : bias + j, rr == null ? null : rr + j, yr + j);
+                for (int j = whole; j < cols; j++)
+                    Finish<float, OpsScalar, TAct>(t + j, bias == null ? null : bias + j, rr == null ? null : rr + j, yr + j);
             }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Finish<TAct>(float* t, float* bias, float* residual, float* y, bool accumulate) where TAct : Activations.IActivationOp
+        static void Finish<TV, TO, TAct>(float* t, float* bias, float* residual, float* y)
+            where TV : unmanaged where TO : IVecOps<TV> where TAct : Activations.IActivationOp
         {
-            TVec v = TOps.Load(t);
-            if (bias != null) v = TOps.Add(v, TOps.Load(bias));
-            if (residual != null) v = TOps.Add(v, TOps.Load(residual));
-            v = TAct.Invoke<TVec, TOps>(v);
-            TOps.Store(accumulate ? TOps.Add(TOps.Load(y), v) : v, y);
+            TV v = TO.Load(t);
+            if (bias != null) v = TO.Add(v, TO.Load(bias));
+            if (residual != null) v = TO.Add(v, TO.Load(residual));
+            TO.Store(TAct.Invoke<TV, TO>(v), y);
         }
     }
 }
 
-/// <summary>Everything one GEMM call needs, as raw pointers (the spans are pinned by the caller for the call's duration).</summary>
-internal readonly unsafe struct GemmArgs(float* x, float* bRowMajor, float* packed, int m, int k, int n, float* bias, float* y, Activation activation, bool accumulate, float* residual)
+/// <summary>Everything one GEMM call needs, as raw pointers (the spans are pinned by the caller for the call's duration) and row strides.</summary>
+internal readonly unsafe struct GemmArgs(float* x, int xStride, float* bRowMajor, int bStride, float* packed, int m, int k, int n,
+    float* y, int yStride, float* bias, Activation activation, float* residual)
 {
     public readonly float* X = x;
+    public readonly int XStride = xStride;
     public readonly float* BRowMajor = bRowMajor;
+    public readonly int BStride = bStride;
     public readonly float* Packed = packed;
     public readonly int M = m, K = k, N = n;
-    public readonly float* Bias = bias;
     public readonly float* Y = y;
+    public readonly int YStride = yStride;
+    public readonly float* Bias = bias;
     public readonly Activation Activation = activation;
-    public readonly bool Accumulate = accumulate;
     public readonly float* Residual = residual;
 }

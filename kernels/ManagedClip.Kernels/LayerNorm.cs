@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
 
@@ -7,35 +6,37 @@ namespace ManagedClip.Kernels;
 public static class LayerNorm
 {
     /// <summary>
-    /// y[r, :] = (x[r, :] − mean) / sqrt(biasedVar + ε) · γ + β for each of <paramref name="rows"/> rows of
-    /// <paramref name="width"/>. x and y may be the same span (in place); otherwise they must not overlap.
-    /// Two passes over the row (mean, then Σ(x − mean)²) so large means cannot cancel the variance.
+    /// y[r, :] = (x[r, :] − mean) / sqrt(biasedVar + ε) · γ + β for each row of x. x and y may be the same memory (in place,
+    /// same layout); otherwise they must not overlap. Two passes over the row (mean, then Σ(x − mean)²) so large means cannot
+    /// cancel the variance.
     /// </summary>
-    public static unsafe void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int width, ReadOnlySpan<float> gamma,
-        ReadOnlySpan<float> beta, float epsilon = 1e-5f, SimdLevel? level = null)
+    public static unsafe void Forward(ReadOnlyMatrixView x, MatrixView y, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        float epsilon = 1e-5f, KernelContext? context = null)
     {
-        KernelCommon.NonNegative(rows, nameof(rows));
-        KernelCommon.Positive(width, nameof(width));
-        string shape = $"[{rows}, {width}]";
-        KernelCommon.Fits(x.Length, (long)rows * width, nameof(x), shape);
-        KernelCommon.Fits(y.Length, (long)rows * width, nameof(y), shape);
+        var ctx = context ?? KernelContext.Default;
+        int width = x.Columns;
+        KernelCommon.Positive(width, "width");
+        if (y.Rows != x.Rows || y.Columns != width) throw new ArgumentException($"y is {y.ToString()}, expected [{x.Rows}, {width}] like x.", nameof(y));
         if (gamma.Length != width) throw new ArgumentException($"gamma has {gamma.Length} elements, expected width {width}.", nameof(gamma));
         if (beta.Length != width) throw new ArgumentException($"beta has {beta.Length} elements, expected width {width}.", nameof(beta));
         if (!(epsilon >= 0f)) throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "epsilon must be a non-negative number.");
-        var l = KernelCommon.Resolve(level);
 
-        fixed (float* px = x, py = y, pg = gamma, pb = beta)
+        fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta)
+        {
+            var kernel = new Rows(px, x.Stride, py, y.Stride, x.Rows, width, pg, pb, epsilon);
+            SimdDispatch.Run(ctx.Level, ref kernel);
+        }
+    }
+
+    readonly unsafe struct Rows(float* x, int xStride, float* y, int yStride, int rows, int width, float* gamma, float* beta, float epsilon) : IVectorKernel
+    {
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
         {
             for (int r = 0; r < rows; r++)
             {
-                float* xr = px + (nint)r * width, yr = py + (nint)r * width;
-                switch (l)
-                {
-                    case SimdLevel.Vector512: Row<Vector512<float>, Ops512>(xr, yr, width, pg, pb, epsilon); break;
-                    case SimdLevel.Vector256: Row<Vector256<float>, Ops256>(xr, yr, width, pg, pb, epsilon); break;
-                    case SimdLevel.Vector128: Row<Vector128<float>, Ops128>(xr, yr, width, pg, pb, epsilon); break;
-                    default: RowScalar(xr, yr, width, pg, pb, epsilon); break;
-                }
+                float* xr = x + (nint)r * xStride, yr = y + (nint)r * yStride;
+                if (SimdDispatch.IsScalar<TVec>()) RowScalar(xr, yr, width, gamma, beta, epsilon);
+                else Row<TVec, TOps>(xr, yr, width, gamma, beta, epsilon);
             }
         }
     }
@@ -60,14 +61,14 @@ public static class LayerNorm
         var acc = TOps.Zero;
         for (i = 0; i <= n - w; i += w) acc = TOps.Add(acc, TOps.Load(x + i));
         float sum = TOps.Sum(acc);
-        for (; i < n; i++) sum += x[i];
+        for (; i < n; i++) sum = OpsScalar.Add(sum, x[i]);
         float mean = sum / n;
 
         var vmean = TOps.Splat(mean);
         acc = TOps.Zero;
         for (i = 0; i <= n - w; i += w) { var d = TOps.Sub(TOps.Load(x + i), vmean); acc = TOps.Fma(d, d, acc); }
         float sq = TOps.Sum(acc);
-        for (; i < n; i++) { float d = x[i] - mean; sq += d * d; }
+        for (; i < n; i++) { float d = x[i] - mean; sq = OpsScalar.Fma(d, d, sq); }
         float rstd = 1f / MathF.Sqrt(sq / n + eps);
 
         // y = (x − mean)·(rstd·γ) + β; x is read before y is written at the same index, so in place is safe.
@@ -77,6 +78,6 @@ public static class LayerNorm
             var d = TOps.Sub(TOps.Load(x + i), vmean);
             TOps.Store(TOps.Fma(d, TOps.Mul(vr, TOps.Load(g + i)), TOps.Load(b + i)), y + i);
         }
-        for (; i < n; i++) y[i] = (x[i] - mean) * (rstd * g[i]) + b[i];
+        for (; i < n; i++) y[i] = OpsScalar.Fma(x[i] - mean, rstd * g[i], b[i]);
     }
 }

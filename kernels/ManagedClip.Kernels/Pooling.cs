@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
 
@@ -12,67 +11,57 @@ public static class Pooling
     /// order at every vector width, so all levels give bit-identical results. With k = H = W it is the global mean.
     /// y must not overlap x.
     /// </summary>
-    public static unsafe void AveragePool(ReadOnlySpan<float> input, int batch, int height, int width, int channels, int kernel,
-        Span<float> output, int maxThreads = 0, SimdLevel? level = null)
+    public static unsafe void AveragePool(ReadOnlySpan<float> input, ImageGeometry shape, int kernel, Span<float> output, KernelContext? context = null)
     {
-        Convolution.Check(batch >= 0 && channels >= 1 && kernel >= 1, "batch must be non-negative, channels and kernel positive");
-        Convolution.Check(height >= kernel && width >= kernel, $"a {kernel}×{kernel} pool does not fit an input of {height}×{width}");
-        int outHeight = height / kernel, outWidth = width / kernel;
-        Convolution.Check(input.Length >= (long)batch * height * width * channels, $"input has {input.Length} values, expected [{batch}, {height}, {width}, {channels}]");
-        Convolution.Check(output.Length >= (long)batch * outHeight * outWidth * channels, $"output has {output.Length} values, expected [{batch}, {outHeight}, {outWidth}, {channels}]");
-        var l = level ?? Simd.Best;
-        float divisor = kernel * kernel;
+        var ctx = context ?? KernelContext.Default;
+        shape.Check(nameof(input));
+        Convolution.Check(kernel >= 1, "kernel must be positive");
+        Convolution.Check(shape.Height >= kernel && shape.Width >= kernel, $"a {kernel}×{kernel} pool does not fit an input of {shape.Height}×{shape.Width}");
+        var outShape = shape.With(shape.Height / kernel, shape.Width / kernel, shape.Channels);
+        Convolution.Check(input.Length >= shape.Length, $"input has {input.Length} values, expected {shape}");
+        Convolution.Check(output.Length >= outShape.Length, $"output has {output.Length} values, expected {outShape}");
         fixed (float* pin = input, pout = output)
         {
-            float* source = pin, destination = pout;
-            int rows = batch * outHeight * outWidth;
-            SpatialParallel.For(rows, SpatialParallel.Threads(maxThreads), (long)kernel * kernel * channels, (first, end) =>
+            var pool = new AveragePoolKernel(pin, pout, shape, kernel, ctx);
+            SimdDispatch.Run(ctx.Level, ref pool);
+        }
+    }
+
+    readonly unsafe struct AveragePoolKernel(float* input, float* output, ImageGeometry shape, int kernel, KernelContext context) : IVectorKernel
+    {
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
+        {
+            float* source = input, destination = output;
+            var s = shape;
+            int k = kernel, outHeight = s.Height / k, outWidth = s.Width / k;
+            float divisor = k * k;
+            context.For((int)((long)s.Batch * outHeight * outWidth), (long)k * k * s.Channels, (first, end) =>
             {
                 for (int row = first; row < end; row++)
                 {
                     int ox = row % outWidth, oy = row / outWidth % outHeight, b = row / (outWidth * outHeight);
-                    float* window = source + (((long)b * height + oy * kernel) * width + ox * kernel) * channels;
-                    Window(window, (long)width * channels, channels, kernel, divisor, destination + (long)row * channels, l);
+                    float* window = source + (((long)b * s.Height + oy * k) * s.Width + ox * k) * s.Channels;
+                    float* pixel = destination + (long)row * s.Channels;
+                    int c = Window<TVec, TOps>(window, (long)s.Width * s.Channels, s.Channels, k, divisor, pixel, 0);
+                    Window<float, OpsScalar>(window, (long)s.Width * s.Channels, s.Channels, k, divisor, pixel, c);
                 }
             });
         }
     }
 
-    /// <summary>One output pixel: the mean of a k×k window whose rows are <paramref name="rowStride"/> floats apart.</summary>
+    /// <summary>One output pixel's channels from <paramref name="c"/> on, a vector at a time: the mean of a k×k window whose rows are <paramref name="rowStride"/> floats apart. Returns where it stopped.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void Window(float* window, long rowStride, int channels, int kernel, float divisor, float* output, SimdLevel level)
+    static unsafe int Window<TVec, TOps>(float* window, long rowStride, int channels, int kernel, float divisor, float* output, int c)
+        where TVec : unmanaged where TOps : IVecOps<TVec>
     {
-        int c = 0;
-        if (level >= SimdLevel.Vector512)
-            for (; c <= channels - 16; c += 16)
-            {
-                var sum = Vector512<float>.Zero;
-                for (int ky = 0; ky < kernel; ky++)
-                    for (int kx = 0; kx < kernel; kx++) sum += Vector512.Load(window + ky * rowStride + kx * channels + c);
-                Vector512.Store(sum / divisor, output + c);
-            }
-        if (level >= SimdLevel.Vector256)
-            for (; c <= channels - 8; c += 8)
-            {
-                var sum = Vector256<float>.Zero;
-                for (int ky = 0; ky < kernel; ky++)
-                    for (int kx = 0; kx < kernel; kx++) sum += Vector256.Load(window + ky * rowStride + kx * channels + c);
-                Vector256.Store(sum / divisor, output + c);
-            }
-        if (level >= SimdLevel.Vector128)
-            for (; c <= channels - 4; c += 4)
-            {
-                var sum = Vector128<float>.Zero;
-                for (int ky = 0; ky < kernel; ky++)
-                    for (int kx = 0; kx < kernel; kx++) sum += Vector128.Load(window + ky * rowStride + kx * channels + c);
-                Vector128.Store(sum / divisor, output + c);
-            }
-        for (; c < channels; c++)
+        var d = TOps.Splat(divisor);
+        for (; c + TOps.Count <= channels; c += TOps.Count)
         {
-            float sum = 0f;
+            var sum = TOps.Zero;
             for (int ky = 0; ky < kernel; ky++)
-                for (int kx = 0; kx < kernel; kx++) sum += window[ky * rowStride + kx * channels + c];
-            output[c] = sum / divisor;
+                for (int kx = 0; kx < kernel; kx++) sum = TOps.Add(sum, TOps.Load(window + ky * rowStride + kx * channels + c));
+            TOps.Store(TOps.Div(sum, d), output + c);
         }
+        return c;
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
 
@@ -12,19 +11,23 @@ public static class Softmax
     /// masked attention row contributes nothing. NaN or +∞ in the input propagate as NaN (they are bugs
     /// upstream, and hiding them would be worse). An empty row is left alone.
     /// </summary>
-    public static unsafe void InPlace(Span<float> row, SimdLevel? level = null)
+    public static unsafe void InPlace(Span<float> row, KernelContext? context = null)
     {
-        var l = KernelCommon.Resolve(level);
+        var ctx = context ?? KernelContext.Default;
         if (row.IsEmpty) return;
         fixed (float* p = row)
         {
-            switch (l)
-            {
-                case SimdLevel.Vector512: Vector<Vector512<float>, Ops512>(p, row.Length); break;
-                case SimdLevel.Vector256: Vector<Vector256<float>, Ops256>(p, row.Length); break;
-                case SimdLevel.Vector128: Vector<Vector128<float>, Ops128>(p, row.Length); break;
-                default: Scalar(p, row.Length); break;
-            }
+            var kernel = new Row(p, row.Length);
+            SimdDispatch.Run(ctx.Level, ref kernel);
+        }
+    }
+
+    readonly unsafe struct Row(float* p, int n) : IVectorKernel
+    {
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
+        {
+            if (SimdDispatch.IsScalar<TVec>()) Scalar(p, n);
+            else Vector<TVec, TOps>(p, n);
         }
     }
 
@@ -60,7 +63,7 @@ public static class Softmax
             for (i = w; i <= n - w; i += w) m = TOps.Max(m, TOps.Load(p + i));
             max = TOps.MaxAcross(m);
         }
-        for (; i < n; i++) max = MathF.Max(max, p[i]);
+        for (; i < n; i++) max = OpsScalar.Max(max, p[i]);
         return max;
     }
 
@@ -78,7 +81,8 @@ public static class Softmax
             acc = TOps.Add(acc, e);
         }
         float sum = TOps.Sum(acc);
-        for (; i < n; i++) { p[i] = MathF.Exp(p[i] - max); sum += p[i]; }
+        // The tail runs the vector formula one lane at a time, so a row never mixes two exp implementations.
+        for (; i < n; i++) { p[i] = OpsScalar.Exp(p[i] - max); sum += p[i]; }
         return sum;
     }
 

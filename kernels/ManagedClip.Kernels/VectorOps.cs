@@ -181,24 +181,9 @@ internal static class VectorExp
     }
 }
 
-/// <summary>Argument checks and level resolution shared by every kernel.</summary>
+/// <summary>Argument checks shared by the kernels.</summary>
 internal static class KernelCommon
 {
-    /// <summary>null means <see cref="Simd.Best"/>; a level this machine cannot run is an argument error, not a silent slow path.</summary>
-    public static SimdLevel Resolve(SimdLevel? level, string paramName = "level")
-    {
-        var l = level ?? Simd.Best;
-        if (l != SimdLevel.Scalar && !Simd.Supported.Contains(l))
-            throw new ArgumentException($"SIMD level {l} is not supported on this machine (supported: {string.Join(", ", Simd.Supported)}).", paramName);
-        return l;
-    }
-
-    public static int Threads(int maxThreads)
-    {
-        if (maxThreads < 0) throw new ArgumentOutOfRangeException(nameof(maxThreads), maxThreads, "maxThreads must be 0 (all cores) or positive.");
-        return maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
-    }
-
     public static void NonNegative(int value, string name)
     {
         if (value < 0) throw new ArgumentOutOfRangeException(name, value, $"{name} must be non-negative.");
@@ -207,12 +192,5 @@ internal static class KernelCommon
     public static void Positive(int value, string name)
     {
         if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive.");
-    }
-
-    /// <summary>Throws unless <paramref name="length"/> ≥ <paramref name="required"/> (computed in 64 bits so huge dimensions cannot wrap).</summary>
-    public static void Fits(int length, long required, string name, string shape)
-    {
-        if (length < required)
-            throw new ArgumentException($"{name} has {length} elements but shape {shape} needs at least {required}.", name);
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
 
@@ -112,54 +111,70 @@ public static class Winograd
     /// <paramref name="scratch"/> holds at least <see cref="MinimumScratch"/> floats (more means larger chunks, fewer passes over U).
     /// y must not overlap x or scratch.
     /// </summary>
-    public static unsafe void Forward(ReadOnlySpan<float> input, int batch, int height, int width, WinogradFilter filter,
-        ReadOnlySpan<float> bias, Span<float> output, Span<float> scratch, Activation activation = Activation.None, int maxThreads = 0,
-        SimdLevel? level = null)
+    public static unsafe void Forward(ReadOnlySpan<float> input, ImageGeometry shape, WinogradFilter filter, Span<float> output, Span<float> scratch,
+        in Epilogue epilogue = default, KernelContext? context = null)
     {
         ArgumentNullException.ThrowIfNull(filter);
-        var l = KernelCommon.Resolve(level);
-        int threads = KernelCommon.Threads(maxThreads);
+        var ctx = context ?? KernelContext.Default;
         int cin = filter.InChannels, cout = filter.OutChannels;
-        Convolution.Check(batch >= 0 && height >= 1 && width >= 1, "batch must be non-negative, height and width positive");
-        Convolution.Check(activation is Activation.None or Activation.Relu, $"the Winograd convolution applies ReLU or nothing, not {activation}");
-        Convolution.Check(bias.IsEmpty || bias.Length >= cout, $"bias has {bias.Length} values, expected {cout}");
-        Convolution.Check(input.Length >= (long)batch * height * width * cin, $"input has {input.Length} values, expected [{batch}, {height}, {width}, {cin}]");
-        Convolution.Check(output.Length >= (long)batch * height * width * cout, $"output has {output.Length} values, expected [{batch}, {height}, {width}, {cout}]");
+        shape.Check(nameof(input));
+        Convolution.Check(shape.Channels == cin, $"input has {shape.Channels} channels, the filter takes {cin}");
+        Convolution.Check(epilogue.Activation is Activation.None or Activation.Relu, $"the Winograd convolution applies ReLU or nothing, not {epilogue.Activation}");
+        Convolution.Check(epilogue.Residual.IsEmpty, "a Winograd convolution writes act(conv(x) + bias); it does not add a residual");
+        Convolution.Check(epilogue.Bias.IsEmpty || epilogue.Bias.Length >= cout, $"bias has {epilogue.Bias.Length} values, expected {cout}");
+        var outShape = shape.With(shape.Height, shape.Width, cout);
+        Convolution.Check(input.Length >= shape.Length, $"input has {input.Length} values, expected {shape}");
+        Convolution.Check(output.Length >= outShape.Length, $"output has {output.Length} values, expected {outShape}");
         int perTile = MinimumScratch(cin, cout);
         Convolution.Check(scratch.Length >= perTile, $"scratch has {scratch.Length} values, a Winograd 3×3 convolution {cin} → {cout} needs at least {perTile}");
-        long tiles = Tiles(batch, height, width);
+        long tiles = Tiles(shape.Batch, shape.Height, shape.Width);
         if (tiles == 0) return;
 
         // Equal chunks, not full ones and a sliver (a sliver passes over all 16 U_ξ for a handful of rows).
         long chunk = Math.Min(scratch.Length / perTile, PreferredChunk(perTile, tiles));
         long chunks = (tiles + chunk - 1) / chunk;
         chunk = (tiles + chunks - 1) / chunks;
-        var shape = new Shape(height, width, cin, cout, (height + 1) / 2, (width + 1) / 2, activation == Activation.Relu);
-        fixed (float* pin = input, pb = bias, pout = output, ps = scratch)
+        var s = new Shape(shape.Height, shape.Width, cin, cout, (shape.Height + 1) / 2, (shape.Width + 1) / 2, epilogue.Activation == Activation.Relu);
+        fixed (float* pin = input, pb = epilogue.Bias, pout = output, ps = scratch)
         {
-            float* source = pin, b = bias.IsEmpty ? null : pb, destination = pout, v = ps;
+            var kernel = new WinogradKernel(pin, epilogue.Bias.IsEmpty ? null : pb, pout, ps, filter, s, tiles, (int)chunk, ctx);
+            SimdDispatch.Run(ctx.Level, ref kernel);
+        }
+        GC.KeepAlive(filter);
+    }
+
+    /// <summary>The chunk loop at one level: input transforms, sixteen GEMMs, output transforms, each step split over the context's threads.</summary>
+    readonly unsafe struct WinogradKernel(float* input, float* bias, float* output, float* scratch, WinogradFilter filter, Shape shape, long tiles, int chunk,
+        KernelContext context) : IVectorKernel
+    {
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVecOps<TVec>
+        {
+            float* source = input, b = bias, destination = output, v = scratch;
+            var s = shape;
+            var points = filter.Points;
+            int cin = s.InChannels, cout = s.OutChannels;
+            // One GEMM per point, each on one thread: with several threads the 16 products are shared out whole.
+            var single = context.WithThreads(1);
             for (long start = 0; start < tiles; start += chunk)
             {
                 int count = (int)Math.Min(chunk, tiles - start), first = (int)start;
                 float* m = v + (long)Points * count * cin;   // V [16, count, Cin], then M [16, count, Cout]
-                SpatialParallel.For(count, threads, Points * cin, (t0, t1) =>
+                context.For(count, Points * cin, (t0, t1) =>
                 {
-                    for (int t = t0; t < t1; t++) InputTile(source, shape, first + t, v + (long)t * cin, (long)count * cin, l);
+                    for (int t = t0; t < t1; t++) InputTile<TVec, TOps>(source, s, first + t, v + (long)t * cin, (long)count * cin);
                 });
-                // One GEMM per point, each on one thread: with several threads the 16 products are shared out whole.
-                SpatialParallel.For(Points, threads, (long)count * cin * cout / 16, (p0, p1) =>
+                context.For(Points, (long)count * cin * cout / 16, (p0, p1) =>
                 {
                     for (int p = p0; p < p1; p++)
-                        Gemm.Multiply(new ReadOnlySpan<float>(v + (long)p * count * cin, count * cin), count, filter.Points[p], default,
-                            new Span<float>(m + (long)p * count * cout, count * cout), maxThreads: 1, level: l);
+                        Gemm.Multiply(new ReadOnlyMatrixView(new ReadOnlySpan<float>(v + (long)p * count * cin, count * cin), count, cin), points[p],
+                            new MatrixView(new Span<float>(m + (long)p * count * cout, count * cout), count, cout), default, single);
                 });
-                SpatialParallel.For(count, threads, Points * cout, (t0, t1) =>
+                context.For(count, Points * cout, (t0, t1) =>
                 {
-                    for (int t = t0; t < t1; t++) OutputTile(m + (long)t * cout, (long)count * cout, b, destination, shape, first + t, l);
+                    for (int t = t0; t < t1; t++) OutputTile<TVec, TOps>(m + (long)t * cout, (long)count * cout, b, destination, s, first + t);
                 });
             }
         }
-        GC.KeepAlive(filter);
     }
 
     readonly record struct Shape(int Height, int Width, int InChannels, int OutChannels, int TilesY, int TilesX, bool Relu)
@@ -170,20 +185,14 @@ public static class Winograd
 
     /// <summary>Tile <paramref name="tile"/>'s V = Bᵀ d B for every input channel, point ξ at v + ξ·<paramref name="pointStride"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // straight to optimized code: tier-0 transforms ran 3× slower for the first calls
-    static unsafe void InputTile(float* input, in Shape s, int tile, float* v, long pointStride, SimdLevel level)
+    static unsafe void InputTile<TVec, TOps>(float* input, in Shape s, int tile, float* v, long pointStride) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         var (b, ty, tx) = s.Locate(tile);
         int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
         // The patch's rows (null above or below the image) and which of its columns are inside; outside is zero padding.
         float* image = input + (long)b * s.Height * s.Width * s.InChannels;
         var rows = new Patch(image, y0, x0, s);
-        int c = 0;
-        switch (level)
-        {
-            case SimdLevel.Vector512: c = InputChannels<Vector512<float>, Ops512>(rows, v, pointStride, 0, s.InChannels); break;
-            case SimdLevel.Vector256: c = InputChannels<Vector256<float>, Ops256>(rows, v, pointStride, 0, s.InChannels); break;
-            case SimdLevel.Vector128: c = InputChannels<Vector128<float>, Ops128>(rows, v, pointStride, 0, s.InChannels); break;
-        }
+        int c = InputChannels<TVec, TOps>(rows, v, pointStride, 0, s.InChannels);
         InputChannels<float, OpsScalar>(rows, v, pointStride, c, s.InChannels);
     }
 
@@ -252,7 +261,7 @@ public static class Winograd
 
     /// <summary>Tile <paramref name="tile"/>'s output pixels y = act(Aᵀ M A + bias), M's point ξ at m + ξ·<paramref name="pointStride"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void OutputTile(float* m, long pointStride, float* bias, float* output, in Shape s, int tile, SimdLevel level)
+    static unsafe void OutputTile<TVec, TOps>(float* m, long pointStride, float* bias, float* output, in Shape s, int tile) where TVec : unmanaged where TOps : IVecOps<TVec>
     {
         var (b, ty, tx) = s.Locate(tile);
         int oy = 2 * ty, ox = 2 * tx;
@@ -261,13 +270,7 @@ public static class Winograd
         bool right = ox + 1 < s.Width, below = oy + 1 < s.Height;
         var pixels = new Pixels(y00, right ? y00 + s.OutChannels : null, below ? y00 + (long)s.Width * s.OutChannels : null,
             right && below ? y00 + ((long)s.Width + 1) * s.OutChannels : null);
-        int c = 0;
-        switch (level)
-        {
-            case SimdLevel.Vector512: c = OutputChannels<Vector512<float>, Ops512>(m, pointStride, bias, pixels, s.Relu, 0, s.OutChannels); break;
-            case SimdLevel.Vector256: c = OutputChannels<Vector256<float>, Ops256>(m, pointStride, bias, pixels, s.Relu, 0, s.OutChannels); break;
-            case SimdLevel.Vector128: c = OutputChannels<Vector128<float>, Ops128>(m, pointStride, bias, pixels, s.Relu, 0, s.OutChannels); break;
-        }
+        int c = OutputChannels<TVec, TOps>(m, pointStride, bias, pixels, s.Relu, 0, s.OutChannels);
         OutputChannels<float, OpsScalar>(m, pointStride, bias, pixels, s.Relu, c, s.OutChannels);
     }
 

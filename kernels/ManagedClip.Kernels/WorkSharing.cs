@@ -7,7 +7,8 @@ namespace ManagedClip.Kernels;
 /// other for a while (measured: one part of a ViT-B/32 batch-8 call taking 25 % longer than the other in half the calls,
 /// 8 % of the two cores' time idle on average); without help the fast thread waits at the join.
 /// <para>
-/// A GEMM run by a member on one thread (<see cref="Gemm"/> with one thread) is published while it runs; helpers pull its
+/// Each member runs its kernels with a context that names the team and its place in it (<see cref="KernelContext.AsMember"/>);
+/// a GEMM run by a member is published while it runs; helpers pull its
 /// tasks from the same counter its owner does. Each output element is still computed by exactly one task in a fixed order,
 /// so results are bit-identical whoever runs the task. Only the GEMMs are shared; the rest of a member's work (attention,
 /// layer norm, the direct convolutions) stays its own.
@@ -15,9 +16,6 @@ namespace ManagedClip.Kernels;
 /// </summary>
 public sealed class WorkSharing
 {
-    [ThreadStatic] static WorkSharing? t_team;
-    [ThreadStatic] static int t_member;
-
     readonly SharedWork?[] _inFlight;
     int _running;
     long _helped;
@@ -25,26 +23,14 @@ public sealed class WorkSharing
     /// <summary>How many times a finished member found GEMM tasks of another to run (for tests and diagnostics).</summary>
     public long TimesHelped => Interlocked.Read(ref _helped);
 
+    /// <summary>Members of the team.</summary>
+    public int Members => _inFlight.Length;
+
     public WorkSharing(int members)
     {
-        KernelCommon.Positive(members, nameof(members));
+        if (members <= 0) throw new ArgumentOutOfRangeException(nameof(members), members, "members must be positive.");
         _inFlight = new SharedWork?[members];
         _running = members;
-    }
-
-    /// <summary>Makes the calling thread member <paramref name="member"/> until the returned scope is disposed.</summary>
-    public Scope Join(int member)
-    {
-        if ((uint)member >= (uint)_inFlight.Length) throw new ArgumentOutOfRangeException(nameof(member));
-        t_team = this;
-        t_member = member;
-        return new Scope();
-    }
-
-    /// <summary>Leaves the team on dispose.</summary>
-    public readonly struct Scope : IDisposable
-    {
-        public void Dispose() => t_team = null;
     }
 
     /// <summary>A member has finished its own items (call it once per member, also when they failed).</summary>
@@ -68,14 +54,12 @@ public sealed class WorkSharing
     }
 
     /// <summary>
-    /// Runs <paramref name="work"/> on the calling thread, shared with the team it belongs to if any: published for helpers,
-    /// run to the end of its task counter, then waited on until the tasks helpers took are done too.
+    /// Runs <paramref name="work"/> on the calling thread for member <paramref name="member"/> (<see cref="KernelContext.AsMember"/>):
+    /// published for helpers, run to the end of its task counter, then waited on until the tasks helpers took are done too.
     /// </summary>
-    internal static void Run(SharedWork work)
+    internal void Run(SharedWork work, int member)
     {
-        var team = t_team;
-        if (team is null) { work.RunTasks(); return; }
-        ref var slot = ref team._inFlight[t_member];
+        ref var slot = ref _inFlight[member];
         Volatile.Write(ref slot, work);
         work.RunTasks();
         Volatile.Write(ref slot, null);

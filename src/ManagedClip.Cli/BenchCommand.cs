@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Cli;
 
@@ -40,7 +41,7 @@ internal sealed class BenchCommand : ICommand
         if (tokensOption is not null && tower != "text") throw new UsageException("--tokens applies to --tower text only");
 
         using var model = ModelOptions.Load(args);
-        int threads = args.Int("--threads", 1, 1024) ?? Environment.ProcessorCount;
+        int threads = KernelContext.ResolveThreads(args.Int("--threads", 1, 1024) ?? 0);
         var config = model.Config;
         Action call;
         long flopsPerItem;

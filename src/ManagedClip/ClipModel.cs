@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using ManagedClip.Checkpoints;
+using ManagedClip.Kernels;
 using ManagedClip.Modeling;
 
 namespace ManagedClip;
@@ -48,6 +49,7 @@ public sealed partial class ClipModel : IDisposable
     {
         _checkpoint = checkpoint;
         _options = options;
+        Kernels = KernelContext.Create(options.MaxThreads);
         // Hashing and checking every weight (the fingerprint, the finite check) is a second read of the file; with a second
         // thread allowed it runs beside the towers' reading and packing and costs no load time, with one it runs at the end.
         if (Threads > 1) checkpoint.StartVerification();
@@ -84,7 +86,11 @@ public sealed partial class ClipModel : IDisposable
         return new ClipModel(checkpoint, options);
     }
 
-    int Threads => _options.MaxThreads > 0 ? _options.MaxThreads : Environment.ProcessorCount;
+    /// <summary>How this model's forward passes run: <see cref="ClipModelOptions.MaxThreads"/> threads, the machine's widest SIMD level.</summary>
+    internal KernelContext Kernels { get; }
+
+    /// <summary>Threads this model's calls may use (<see cref="ClipModelOptions.MaxThreads"/>, 0 being every core).</summary>
+    internal int Threads => Kernels.Threads;
 
     /// <summary>pixels [count, 3, R, R] (preprocessed, normalized) → one raw feature vector [E] per image.</summary>
     public float[][] EncodeImages(ReadOnlySpan<float> pixels, int count) => EncodeImages(pixels, count, Threads);
@@ -102,7 +108,7 @@ public sealed partial class ClipModel : IDisposable
         for (int start = 0; start < count; start += _options.MaxBatch)
         {
             int batch = Math.Min(_options.MaxBatch, count - start);
-            _imageTower.Forward(pixels.Slice(start * imageLength, batch * imageLength), batch, features, threads);
+            _imageTower.Forward(pixels.Slice(start * imageLength, batch * imageLength), batch, features, Kernels.WithThreads(threads));
             for (int b = 0; b < batch; b++) results[start + b] = features.AsSpan(b * EmbedDim, EmbedDim).ToArray();
         }
         return results;
@@ -132,7 +138,7 @@ public sealed partial class ClipModel : IDisposable
             int batch = Math.Min(_options.MaxBatch, ids.Count - start);
             var chunk = new int[batch][];
             for (int b = 0; b < batch; b++) chunk[b] = ids[start + b];
-            _textTower.Forward(chunk, features, Threads, fullContext);
+            _textTower.Forward(chunk, features, Kernels, fullContext);
             for (int b = 0; b < batch; b++) results[start + b] = features.AsSpan(b * EmbedDim, EmbedDim).ToArray();
         }
         return results;

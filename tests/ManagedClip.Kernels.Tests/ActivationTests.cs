@@ -21,8 +21,8 @@ public class ActivationTests
             var input = TestData.Random(n, n, scale: 12f);
             var expected = (float[])input.Clone();
             var actual = (float[])input.Clone();
-            Activations.Apply(expected, activation, SimdLevel.Scalar);
-            Activations.Apply(actual, activation, level);
+            Activations.Apply(expected, activation, TestData.At(SimdLevel.Scalar));
+            Activations.Apply(actual, activation, TestData.At(level));
             // Both sides evaluate the same formula; they differ only in exp (MathF vs vector, each ≈1 ulp) and FMA
             // contraction in the polynomials. Each is within RelativeTolerance of the truth, so they are within twice it.
             TestData.Close(expected, actual, i => 2 * RelativeTolerance(input[i], activation) * Math.Abs(expected[i]) + 1e-37, $"{activation} at {level}, n={n}");
@@ -51,7 +51,7 @@ public class ActivationTests
         {
             float x = i / 400f; // [−10, 10]
             float[] v = [x];
-            Activations.Apply(v, activation, SimdLevel.Scalar);
+            Activations.Apply(v, activation, TestData.At(SimdLevel.Scalar));
             double expected = TestData.Activate(x, activation);
             double tol = RelativeTolerance(x, activation) * Math.Abs(expected);
             Assert.True(Math.Abs(v[0] - expected) <= tol + 1e-37, $"{activation}({x}) = {v[0]:R}, expected {expected:R}");
@@ -89,8 +89,8 @@ public class ActivationTests
         {
             float[] v = [-1e30f, -100f, 100f, 1e30f];
             float[] g = (float[])v.Clone();
-            Activations.Apply(v, Activation.QuickGelu, level);
-            Activations.Apply(g, Activation.Gelu, level);
+            Activations.Apply(v, Activation.QuickGelu, TestData.At(level));
+            Activations.Apply(g, Activation.Gelu, TestData.At(level));
             Assert.Equal([0f, 0f, 100f, 1e30f], v.Select(x => x == 0 ? 0f : x)); // −0 counts as 0
             Assert.Equal([0f, 0f, 100f, 1e30f], g.Select(x => x == 0 ? 0f : x));
         }

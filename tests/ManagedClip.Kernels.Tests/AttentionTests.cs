@@ -2,6 +2,9 @@ namespace ManagedClip.Kernels.Tests;
 
 public class AttentionTests
 {
+    static ReadOnlyMatrixView In(ReadOnlySpan<float> data, int rows, int columns, int stride) => new(data, rows, columns, stride);
+    static MatrixView Out(Span<float> data, int rows, int columns, int stride) => new(data, rows, columns, stride);
+
     /// <summary>Separate q, k, v buffers with row strides equal to heads·headDim (plus optional padding).</summary>
     sealed record Problem(float[] Q, int QStride, float[] K, float[] V, int KvStride, int Batch, int Lq, int Lk, int Heads, int HeadDim, bool Causal)
     {
@@ -18,7 +21,9 @@ public class AttentionTests
         public float[] Run(SimdLevel level, int threads = 0)
         {
             var o = NewOutput();
-            Attention.Forward(Q, QStride, K, V, KvStride, o, OutStride, Batch, Lq, Lk, Heads, HeadDim, Causal, threads, level);
+            int w = Heads * HeadDim;
+            Attention.Forward(In(Q, Batch * Lq, w, QStride), In(K, Batch * Lk, w, KvStride), In(V, Batch * Lk, w, KvStride), Out(o, Batch * Lq, w, OutStride),
+                new AttentionShape(Batch, Lq, Lk, Heads, Causal), TestData.At(level, threads));
             return o;
         }
 
@@ -125,10 +130,12 @@ public class AttentionTests
             foreach (bool causal in new[] { false, true })
             {
                 var separate = new float[batch * len * d];
-                Attention.Forward(q, d, k, v, d, separate, d, batch, len, len, heads, headDim, causal, level: level);
+                var shape = new AttentionShape(batch, len, len, heads, causal);
+                int t = batch * len;
+                Attention.Forward(In(q, t, d, d), In(k, t, d, d), In(v, t, d, d), Out(separate, t, d, d), shape, TestData.At(level));
                 var fused = new float[batch * len * d];
                 var all = qkv.AsSpan();
-                Attention.Forward(all, 3 * d, all[d..], all[(2 * d)..], 3 * d, fused, d, batch, len, len, heads, headDim, causal, level: level);
+                Attention.Forward(In(all, t, d, 3 * d), In(all[d..], t, d, 3 * d), In(all[(2 * d)..], t, d, 3 * d), Out(fused, t, d, d), shape, TestData.At(level));
                 Assert.Equal(separate, fused);
             }
     }
@@ -167,7 +174,9 @@ public class AttentionTests
         foreach (var level in Simd.Supported)
         {
             var o = Enumerable.Repeat(42f, len * stride).ToArray();
-            Attention.Forward(p.Q, p.QStride, p.K, p.V, p.KvStride, o, stride, 1, len, len, heads, headDim, false, level: level);
+            int w = heads * headDim;
+            Attention.Forward(In(p.Q, len, w, p.QStride), In(p.K, len, w, p.KvStride), In(p.V, len, w, p.KvStride), Out(o, len, w, stride),
+                new AttentionShape(1, len, len, heads), TestData.At(level));
             for (int i = 0; i < len; i++)
                 Assert.All(o.AsSpan(i * stride + heads * headDim, 4).ToArray(), x => Assert.Equal(42f, x));
         }
@@ -179,17 +188,18 @@ public class AttentionTests
         int h = 2, d = 4, w = h * d;
         var q = new float[3 * w];
         var o = new float[3 * w];
-        Assert.Throws<ArgumentException>(() => Attention.Forward(q, w, q, q, w, o, w, 1, 3, 2, h, d, causal: true));      // causal needs Lq == Lk
-        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(q, w - 1, q, q, w, o, w, 1, 3, 3, h, d, false)); // stride < heads·headDim
-        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(q, w, q, q, w - 1, o, w, 1, 3, 3, h, d, false));
-        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(q, w, q, q, w, o, w - 1, 1, 3, 3, h, d, false));
-        Assert.Throws<ArgumentException>(() => Attention.Forward(new float[3 * w - 1], w, q, q, w, o, w, 1, 3, 3, h, d, false)); // q too short
-        Assert.Throws<ArgumentException>(() => Attention.Forward(q, w, new float[2 * w], q, w, o, w, 1, 3, 3, h, d, false));     // k too short
-        Assert.Throws<ArgumentException>(() => Attention.Forward(q, w, q, new float[2 * w], w, o, w, 1, 3, 3, h, d, false));     // v too short
-        Assert.Throws<ArgumentException>(() => Attention.Forward(q, w, q, q, w, new float[3 * w - 1], w, 1, 3, 3, h, d, false)); // output too short
-        Assert.Throws<ArgumentException>(() => Attention.Forward(q, w, q, q, w, q, w, 1, 3, 3, h, d, false));                    // output aliases q
-        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(q, w, q, q, w, o, w, 1, 3, 0, h, d, false));
-        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(q, w, q, q, w, o, w, 1, 3, 3, 0, d, false));
-        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(q, w, q, q, w, o, w, -1, 3, 3, h, d, false));
+        var three = new AttentionShape(1, 3, 3, h);
+        Assert.Throws<ArgumentException>(() => Attention.Forward(In(q, 3, w, w), In(q, 2, w, w), In(q, 2, w, w), Out(o, 3, w, w), new AttentionShape(1, 3, 2, h, Causal: true))); // causal needs Lq == Lk
+        Assert.Throws<ArgumentOutOfRangeException>(() => In(q, 3, w, w - 1));                                                          // stride < heads·headDim
+        Assert.Throws<ArgumentException>(() => Attention.Forward(In(q, 3, w - 1, w), In(q, 3, w, w), In(q, 3, w, w), Out(o, 3, w, w), three)); // q's width ≠ k's
+        Assert.Throws<ArgumentException>(() => Attention.Forward(In(q, 3, w, w), In(q, 3, w, w), In(q, 3, w, w), Out(o, 3, w, w), new AttentionShape(1, 3, 3, 3))); // 3 heads do not divide 8
+        Assert.Throws<ArgumentException>(() => In(new float[3 * w - 1], 3, w, w));                                                     // q too short
+        Assert.Throws<ArgumentException>(() => Attention.Forward(In(q, 3, w, w), In(q, 2, w, w), In(q, 3, w, w), Out(o, 3, w, w), three)); // k has too few rows
+        Assert.Throws<ArgumentException>(() => Attention.Forward(In(q, 3, w, w), In(q, 3, w, w), In(q, 2, w, w), Out(o, 3, w, w), three)); // v has too few rows
+        Assert.Throws<ArgumentException>(() => Attention.Forward(In(q, 3, w, w), In(q, 3, w, w), In(q, 3, w, w), Out(o, 2, w, w), three)); // output has too few rows
+        Assert.Throws<ArgumentException>(() => Attention.Forward(In(q, 3, w, w), In(q, 3, w, w), In(q, 3, w, w), Out(q, 3, w, w), three)); // output aliases q
+        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(In(q, 3, w, w), In(q, 0, w, w), In(q, 0, w, w), Out(o, 3, w, w), new AttentionShape(1, 3, 0, h)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(In(q, 3, w, w), In(q, 3, w, w), In(q, 3, w, w), Out(o, 3, w, w), new AttentionShape(1, 3, 3, 0)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Forward(In(q, 3, w, w), In(q, 3, w, w), In(q, 3, w, w), Out(o, 3, w, w), new AttentionShape(-1, 3, 3, h)));
     }
 }

@@ -60,13 +60,19 @@ public class ConvolutionTests
     static float[] Run((int H, int W, int Cin, int Cout, int K, int S, int P) c, int batch, float[] x, float[] weights, float[] bias,
         Activation activation, SimdLevel level, int threads, int scratchRows = 1000, float[]? initial = null)
     {
-        int ho = Convolution.OutputSize(c.H, c.K, c.S, c.P), wo = Convolution.OutputSize(c.W, c.K, c.S, c.P);
-        var y = initial?.ToArray() ?? new float[batch * ho * wo * c.Cout];
+        var y = initial?.ToArray() ?? new float[OutputLength(c, batch)];
         var scratch = new float[scratchRows * c.K * c.K * c.Cin];
-        Convolution.Forward(x, batch, c.H, c.W, c.Cin, Convolution.PackWeights(weights, c.Cout, c.Cin, c.K), c.K, c.S, c.P, bias, y, scratch,
-            activation, accumulate: initial is not null, threads, level);
+        // With an initial output, that output is the residual: y ← act(conv(x) + bias + y).
+        Convolution.Forward(x, new ImageGeometry(batch, c.H, c.W, c.Cin), Filter(c, weights), y, scratch,
+            new Epilogue(bias, activation, initial is null ? default : y), TestData.At(level, threads));
         return y;
     }
+
+    static ConvolutionFilter Filter((int H, int W, int Cin, int Cout, int K, int S, int P) c, float[] weights) =>
+        ConvolutionFilter.FromWeights(weights, c.Cout, c.Cin, new ConvolutionGeometry(c.K, c.S, c.P));
+
+    static int OutputLength((int H, int W, int Cin, int Cout, int K, int S, int P) c, int batch) =>
+        (int)new ConvolutionGeometry(c.K, c.S, c.P).Output(new ImageGeometry(batch, c.H, c.W, c.Cin), c.Cout).Length;
 
     internal static void Close(float[] expected, float[] actual, double tolerance)
     {
@@ -156,11 +162,12 @@ public class ConvolutionTests
         foreach (var c in Shapes)
         {
             var x = Random(2 * c.H * c.W * c.Cin, c.W + 5);
-            int rows = 2 * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P), length = c.K * c.K * c.Cin;
+            int rows = OutputLength(c, 2) / c.Cout, length = c.K * c.K * c.Cin;
             var scalar = Enumerable.Repeat(float.NaN, rows * length).ToArray();   // stale scratch must be overwritten, padding included
             var vector = Enumerable.Repeat(float.NaN, rows * length).ToArray();
-            Convolution.Im2Col(x, 2, c.H, c.W, c.Cin, c.K, c.S, c.P, 0, rows, scalar, 1, SimdLevel.Scalar);
-            Convolution.Im2Col(x, 2, c.H, c.W, c.Cin, c.K, c.S, c.P, 0, rows, vector, 2, level);
+            var shape = new ImageGeometry(2, c.H, c.W, c.Cin);
+            Convolution.Im2Col(x, shape, new ConvolutionGeometry(c.K, c.S, c.P), 0, rows, scalar, TestData.At(SimdLevel.Scalar, 1));
+            Convolution.Im2Col(x, shape, new ConvolutionGeometry(c.K, c.S, c.P), 0, rows, vector, TestData.At(level, 2));
             Assert.Equal(scalar, vector);
             Assert.DoesNotContain(scalar, float.IsNaN);
         }
@@ -170,9 +177,9 @@ public class ConvolutionTests
     public void ScratchTooSmallForOneRowIsRejected()
     {
         var c = Shapes[0];
-        var packed = Convolution.PackWeights(new float[c.Cout * c.Cin * 9], c.Cout, c.Cin, 3);
-        var error = Assert.Throws<ArgumentException>(() => Convolution.Forward(new float[c.H * c.W * c.Cin], 1, c.H, c.W, c.Cin, packed, 3, 1, 1,
-            [], new float[c.H * c.W * c.Cout], new float[9 * c.Cin - 1]));
+        var filter = ConvolutionFilter.FromWeights(new float[c.Cout * c.Cin * 9], c.Cout, c.Cin, new ConvolutionGeometry(3, 1, 1));
+        var error = Assert.Throws<ArgumentException>(() => Convolution.Forward(new float[c.H * c.W * c.Cin], new ImageGeometry(1, c.H, c.W, c.Cin), filter,
+            new float[c.H * c.W * c.Cout], new float[9 * c.Cin - 1]));
         Assert.Contains("scratch", error.Message);
     }
 
@@ -192,9 +199,8 @@ public class ConvolutionTests
     static float[] RunDirect((int H, int W, int Cin, int Cout, int K, int S, int P) c, int batch, float[] x, float[] weights, float[] bias,
         Activation activation, SimdLevel level, int threads)
     {
-        var y = Enumerable.Repeat(float.NaN, batch * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P) * c.Cout).ToArray();
-        Convolution.ForwardDirect(x, batch, c.H, c.W, c.Cin, Convolution.PackWeights(weights, c.Cout, c.Cin, c.K), c.K, c.S, c.P, bias, y,
-            activation, threads, level);
+        var y = Enumerable.Repeat(float.NaN, OutputLength(c, batch)).ToArray();
+        Convolution.ForwardDirect(x, new ImageGeometry(batch, c.H, c.W, c.Cin), Filter(c, weights), y, Epilogue.Of(bias, activation), TestData.At(level, threads));
         return y;
     }
 
@@ -219,7 +225,7 @@ public class ConvolutionTests
     }
 
     /// <summary>
-    /// Forward takes the direct path for these shapes; forcing im2col + GEMM instead (accumulating into zeros, which only the
+    /// Forward takes the direct path for these shapes; forcing im2col + GEMM instead (adding a residual of zeros, which only the
     /// GEMM path does) gives the same numbers: both sum k·k·Cin products in (ky, kx, ci) order from zero, then add the bias.
     /// </summary>
     [Fact]
@@ -228,17 +234,20 @@ public class ConvolutionTests
         int seed = 400;
         foreach (var c in DirectShapes)
         {
-            Assert.True(Convolution.UsesDirect(c.Cout, c.K, Activation.Relu, accumulate: false, residual: false));
+            Assert.True(Convolution.UsesDirect(Filter(c, new float[c.Cout * c.Cin * c.K * c.K]), Epilogue.Of([], Activation.Relu)));
             var (x, weights, bias) = Operands(c, 2, ref seed);
-            int outputs = 2 * Convolution.OutputSize(c.H, c.K, c.S, c.P) * Convolution.OutputSize(c.W, c.K, c.S, c.P) * c.Cout;
+            int outputs = OutputLength(c, 2);
             var direct = Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1);
             Close(direct, Run(c, 2, x, weights, bias, Activation.None, Simd.Best, 1, initial: new float[outputs]), 1e-6);
             Assert.Equal(direct, RunDirect(c, 2, x, weights, bias, Activation.None, Simd.Best, 1));
         }
-        Assert.False(Convolution.UsesDirect(40, 3, Activation.Relu, false, false));     // not a multiple of two Vector512
-        Assert.False(Convolution.UsesDirect(128, 3, Activation.Relu, false, false));    // more than one panel: the GEMM
-        Assert.False(Convolution.UsesDirect(32, 1, Activation.Relu, false, false));     // 1×1 is a plain GEMM already
-        Assert.False(Convolution.UsesDirect(32, 3, Activation.Relu, false, residual: true));
+        static ConvolutionFilter Of(int cout, int k) => ConvolutionFilter.FromWeights(new float[cout * 4 * k * k], cout, 4, new ConvolutionGeometry(k, 1, k / 2));
+        var relu = Epilogue.Of([], Activation.Relu);
+        Assert.False(Convolution.UsesDirect(Of(40, 3), relu));     // not a multiple of two Vector512
+        Assert.False(Convolution.UsesDirect(Of(128, 3), relu));    // more than one panel: the GEMM
+        Assert.False(Convolution.UsesDirect(Of(32, 1), relu));     // 1×1 is a plain GEMM already
+        Assert.False(Convolution.UsesDirect(Of(32, 3), new Epilogue([], Activation.Relu, new float[1])));   // a residual: the GEMM's epilogue
+        Assert.False(Convolution.UsesDirect(Of(32, 3), Epilogue.Of([], Activation.QuickGelu)));
     }
 
     [Fact]
@@ -247,11 +256,20 @@ public class ConvolutionTests
         var c = DirectShapes[0];
         var x = new float[c.H * c.W * c.Cin];
         var y = new float[c.H * c.W * 40];
-        var error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, 1, c.H, c.W, c.Cin,
-            Convolution.PackWeights(new float[40 * c.Cin * 9], 40, c.Cin, 3), 3, 2, 1, [], y, level: SimdLevel.Vector512));
-        Assert.Contains("40 output channels", error.Message);
-        error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, 1, c.H, c.W, c.Cin,
-            Convolution.PackWeights(new float[32 * c.Cin * 9], 32, c.Cin, 3), 3, 2, 1, [], y, Activation.QuickGelu));
+        var shape = new ImageGeometry(1, c.H, c.W, c.Cin);
+        var window = new ConvolutionGeometry(3, 2, 1);
+        // 40 channels are not a multiple of two vectors at 256 or 512 bits (16, 32 lanes).
+        foreach (var level in Simd.Supported.Where(l => l >= SimdLevel.Vector256))
+        {
+            var error40 = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, shape,
+                ConvolutionFilter.FromWeights(new float[40 * c.Cin * 9], 40, c.Cin, window), y, default, TestData.At(level)));
+            Assert.Contains("40 output channels", error40.Message);
+        }
+        var error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, shape,
+            ConvolutionFilter.FromWeights(new float[72 * c.Cin * 9], 72, c.Cin, window), y));
+        Assert.Contains("at most 64", error.Message);
+        error = Assert.Throws<ArgumentException>(() => Convolution.ForwardDirect(x, shape,
+            ConvolutionFilter.FromWeights(new float[32 * c.Cin * 9], 32, c.Cin, window), y, Epilogue.Of([], Activation.QuickGelu)));
         Assert.Contains("QuickGelu", error.Message);
     }
 
@@ -287,7 +305,7 @@ public class ConvolutionTests
     static float[] Pool((int H, int W, int C, int K) s, int batch, float[] x, SimdLevel level, int threads)
     {
         var y = new float[batch * (s.H / s.K) * (s.W / s.K) * s.C];
-        Pooling.AveragePool(x, batch, s.H, s.W, s.C, s.K, y, threads, level);
+        Pooling.AveragePool(x, new ImageGeometry(batch, s.H, s.W, s.C), s.K, y, TestData.At(level, threads));
         return y;
     }
 
@@ -317,7 +335,7 @@ public class ConvolutionTests
     {
         var x = Enumerable.Range(0, 2 * 3 * 2 * 5).Select(i => (float)i).ToArray();    // [2, 3, 2, 5]
         var y = new float[x.Length];
-        Convolution.ToChannelsLast(x, 2, 3, 2, 5, y);
+        Convolution.ToChannelsLast(x, new ImageGeometry(2, 2, 5, 3), y);
         for (int b = 0; b < 2; b++)
             for (int c = 0; c < 3; c++)
                 for (int i = 0; i < 10; i++)

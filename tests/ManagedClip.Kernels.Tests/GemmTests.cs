@@ -2,6 +2,9 @@ namespace ManagedClip.Kernels.Tests;
 
 public class GemmTests
 {
+    static ReadOnlyMatrixView X(ReadOnlySpan<float> data, int rows, int columns, int stride = -1) => new(data, rows, columns, stride);
+    static MatrixView Y(Span<float> data, int rows, int columns) => new(data, rows, columns);
+
     // Shapes: every m in {1,2,7,50,77} (micro-tile tails of 6), k in {1,3,17,64,768} (k-block tails of 128),
     // n in {1,5,33,64,513} (panel tails of 64, strip tails of 8/16), plus shapes that cross the 144-row task
     // block (equal row blocks, rounded up to whole micro-tiles) and several k-blocks at once.
@@ -58,16 +61,16 @@ public class GemmTests
         var w = TestData.Random(k * n, 12 + k);
         var packed = PackedMatrix.FromRowMajor(w, k, n);
         var expected = new float[m * n];
-        Gemm.Multiply(x, m, packed, [], expected, level: SimdLevel.Scalar);
+        Gemm.Multiply(X(x, m, k), packed, Y(expected, m, n), default, TestData.At(SimdLevel.Scalar));
         var tol = Tolerance(x, (p, j) => w[p * n + j], m, k, n, [], null, expected);
         foreach (var level in Simd.Supported.Where(l => l != SimdLevel.Scalar))
         {
             var throughTile = new float[m * n];
-            Gemm.Multiply(x, m, packed, new float[n], throughTile, maxThreads: 1, level: level);
+            Gemm.Multiply(X(x, m, k), packed, Y(throughTile, m, n), Epilogue.Of(new float[n]), TestData.At(level, 1));
             foreach (int threads in new[] { 1, 2 })
             {
                 var plain = Enumerable.Repeat(float.NaN, m * n).ToArray();
-                Gemm.Multiply(x, m, packed, [], plain, maxThreads: threads, level: level);
+                Gemm.Multiply(X(x, m, k), packed, Y(plain, m, n), default, TestData.At(level, threads));
                 Assert.Equal(throughTile, plain);
                 for (int i = 0; i < plain.Length; i++) Assert.True(Math.Abs(plain[i] - expected[i]) <= tol(i), $"[{i}] {plain[i]} vs {expected[i]}");
             }
@@ -84,23 +87,24 @@ public class GemmTests
         var packed = PackedMatrix.FromRowMajor(w, k, n);
 
         var expected = new float[m * n];
-        Gemm.Multiply(x, m, packed, bias, expected, level: SimdLevel.Scalar);
+        Gemm.Multiply(X(x, m, k), packed, Y(expected, m, n), Epilogue.Of(bias), TestData.At(SimdLevel.Scalar));
         var expectedUnpacked = new float[m * n];
-        Gemm.Multiply(x, w, m, k, n, bias, expectedUnpacked, level: SimdLevel.Scalar);
+        Gemm.Multiply(X(x, m, k), X(w, k, n), Y(expectedUnpacked, m, n), Epilogue.Of(bias), TestData.At(SimdLevel.Scalar));
         Assert.Equal(expected, expectedUnpacked); // same sums, same order: the packed layout reads back exactly
         var tol = Tolerance(x, (p, j) => w[p * n + j], m, k, n, bias, null, expected);
 
         foreach (var level in TestData.VectorLevels)
         {
             var y = new float[m * n];
-            Gemm.Multiply(x, m, packed, bias, y, level: level);
+            Gemm.Multiply(X(x, m, k), packed, Y(y, m, n), Epilogue.Of(bias), TestData.At(level));
             TestData.Close(expected, y, tol, $"packed {level} [{m},{k},{n}]");
             var yu = new float[m * n];
-            Gemm.Multiply(x, w, m, k, n, bias, yu, level: level);
+            Gemm.Multiply(X(x, m, k), X(w, k, n), Y(yu, m, n), Epilogue.Of(bias), TestData.At(level));
             Assert.Equal(y, yu); // the unpacked path packs each block on the fly and runs the same kernel
         }
     }
 
+    /// <summary>Every activation, without and with the output itself as the residual (y ← act(x·B + bias + y)).</summary>
     public static TheoryData<Activation, bool> Epilogues()
     {
         var d = new TheoryData<Activation, bool>();
@@ -114,7 +118,7 @@ public class GemmTests
 
     [Theory]
     [MemberData(nameof(Epilogues))]
-    public void Fused_epilogue_activation_and_residual_match_scalar_twin(Activation activation, bool accumulate)
+    public void Fused_epilogue_activation_and_residual_match_scalar_twin(Activation activation, bool addToOutput)
     {
         foreach (var (m, k, n, withBias) in new[] { (7, 300, 70, true), (1, 17, 5, false), (50, 64, 129, true) })
         {
@@ -125,13 +129,13 @@ public class GemmTests
             var packed = PackedMatrix.FromLinearWeight(w, n, k);
 
             var expected = (float[])y0.Clone();
-            Gemm.Multiply(x, m, packed, bias, expected, activation, accumulate, level: SimdLevel.Scalar);
-            var tol = Tolerance(x, (p, j) => w[j * k + p], m, k, n, bias, accumulate ? y0 : null, expected);
+            Gemm.Multiply(X(x, m, k), packed, Y(expected, m, n), new Epilogue(bias, activation, addToOutput ? expected : default), TestData.At(SimdLevel.Scalar));
+            var tol = Tolerance(x, (p, j) => w[j * k + p], m, k, n, bias, addToOutput ? y0 : null, expected);
             foreach (var level in TestData.VectorLevels)
             {
                 var y = (float[])y0.Clone();
-                Gemm.Multiply(x, m, packed, bias, y, activation, accumulate, level: level);
-                TestData.Close(expected, y, tol, $"{activation} accumulate={accumulate} {level} [{m},{k},{n}]");
+                Gemm.Multiply(X(x, m, k), packed, Y(y, m, n), new Epilogue(bias, activation, addToOutput ? y : default), TestData.At(level));
+                TestData.Close(expected, y, tol, $"{activation} residual=y:{addToOutput} {level} [{m},{k},{n}]");
             }
         }
     }
@@ -154,7 +158,7 @@ public class GemmTests
             float[] Run(SimdLevel level)
             {
                 var y = inPlace ? (float[])r.Clone() : TestData.Random(m * n, 35);
-                Gemm.Multiply(x, m, packed, bias, y, activation, level: level, residual: inPlace ? y : r);
+                Gemm.Multiply(X(x, m, k), packed, Y(y, m, n), new Epilogue(bias, activation, inPlace ? y : r), TestData.At(level));
                 return y;
             }
             var expected = Run(SimdLevel.Scalar);
@@ -173,15 +177,14 @@ public class GemmTests
         }
         var b = PackedMatrix.FromLinearWeight(TestData.Random(4 * 3, 1), 4, 3);
         var yy = new float[2 * 4];
-        Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, b, [], yy, accumulate: true, residual: new float[8]));
-        Assert.ThrowsAny<ArgumentException>(() => Gemm.Multiply(new float[6], 2, b, [], yy, residual: new float[7]));    // too short
+        Assert.ThrowsAny<ArgumentException>(() => Gemm.Multiply(X(new float[6], 2, 3), b, Y(yy, 2, 4), new Epilogue([], residual: new float[7])));    // too short
         var big = new float[16];
-        Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, b, [], big.AsSpan(0, 8), residual: big.AsSpan(4, 8))); // partial overlap
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(X(new float[6], 2, 3), b, Y(big.AsSpan(0, 8), 2, 4), new Epilogue([], residual: big.AsSpan(4, 8)))); // partial overlap
     }
 
     [Theory]
     [MemberData(nameof(Epilogues))]
-    public void Scalar_twin_matches_double_precision(Activation activation, bool accumulate)
+    public void Scalar_twin_matches_double_precision(Activation activation, bool addToOutput)
     {
         int m = 5, k = 37, n = 70;
         var x = TestData.Random(m * k, 21);
@@ -189,20 +192,19 @@ public class GemmTests
         var bias = TestData.Random(n, 23);
         var y0 = TestData.Random(m * n, 24);
         var y = (float[])y0.Clone();
-        Gemm.Multiply(x, m, PackedMatrix.FromLinearWeight(w, n, k), bias, y, activation, accumulate, level: SimdLevel.Scalar);
+        Gemm.Multiply(X(x, m, k), PackedMatrix.FromLinearWeight(w, n, k), Y(y, m, n), new Epilogue(bias, activation, addToOutput ? y : default), TestData.At(SimdLevel.Scalar));
 
         var exact = new float[m * n];
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
-                double s = bias[j];
+                double s = bias[j] + (addToOutput ? y0[i * n + j] : 0);
                 for (int p = 0; p < k; p++) s += (double)x[i * k + p] * w[j * k + p];
-                s = TestData.Activate(s, activation);
-                exact[i * n + j] = (float)(accumulate ? y0[i * n + j] + s : s);
+                exact[i * n + j] = (float)TestData.Activate(s, activation);
             }
         // One float sum of K products against the exact value: γ_K·Σ|x||b| (half the two-sided bound).
-        var tol = Tolerance(x, (p, j) => w[j * k + p], m, k, n, bias, accumulate ? y0 : null, exact);
-        TestData.Close(exact, y, i => tol(i) / 2, $"scalar {activation} accumulate={accumulate}");
+        var tol = Tolerance(x, (p, j) => w[j * k + p], m, k, n, bias, addToOutput ? y0 : null, exact);
+        TestData.Close(exact, y, i => tol(i) / 2, $"scalar {activation} residual=y:{addToOutput}");
     }
 
     [Fact]
@@ -215,7 +217,7 @@ public class GemmTests
         foreach (var level in Simd.Supported)
         {
             var y = new float[2];
-            Gemm.Multiply(x, 1, PackedMatrix.FromLinearWeight(w, 2, 3), b, y, level: level);
+            Gemm.Multiply(X(x, 1, 3), PackedMatrix.FromLinearWeight(w, 2, 3), Y(y, 1, 2), Epilogue.Of(b), TestData.At(level));
             Assert.Equal([10f + 1 - 3, 20f + 4 - 6], y);
         }
         var p = PackedMatrix.FromLinearWeight(w, 2, 3);
@@ -236,9 +238,9 @@ public class GemmTests
             var y1 = new float[m * n];
             var y2 = new float[m * n];
             var u2 = new float[m * n];
-            Gemm.Multiply(x, m, packed, bias, y1, Activation.QuickGelu, maxThreads: 1, level: level);
-            Gemm.Multiply(x, m, packed, bias, y2, Activation.QuickGelu, maxThreads: 2, level: level);
-            Gemm.Multiply(x, w, m, k, n, bias, u2, Activation.QuickGelu, maxThreads: 2, level: level);
+            Gemm.Multiply(X(x, m, k), packed, Y(y1, m, n), Epilogue.Of(bias, Activation.QuickGelu), TestData.At(level, 1));
+            Gemm.Multiply(X(x, m, k), packed, Y(y2, m, n), Epilogue.Of(bias, Activation.QuickGelu), TestData.At(level, 2));
+            Gemm.Multiply(X(x, m, k), X(w, k, n), Y(u2, m, n), Epilogue.Of(bias, Activation.QuickGelu), TestData.At(level, 2));
             Assert.Equal(y1, y2);
             Assert.Equal(y1, u2);
         }
@@ -253,7 +255,7 @@ public class GemmTests
         foreach (var level in Simd.Supported)
         {
             var y = Enumerable.Repeat(123f, m * n + 9).ToArray();
-            Gemm.Multiply(x, m, PackedMatrix.FromRowMajor(w, k, n), [], y, level: level);
+            Gemm.Multiply(X(x, m, k), PackedMatrix.FromRowMajor(w, k, n), Y(y, m, n), default, TestData.At(level));
             Assert.All(y[(m * n)..], v => Assert.Equal(123f, v));
         }
     }
@@ -262,7 +264,7 @@ public class GemmTests
     public void Zero_rows_is_a_no_op()
     {
         var packed = PackedMatrix.FromRowMajor(new float[6], 2, 3);
-        Gemm.Multiply([], 0, packed, [], Span<float>.Empty);
+        Gemm.Multiply(X([], 0, 2), packed, Y(Span<float>.Empty, 0, 3));
     }
 
     [Fact]
@@ -271,17 +273,20 @@ public class GemmTests
         var packed = PackedMatrix.FromRowMajor(new float[12], 3, 4); // K = 3, N = 4
         var x = new float[2 * 3];
         var y = new float[2 * 4];
-        Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[5], 2, packed, [], y));                // x too short
-        Assert.Throws<ArgumentException>(() => Gemm.Multiply(x, 2, packed, [], new float[7]));                // y too short
-        Assert.Throws<ArgumentException>(() => Gemm.Multiply(x, 2, packed, new float[3], y));                 // bias ≠ N
-        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, -1, packed, [], y));
-        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, 2, packed, [], y, maxThreads: -1));
-        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, 2, packed, [], y, (Activation)9));
-        Assert.Throws<ArgumentNullException>(() => Gemm.Multiply(x, 2, null!, [], y));
+        Assert.Throws<ArgumentException>(() => X(new float[5], 2, 3));                                                     // x too short
+        Assert.Throws<ArgumentException>(() => Y(new float[7], 2, 4));                                                     // y too short
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(X(x, 2, 2), packed, Y(y, 2, 4)));                             // x's columns ≠ K
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(X(x, 2, 3), packed, Y(y, 1, 4)));                             // y's rows ≠ x's
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(X(x, 2, 3), packed, Y(y, 2, 4), Epilogue.Of(new float[3])));  // bias ≠ N
+        Assert.Throws<ArgumentOutOfRangeException>(() => X(x, -1, 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => X(x, 2, 3, stride: 2));                                          // stride < columns
+        Assert.Throws<ArgumentOutOfRangeException>(() => TestData.At(SimdLevel.Scalar, -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Epilogue.Of([], (Activation)9));
+        Assert.Throws<ArgumentNullException>(() => Gemm.Multiply(X(x, 2, 3), (PackedMatrix)null!, Y(y, 2, 4)));
         var shared = new float[20];
-        Assert.Throws<ArgumentException>(() => Gemm.Multiply(shared.AsSpan(0, 6), 2, packed, [], shared.AsSpan(4, 8))); // y overlaps x
-        Assert.Throws<ArgumentException>(() => Gemm.Multiply(x, new float[11], 2, 3, 4, [], y));              // B too short
-        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(x, new float[12], 2, 0, 4, [], y));
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(X(shared.AsSpan(0, 6), 2, 3), packed, Y(shared.AsSpan(4, 8), 2, 4))); // y overlaps x
+        Assert.Throws<ArgumentException>(() => X(new float[11], 3, 4));                                                    // B too short
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(X(x, 2, 0), X(new float[12], 0, 4), Y(y, 2, 4)));
         Assert.Throws<ArgumentException>(() => PackedMatrix.FromLinearWeight(new float[11], 4, 3));
         Assert.Throws<ArgumentException>(() => PackedMatrix.FromRowMajor(new float[13], 3, 4));
         Assert.Throws<ArgumentOutOfRangeException>(() => PackedMatrix.FromRowMajor([], 0, 4));

@@ -17,7 +17,7 @@ public class SoftmaxTests
         {
             var x = TestData.Random(n, n, scale: 10f);
             var y = (float[])x.Clone();
-            Softmax.InPlace(y, SimdLevel.Scalar);
+            Softmax.InPlace(y, TestData.At(SimdLevel.Scalar));
             double max = x.Max(), sum = x.Sum(v => Math.Exp(v - max));
             var exact = x.Select(v => (float)(Math.Exp(v - max) / sum)).ToArray();
             TestData.Close(exact, y, i => Tolerance(x[i], (float)max, n, exact[i]), $"scalar n={n}");
@@ -33,8 +33,8 @@ public class SoftmaxTests
                 var x = TestData.Random(n, 100 + n, scale: 10f);
                 var expected = (float[])x.Clone();
                 var actual = (float[])x.Clone();
-                Softmax.InPlace(expected, SimdLevel.Scalar);
-                Softmax.InPlace(actual, level);
+                Softmax.InPlace(expected, TestData.At(SimdLevel.Scalar));
+                Softmax.InPlace(actual, TestData.At(level));
                 TestData.Close(expected, actual, i => 2 * Tolerance(x[i], x.Max(), n, expected[i]), $"{level} n={n}");
             }
     }
@@ -46,7 +46,7 @@ public class SoftmaxTests
         {
             var row = TestData.Random(37, 5);
             for (int i = 0; i < row.Length; i += 3) row[i] = float.NegativeInfinity;
-            Softmax.InPlace(row, level);
+            Softmax.InPlace(row, TestData.At(level));
             for (int i = 0; i < row.Length; i++)
                 if (i % 3 == 0) Assert.Equal(0f, row[i]);
                 else Assert.True(row[i] > 0f);
@@ -61,7 +61,7 @@ public class SoftmaxTests
             foreach (int n in new[] { 1, 7, 16, 33 })
             {
                 var row = Enumerable.Repeat(float.NegativeInfinity, n).ToArray();
-                Softmax.InPlace(row, level);
+                Softmax.InPlace(row, TestData.At(level));
                 Assert.All(row, v => Assert.Equal(0f, v));
             }
     }
@@ -72,10 +72,10 @@ public class SoftmaxTests
         foreach (var level in Simd.Supported)
         {
             float[] row = [1000f, 1000f, -1000f, 999f];
-            Softmax.InPlace(row, level);
+            Softmax.InPlace(row, TestData.At(level));
             Assert.All(row, v => Assert.False(float.IsNaN(v)));
             Assert.Equal(row[0], row[1]);
-            Softmax.InPlace(Span<float>.Empty, level);
+            Softmax.InPlace(Span<float>.Empty, TestData.At(level));
         }
     }
 }
@@ -112,7 +112,7 @@ public class LayerNormTests
             var gamma = TestData.Random(width, width + 1, offset: 1f);
             var beta = TestData.Random(width, width + 2);
             var y = new float[rows * width];
-            LayerNorm.Forward(x, y, rows, width, gamma, beta, level: SimdLevel.Scalar);
+            LayerNorm.Forward(new ReadOnlyMatrixView(x, rows, width), new MatrixView(y, rows, width), gamma, beta, context: TestData.At(SimdLevel.Scalar));
             var exact = new float[rows * width];
             for (int r = 0; r < rows; r++)
             {
@@ -139,15 +139,15 @@ public class LayerNormTests
                 var gamma = TestData.Random(width, width + 1, offset: 1f);
                 var beta = TestData.Random(width, width + 2);
                 var expected = new float[rows * width];
-                LayerNorm.Forward(x, expected, rows, width, gamma, beta, level: SimdLevel.Scalar);
+                LayerNorm.Forward(new ReadOnlyMatrixView(x, rows, width), new MatrixView(expected, rows, width), gamma, beta, context: TestData.At(SimdLevel.Scalar));
                 var tol = Tolerance(x, rows, width, gamma, beta, expected);
 
                 var y = new float[rows * width];
-                LayerNorm.Forward(x, y, rows, width, gamma, beta, level: level);
+                LayerNorm.Forward(new ReadOnlyMatrixView(x, rows, width), new MatrixView(y, rows, width), gamma, beta, context: TestData.At(level));
                 TestData.Close(expected, y, tol, $"{level} [{rows},{width}]");
 
                 var inPlace = (float[])x.Clone();
-                LayerNorm.Forward(inPlace, inPlace, rows, width, gamma, beta, level: level);
+                LayerNorm.Forward(new ReadOnlyMatrixView(inPlace, rows, width), new MatrixView(inPlace, rows, width), gamma, beta, context: TestData.At(level));
                 Assert.Equal(y, inPlace);
             }
     }
@@ -160,7 +160,7 @@ public class LayerNormTests
             var x = Enumerable.Repeat(3.5f, 40).ToArray();
             var gamma = TestData.Random(40, 1);
             var beta = TestData.Random(40, 2);
-            LayerNorm.Forward(x, x, 1, 40, gamma, beta, level: level);
+            LayerNorm.Forward(new ReadOnlyMatrixView(x, 1, 40), new MatrixView(x, 1, 40), gamma, beta, context: TestData.At(level));
             Assert.Equal(beta, x);
         }
     }
@@ -170,12 +170,12 @@ public class LayerNormTests
     {
         var x = new float[12];
         var g = new float[4];
-        Assert.Throws<ArgumentException>(() => LayerNorm.Forward(x, new float[11], 3, 4, g, g));
-        Assert.Throws<ArgumentException>(() => LayerNorm.Forward(new float[11], x, 3, 4, g, g));
-        Assert.Throws<ArgumentException>(() => LayerNorm.Forward(x, x, 3, 4, new float[3], g));
-        Assert.Throws<ArgumentException>(() => LayerNorm.Forward(x, x, 3, 4, g, new float[5]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LayerNorm.Forward(x, x, -1, 4, g, g));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LayerNorm.Forward(x, x, 3, 0, g, g));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LayerNorm.Forward(x, x, 3, 4, g, g, float.NaN));
+        Assert.Throws<ArgumentException>(() => new MatrixView(new float[11], 3, 4));                                              // too short
+        Assert.Throws<ArgumentException>(() => LayerNorm.Forward(new ReadOnlyMatrixView(x, 3, 4), new MatrixView(x, 2, 4), g, g)); // y's shape ≠ x's
+        Assert.Throws<ArgumentException>(() => LayerNorm.Forward(new ReadOnlyMatrixView(x, 3, 4), new MatrixView(x, 3, 4), new float[3], g));
+        Assert.Throws<ArgumentException>(() => LayerNorm.Forward(new ReadOnlyMatrixView(x, 3, 4), new MatrixView(x, 3, 4), g, new float[5]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MatrixView(x, -1, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LayerNorm.Forward(new ReadOnlyMatrixView(x, 3, 0), new MatrixView(x, 3, 0), [], []));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LayerNorm.Forward(new ReadOnlyMatrixView(x, 3, 4), new MatrixView(x, 3, 4), g, g, float.NaN));
     }
 }

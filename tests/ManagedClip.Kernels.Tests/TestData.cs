@@ -14,6 +14,9 @@ internal static class TestData
         return a;
     }
 
+    /// <summary>A kernel context at <paramref name="level"/> on <paramref name="threads"/> threads (0: every core).</summary>
+    public static KernelContext At(SimdLevel level, int threads = 0) => KernelContext.Create(threads, level);
+
     /// <summary>Every SIMD level this machine runs, excluding scalar (the oracle itself).</summary>
     public static IEnumerable<SimdLevel> VectorLevels => Simd.Supported.Where(l => l != SimdLevel.Scalar);
 

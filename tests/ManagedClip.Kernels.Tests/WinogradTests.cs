@@ -45,7 +45,7 @@ public class WinogradTests
         // NaN-filled: every output element must be written.
         var y = Enumerable.Repeat(float.NaN, batch * c.H * c.W * c.Cout).ToArray();
         var scratch = new float[scratchTiles * Winograd.MinimumScratch(c.Cin, c.Cout)];
-        Winograd.Forward(x, batch, c.H, c.W, filter, bias, y, scratch, activation, threads, level);
+        Winograd.Forward(x, new ImageGeometry(batch, c.H, c.W, c.Cin), filter, y, scratch, Epilogue.Of(bias, activation), TestData.At(level, threads));
         return y;
     }
 
@@ -98,7 +98,7 @@ public class WinogradTests
         int scratch = Winograd.PreferredScratch(c.Cin, c.Cout, Winograd.Tiles(2, c.H, c.W));
         Assert.True(scratch < Winograd.Tiles(2, c.H, c.W) * Winograd.MinimumScratch(c.Cin, c.Cout), "the preferred chunk should not hold every tile");
         var y = new float[2 * c.H * c.W * c.Cout];
-        Winograd.Forward(x, 2, c.H, c.W, filter, bias, y, new float[scratch], Activation.Relu, maxThreads: 2);
+        Winograd.Forward(x, new ImageGeometry(2, c.H, c.W, c.Cin), filter, y, new float[scratch], Epilogue.Of(bias, Activation.Relu), TestData.At(Simd.Best, 2));
         Close(Definition(x, 2, c.H, c.W, c.Cin, weights, c.Cout, bias, relu: true), y, 1e-5);
     }
 
@@ -120,11 +120,14 @@ public class WinogradTests
         var x = new float[5 * 5 * 3];
         var y = new float[5 * 5 * 4];
         var scratch = new float[Winograd.MinimumScratch(3, 4)];
-        Assert.Contains("QuickGelu", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, [], y, scratch, Activation.QuickGelu)).Message);
-        Assert.Contains("scratch has 111", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, [], y, new float[111])).Message);
-        Assert.Contains("input has 74", Assert.Throws<ArgumentException>(() => Winograd.Forward(x.AsSpan(1), 1, 5, 5, filter, [], y, scratch)).Message);
-        Assert.Contains("output has 99", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, [], y.AsSpan(1), scratch)).Message);
-        Assert.Contains("bias has 3", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, 1, 5, 5, filter, new float[3], y, scratch)).Message);
+        var shape = new ImageGeometry(1, 5, 5, 3);
+        Assert.Contains("QuickGelu", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, shape, filter, y, scratch, Epilogue.Of([], Activation.QuickGelu))).Message);
+        Assert.Contains("residual", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, shape, filter, y, scratch, new Epilogue([], residual: y))).Message);
+        Assert.Contains("scratch has 111", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, shape, filter, y, new float[111])).Message);
+        Assert.Contains("input has 74", Assert.Throws<ArgumentException>(() => Winograd.Forward(x.AsSpan(1), shape, filter, y, scratch)).Message);
+        Assert.Contains("output has 99", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, shape, filter, y.AsSpan(1), scratch)).Message);
+        Assert.Contains("bias has 3", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, shape, filter, y, scratch, Epilogue.Of(new float[3]))).Message);
+        Assert.Contains("4 channels", Assert.Throws<ArgumentException>(() => Winograd.Forward(x, new ImageGeometry(1, 5, 5, 4), filter, y, scratch)).Message);
         Assert.Contains("expected [4, 3, 3, 3]", Assert.Throws<ArgumentException>(() => WinogradFilter.FromWeights(new float[100], 4, 3)).Message);
     }
 

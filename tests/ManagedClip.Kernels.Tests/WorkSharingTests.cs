@@ -14,22 +14,23 @@ public class WorkSharingTests
         var packed = PackedMatrix.FromRowMajor(TestData.Random(k * n, 2), k, n);
         var bias = TestData.Random(n, 3);
         var alone = new float[m * n];
-        Gemm.Multiply(x, m, packed, bias, alone, Activation.QuickGelu, maxThreads: 1);
+        var epilogue = Epilogue.Of(bias, Activation.QuickGelu);
+        Gemm.Multiply(new ReadOnlyMatrixView(x, m, k), packed, new MatrixView(alone, m, n), epilogue, KernelContext.SingleThread);
 
         var team = new WorkSharing(2);
         var results = Enumerable.Range(0, calls).Select(_ => new float[m * n]).ToArray();
         using var helperWaiting = new ManualResetEventSlim();
         var helper = new Thread(() =>
         {
-            using (team.Join(0)) { }   // member 0 has nothing of its own to do
-            team.Finished();
+            team.Finished();           // member 0 has nothing of its own to do
             helperWaiting.Set();
             team.HelpUntilAllFinished();
         });
         helper.Start();
         helperWaiting.Wait();
-        using (team.Join(1))
-            foreach (var y in results) Gemm.Multiply(x, m, packed, bias, y, Activation.QuickGelu, maxThreads: 1);
+        var member = KernelContext.SingleThread.AsMember(team, 1);
+        foreach (var y in results)
+            Gemm.Multiply(new ReadOnlyMatrixView(x, m, k), packed, new MatrixView(y, m, n), Epilogue.Of(bias, Activation.QuickGelu), member);
         team.Finished();
         Assert.True(helper.Join(TimeSpan.FromSeconds(30)), "the helper did not stop once every member had finished");
 
@@ -41,12 +42,12 @@ public class WorkSharingTests
     public void GemmOutsideATeamIsNotShared()
     {
         var team = new WorkSharing(1);
-        using (team.Join(0)) { }
         var y = new float[64 * 64];
-        Gemm.Multiply(TestData.Random(64 * 512, 4), 64, PackedMatrix.FromRowMajor(TestData.Random(512 * 64, 5), 512, 64), [], y, maxThreads: 1);
+        Gemm.Multiply(new ReadOnlyMatrixView(TestData.Random(64 * 512, 4), 64, 512), PackedMatrix.FromRowMajor(TestData.Random(512 * 64, 5), 512, 64),
+            new MatrixView(y, 64, 64), default, KernelContext.SingleThread);   // a context outside the team
         team.Finished();
         team.HelpUntilAllFinished();   // returns at once: every member has finished
         Assert.Equal(0, team.TimesHelped);
-        Assert.Throws<ArgumentOutOfRangeException>(() => team.Join(1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => KernelContext.SingleThread.AsMember(team, 1));
     }
 }

@@ -30,7 +30,8 @@ public static class Adapter
         for (int r = 0; r < reps; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            ManagedClip.Kernels.Gemm.Multiply(_x, _m, _b!, _bias, _y, Activation.None, false, threads);
+            ManagedClip.Kernels.Gemm.Multiply(new ReadOnlyMatrixView(_x, _m, _b!.K), _b, new MatrixView(_y, _m, _b.N), Epilogue.Of(_bias),
+                KernelContext.Create(threads));
             seconds[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
         return seconds;

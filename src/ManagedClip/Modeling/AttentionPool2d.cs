@@ -64,7 +64,7 @@ internal sealed class AttentionPool2d
     /// heads on different threads never share a row.
     /// </summary>
     void Heads(int h0, int h1, int batch, ReadOnlySpan<float> query, ReadOnlySpan<float> tokens, Span<float> turned, Span<float> averaged,
-        Span<float> scores, Span<float> headIn, Span<float> headOut, Span<float> first, float scale)
+        Span<float> scores, Span<float> headIn, Span<float> headOut, Span<float> first, float scale, KernelContext kernels)
     {
         int d = _width, n = Tokens, hd = d / _heads, bd = batch * d;
         for (int h = h0; h < h1; h++)
@@ -72,7 +72,7 @@ internal sealed class AttentionPool2d
             Span<float> qh = headIn.Slice(h * batch * hd, batch * hd), oh = headOut.Slice(h * batch * hd, batch * hd);   // [B, hd]
             Span<float> turnedHead = turned.Slice(h * bd, bd), meanHead = averaged.Slice(h * bd, bd);                     // [B, D]
             for (int b = 0; b < batch; b++) query.Slice(b * d + h * hd, hd).CopyTo(qh.Slice(b * hd, hd));
-            Gemm.Multiply(qh, batch, _keyRows[h], [], turnedHead, maxThreads: 1);
+            Gemm.Multiply(new ReadOnlyMatrixView(qh, batch, hd), _keyRows[h], new MatrixView(turnedHead, batch, d), default, kernels);
             TensorPrimitives.Multiply(turnedHead, scale, turnedHead);
             for (int b = 0; b < batch; b++)
             {
@@ -85,13 +85,14 @@ internal sealed class AttentionPool2d
                 TensorPrimitives.Multiply(sequence[..d], p[0], mean);
                 for (int t = 1; t < n; t++) TensorPrimitives.MultiplyAdd(sequence.Slice(t * d, d), p[t], mean, mean);
             }
-            Gemm.Multiply(meanHead, batch, _valueRows[h], _valueBias.AsSpan(h * hd, hd), oh, maxThreads: 1);
+            Gemm.Multiply(new ReadOnlyMatrixView(meanHead, batch, d), _valueRows[h], new MatrixView(oh, batch, hd),
+                Epilogue.Of(_valueBias.AsSpan(h * hd, hd)), kernels);
             for (int b = 0; b < batch; b++) oh.Slice(b * hd, hd).CopyTo(first.Slice(b * d + h * hd, hd));
         }
     }
 
     /// <summary>x [B, G, G, D] (NHWC, i.e. [B, G², D] tokens in row-major pixel order) → features [B, E].</summary>
-    public void Forward(ReadOnlySpan<float> x, int batch, Span<float> features, Span<float> scratch, int threads)
+    public void Forward(ReadOnlySpan<float> x, int batch, Span<float> features, Span<float> scratch, KernelContext kernels)
     {
         int d = _width, n = Tokens, pixels = _grid * _grid, heads = _heads, hd = d / heads;
         int bd = batch * d, hbd = heads * bd;
@@ -106,7 +107,7 @@ internal sealed class AttentionPool2d
         Span<float> headOut = rest.Slice(2 * hbd + batch * heads * n + 3 * bd, bd);     // [H, B, hd] the heads' outputs
 
         // Token 0 is the mean of the G² pixels (a G×G average pool), then the pixels; all plus the positional embedding.
-        Pooling.AveragePool(x, batch, _grid, _grid, d, _grid, first, threads);         // [B, D] means
+        Pooling.AveragePool(x, new ImageGeometry(batch, _grid, _grid, d), _grid, first, kernels);   // [B, D] means
         for (int b = 0; b < batch; b++)
         {
             Span<float> sequence = tokens.Slice(b * n * d, n * d);                     // [n, D]
@@ -115,13 +116,15 @@ internal sealed class AttentionPool2d
             TensorPrimitives.Add(sequence, _positionalEmbedding, sequence);
             sequence[..d].CopyTo(first.Slice(b * d, d));
         }
-        _query.Forward(first, batch, query, threads);                                 // q, token 0 only   [B, D]
+        _query.Forward(first, batch, query, kernels);                                 // q, token 0 only   [B, D]
 
         // The heads are independent: each thread takes a share of them, one fork-join in all (at batch 1 the per-head
         // products are [1, 64] · [64, D] and [1, D] · [D, 64], too small to split, and each head's weights are read once).
         float scale = 1f / MathF.Sqrt(hd);
-        int parts = Math.Max(1, Math.Min(threads, heads));
-        if (parts == 1) Heads(0, heads, batch, query, tokens, turned, averaged, scores, headIn, headOut, first, scale);
+        // Each share's products run on its own thread (a batch member's context keeps its team).
+        int parts = Math.Max(1, Math.Min(kernels.Threads, heads));
+        var single = kernels.WithThreads(1);
+        if (parts == 1) Heads(0, heads, batch, query, tokens, turned, averaged, scores, headIn, headOut, first, scale, single);
         else unsafe
         {
             fixed (float* pq = query, pt = tokens, pturned = turned, pavg = averaged, ps = scores, pin = headIn, pout = headOut, pf = first)
@@ -130,9 +133,9 @@ internal sealed class AttentionPool2d
                 int tokensLength = tokens.Length;
                 Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part => Heads(heads * part / parts, heads * (part + 1) / parts,
                     batch, new Span<float>(q, bd), new Span<float>(tk, tokensLength), new Span<float>(tu, hbd), new Span<float>(av, hbd),
-                    new Span<float>(sc, batch * heads * n), new Span<float>(hi, bd), new Span<float>(ho, bd), new Span<float>(f, bd), scale));
+                    new Span<float>(sc, batch * heads * n), new Span<float>(hi, bd), new Span<float>(ho, bd), new Span<float>(f, bd), scale, single));
             }
         }
-        _output.Forward(first, batch, features, threads);                             // c_proj            [B, E]
+        _output.Forward(first, batch, features, kernels);                             // c_proj            [B, E]
     }
 }

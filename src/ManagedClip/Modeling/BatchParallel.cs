@@ -19,14 +19,14 @@ internal static class BatchParallel
         threads > 1 && batch >= threads && (batch % threads == 0 || batch >= 4 * threads) ? threads : 1;
 
     /// <summary>
-    /// Runs <paramref name="body"/>(start, count, threadsForThePart) over the batch: once with all threads, or once per part
-    /// in parallel with one thread each. The parts' threads form a <see cref="WorkSharing"/> team: one that has finished its
-    /// part runs tasks of the GEMMs the others still have in flight.
+    /// Runs <paramref name="body"/>(start, count, kernelsForThePart) over the batch: once with the whole context, or once per
+    /// part in parallel with one thread each. The parts form a <see cref="WorkSharing"/> team, each part's context naming it
+    /// (<see cref="KernelContext.AsMember"/>): one that has finished its part runs tasks of the GEMMs the others still have in flight.
     /// </summary>
-    public static void Run(int batch, int threads, Action<int, int, int> body)
+    public static void Run(int batch, KernelContext kernels, Action<int, int, KernelContext> body)
     {
-        int parts = Parts(batch, threads);
-        if (parts == 1) { body(0, batch, threads); return; }
+        int parts = Parts(batch, kernels.Threads);
+        if (parts == 1) { body(0, batch, kernels); return; }
         var team = new WorkSharing(parts);
         int nextPart = 0;
         try
@@ -39,10 +39,7 @@ internal static class BatchParallel
                 while ((part = Interlocked.Increment(ref nextPart) - 1) < parts)
                 {
                     int start = (int)((long)batch * part / parts), end = (int)((long)batch * (part + 1) / parts);
-                    try
-                    {
-                        using (team.Join(part)) body(start, end - start, 1);
-                    }
+                    try { body(start, end - start, kernels.AsMember(team, part)); }
                     finally { team.Finished(); }
                 }
                 team.HelpUntilAllFinished();
@@ -56,23 +53,23 @@ internal static class BatchParallel
     }
 
     /// <summary>An image tower's forward pass over a contiguous share of the batch: pixels [count, 3, R, R] → features [count, E].</summary>
-    public delegate void ImageForward(ReadOnlySpan<float> pixels, int count, Span<float> features, int threads);
+    public delegate void ImageForward(ReadOnlySpan<float> pixels, int count, Span<float> features, KernelContext kernels);
 
     /// <summary>
     /// Runs an image tower over pixels [batch, imageLength] into features [batch, featureLength]: whole, or one share per
     /// part (spans cannot be captured by the parallel body, hence the pinned pointers).
     /// </summary>
     public static unsafe void RunImages(ReadOnlySpan<float> pixels, int imageLength, Span<float> features, int featureLength,
-        int batch, int threads, ImageForward forward)
+        int batch, KernelContext kernels, ImageForward forward)
     {
-        if (Parts(batch, threads) == 1) { forward(pixels, batch, features, threads); return; }
+        if (Parts(batch, kernels.Threads) == 1) { forward(pixels, batch, features, kernels); return; }
         fixed (float* pp = pixels, pf = features)
         {
             float* p = pp, f = pf;
             int pixelsLength = pixels.Length, featuresLength = features.Length;
-            Run(batch, threads, (start, count, partThreads) =>
+            Run(batch, kernels, (start, count, partKernels) =>
                 forward(new ReadOnlySpan<float>(p, pixelsLength).Slice(start * imageLength, count * imageLength), count,
-                    new Span<float>(f, featuresLength).Slice(start * featureLength, count * featureLength), partThreads));
+                    new Span<float>(f, featuresLength).Slice(start * featureLength, count * featureLength), partKernels));
         }
     }
 }

@@ -55,17 +55,18 @@ internal sealed class Bottleneck
     /// </summary>
     public void Forward(ReadOnlySpan<float> x, int batch, int height, int width, Span<float> y, ResNetWorkspace workspace)
     {
-        int threads = workspace.Threads, planes = Planes, outHeight = OutputSize(height), outWidth = OutputSize(width);
+        var kernels = workspace.Kernels;
+        int planes = Planes, outHeight = OutputSize(height), outWidth = OutputSize(width);
         int pixels = batch * height * width, outPixels = batch * outHeight * outWidth;
         Span<float> first = workspace.First, second = workspace.Second, scratch = workspace.Columns;
         Span<float> output = y[..(outPixels * OutChannels)];
 
-        _conv1.Forward(x, batch, height, width, first, scratch, threads, Activation.Relu);             // [B, H, W, planes]
-        _conv2.Forward(first, batch, height, width, second, scratch, threads, Activation.Relu);        // [B, H, W, planes]
+        _conv1.Forward(x, batch, height, width, first, scratch, kernels, Activation.Relu);             // [B, H, W, planes]
+        _conv2.Forward(first, batch, height, width, second, scratch, kernels, Activation.Relu);        // [B, H, W, planes]
         Span<float> main = second[..(pixels * planes)];
         if (Stride > 1)
         {
-            Pooling.AveragePool(main, batch, height, width, planes, Stride, first, threads);           // [B, H/s, W/s, planes]
+            Pooling.AveragePool(main, new ImageGeometry(batch, height, width, planes), Stride, first, kernels);           // [B, H/s, W/s, planes]
             main = first[..(outPixels * planes)];
         }
 
@@ -73,19 +74,19 @@ internal sealed class Bottleneck
         if (_downsample is null)
         {
             // identity: Cin = 4·planes, s = 1; x itself is the residual, no copy
-            _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, threads, Activation.Relu, residual: x[..output.Length]);
+            _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, kernels, Activation.Relu, residual: x[..output.Length]);
             return;
         }
         if (Stride > 1)
         {
             Span<float> pooled = second[..(outPixels * InChannels)];                                     // main no longer lives here
-            Pooling.AveragePool(x, batch, height, width, InChannels, Stride, pooled, threads);           // [B, H/s, W/s, Cin]
-            _downsample.Forward(pooled, batch, outHeight, outWidth, output, scratch, threads);           // [B, H/s, W/s, 4·planes]
+            Pooling.AveragePool(x, new ImageGeometry(batch, height, width, InChannels), Stride, pooled, kernels);           // [B, H/s, W/s, Cin]
+            _downsample.Forward(pooled, batch, outHeight, outWidth, output, scratch, kernels);           // [B, H/s, W/s, 4·planes]
         }
         else
         {
-            _downsample.Forward(x, batch, height, width, output, scratch, threads);                      // [B, H, W, 4·planes]
+            _downsample.Forward(x, batch, height, width, output, scratch, kernels);                      // [B, H, W, 4·planes]
         }
-        _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, threads, Activation.Relu, residual: output); // y = relu(bn3(conv3(main)) + y)
+        _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, kernels, Activation.Relu, residual: output); // y = relu(bn3(conv3(main)) + y)
     }
 }

@@ -14,7 +14,7 @@ internal sealed class ConvBatchNorm
     /// <summary>PyTorch BatchNorm2d's default; the CLIP code does not override it.</summary>
     public const double BatchNormEpsilon = 1e-5;
 
-    readonly PackedMatrix? _weight;      // [k·k·Cin, Cout], rows in (ky, kx, ci) order; or
+    readonly ConvolutionFilter? _filter; // [k·k·Cin, Cout], rows in (ky, kx, ci) order; or
     readonly WinogradFilter? _winograd;  // 16 × [Cin, Cout] (G g Gᵀ)
     readonly float[] _bias;              // [Cout]
 
@@ -28,7 +28,7 @@ internal sealed class ConvBatchNorm
     {
         InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride; Padding = padding;
         if (Winograd.Applies(kernel, stride, padding, inChannels)) _winograd = WinogradFilter.FromWeights(weight, outChannels, inChannels);
-        else _weight = Convolution.PackWeights(weight, outChannels, inChannels, kernel);
+        else _filter = ConvolutionFilter.FromWeights(weight, outChannels, inChannels, new ConvolutionGeometry(kernel, stride, padding));
         _bias = bias;
     }
 
@@ -58,30 +58,24 @@ internal sealed class ConvBatchNorm
         return bias;
     }
 
-    public int OutputSize(int size) => Convolution.OutputSize(size, Kernel, Stride, Padding);
+    public int OutputSize(int size) => new ConvolutionGeometry(Kernel, Stride, Padding).OutputSize(size);
 
     /// <summary>Scratch this convolution needs at the least: im2col rows for one output pixel, or one Winograd tile (none for 1×1).</summary>
-    public int MinimumScratch => _winograd is null
-        ? Convolution.MinimumScratch(InChannels, Kernel, Stride, Padding)
+    public int MinimumScratch => _filter is not null
+        ? Convolution.MinimumScratch(_filter)
         : Winograd.MinimumScratch(InChannels, OutChannels);
 
     /// <summary>Scratch for one image of <paramref name="height"/>×<paramref name="width"/> in one pass: its whole im2col matrix (0 for 1×1), or its Winograd chunk.</summary>
-    public long ScratchFor(int height, int width) => _winograd is null
+    public long ScratchFor(int height, int width) => _filter is not null
         ? (long)OutputSize(height) * OutputSize(width) * MinimumScratch
         : Winograd.PreferredScratch(InChannels, OutChannels, Winograd.Tiles(1, height, width));
 
-    /// <summary>x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(bn(conv(x))), or y += … with <paramref name="accumulate"/>.</summary>
-    public void Forward(ReadOnlySpan<float> x, int batch, int height, int width, Span<float> y, Span<float> scratch, int threads,
-        Activation activation = Activation.None, bool accumulate = false, ReadOnlySpan<float> residual = default)
+    /// <summary>x [B, H, W, Cin] → y [B, Ho, Wo, Cout] = act(bn(conv(x)) + residual) (the residual laid out as y, and it may be y itself).</summary>
+    public void Forward(ReadOnlySpan<float> x, int batch, int height, int width, Span<float> y, Span<float> scratch, KernelContext kernels,
+        Activation activation = Activation.None, ReadOnlySpan<float> residual = default)
     {
-        if (_winograd is null)
-        {
-            Convolution.Forward(x, batch, height, width, InChannels, _weight!, Kernel, Stride, Padding, _bias, y, scratch, activation, accumulate, threads,
-                residual: residual);
-            return;
-        }
-        if (accumulate || !residual.IsEmpty)
-            throw new ArgumentException("a Winograd convolution writes act(conv(x) + bias); it does not add a residual");
-        Winograd.Forward(x, batch, height, width, _winograd, _bias, y, scratch, activation, threads);
+        var shape = new ImageGeometry(batch, height, width, InChannels);
+        if (_filter is not null) Convolution.Forward(x, shape, _filter, y, scratch, new Epilogue(_bias, activation, residual), kernels);
+        else Winograd.Forward(x, shape, _winograd!, y, scratch, new Epilogue(_bias, activation, residual), kernels);
     }
 }

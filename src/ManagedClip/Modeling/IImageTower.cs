@@ -1,3 +1,5 @@
+using ManagedClip.Kernels;
+
 namespace ManagedClip.Modeling;
 
 /// <summary>An image encoder: ViT or ModifiedResNet.</summary>
@@ -7,5 +9,5 @@ internal interface IImageTower
     int EmbedDim { get; }
 
     /// <summary>pixels [batch, 3, R, R], normalized → features [batch, E], not normalized.</summary>
-    void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads);
+    void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, KernelContext kernels);
 }

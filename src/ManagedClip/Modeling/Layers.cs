@@ -49,9 +49,16 @@ internal sealed class Linear
     public static Linear FromWeight(float[] weight, int inFeatures, int outFeatures) =>
         new(PackedMatrix.FromLinearWeight(weight, outFeatures, inFeatures), []);
 
-    /// <summary>x [rows, in] → y [rows, out]; with <paramref name="accumulate"/>, y += … (the residual add, fused).</summary>
-    public void Forward(ReadOnlySpan<float> x, int rows, Span<float> y, int threads, Activation activation = Activation.None, bool accumulate = false) =>
-        Gemm.Multiply(x[..(rows * InFeatures)], rows, _weight, _bias, y[..(rows * OutFeatures)], activation, accumulate, threads);
+    /// <summary>x [rows, in] → y [rows, out] = act(x·Wᵀ + b).</summary>
+    public void Forward(ReadOnlySpan<float> x, int rows, Span<float> y, KernelContext context, Activation activation = Activation.None) =>
+        Gemm.Multiply(new ReadOnlyMatrixView(x, rows, InFeatures), _weight, new MatrixView(y, rows, OutFeatures), Epilogue.Of(_bias, activation), context);
+
+    /// <summary>y [rows, out] += x [rows, in]·Wᵀ + b: the residual add, fused into the product's epilogue.</summary>
+    public void AddTo(ReadOnlySpan<float> x, int rows, Span<float> y, KernelContext context)
+    {
+        var output = new MatrixView(y, rows, OutFeatures);
+        Gemm.Multiply(new ReadOnlyMatrixView(x, rows, InFeatures), _weight, output, new Epilogue(_bias, residual: output.Data), context);
+    }
 }
 
 /// <summary>LayerNorm over the last dimension, eps from the config (1e-5 for every CLIP).</summary>
@@ -63,6 +70,6 @@ internal sealed class LayerNormLayer(float[] gamma, float[] beta, float epsilon)
         new(checkpoint.Read($"{prefix}.weight", width), checkpoint.Read($"{prefix}.bias", width), epsilon);
 
     /// <summary>x [rows, width] → y [rows, width]; x and y may be the same buffer.</summary>
-    public void Forward(ReadOnlySpan<float> x, Span<float> y, int rows) =>
-        LayerNorm.Forward(x[..(rows * Width)], y[..(rows * Width)], rows, Width, gamma, beta, epsilon);
+    public void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, KernelContext context) =>
+        LayerNorm.Forward(new ReadOnlyMatrixView(x, rows, Width), new MatrixView(y, rows, Width), gamma, beta, epsilon, context);
 }

@@ -72,15 +72,15 @@ internal sealed class ModifiedResNet : IImageTower
     }
 
     /// <summary>pixels [batch, 3, R, R] → features [batch, E] (not normalized).</summary>
-    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads) =>
-        BatchParallel.RunImages(pixels, 3 * ImageSize * ImageSize, features, EmbedDim, batch, threads, ForwardBatch);
+    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, KernelContext kernels) =>
+        BatchParallel.RunImages(pixels, 3 * ImageSize * ImageSize, features, EmbedDim, batch, kernels, ForwardBatch);
 
-    void ForwardBatch(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads)
+    void ForwardBatch(ReadOnlySpan<float> pixels, int batch, Span<float> features, KernelContext kernels)
     {
         int size = ImageSize, imageLength = 3 * size * size;
         int chunk = (int)Math.Clamp(_activationBudget / _largestActivation, 1, Math.Max(1, batch));
         int columns = (int)Math.Clamp(chunk * _largestScratch, _minimumScratch, Math.Max(_minimumScratch, ColumnBudget));
-        using var workspace = new ResNetWorkspace(chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), threads);
+        using var workspace = new ResNetWorkspace(chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), kernels);
         for (int start = 0; start < batch; start += chunk)
         {
             int count = Math.Min(chunk, batch - start);
@@ -90,17 +90,18 @@ internal sealed class ModifiedResNet : IImageTower
 
     void ForwardChunk(ReadOnlySpan<float> pixels, int batch, Span<float> features, ResNetWorkspace workspace)
     {
-        int size = ImageSize, threads = workspace.Threads;
+        int size = ImageSize;
+        var kernels = workspace.Kernels;
         float[] x = workspace.Input, y = workspace.Output;
         Span<float> scratch = workspace.Columns;
 
         // Stem.   [B, 3, R, R] → [B, R, R, 3] → [B, R/2, R/2, W/2] → [B, R/2, R/2, W/2] → [B, R/2, R/2, W] → [B, R/4, R/4, W]
-        Convolution.ToChannelsLast(pixels, batch, 3, size, size, x);
+        Convolution.ToChannelsLast(pixels, new ImageGeometry(batch, size, size, 3), x);
         int h = _conv1.OutputSize(size);
-        _conv1.Forward(x, batch, size, size, y, scratch, threads, Activation.Relu);
-        _conv2.Forward(y, batch, h, h, workspace.First, scratch, threads, Activation.Relu);
-        _conv3.Forward(workspace.First, batch, h, h, y, scratch, threads, Activation.Relu);
-        Pooling.AveragePool(y, batch, h, h, _conv3.OutChannels, 2, x, threads);
+        _conv1.Forward(x, batch, size, size, y, scratch, kernels, Activation.Relu);
+        _conv2.Forward(y, batch, h, h, workspace.First, scratch, kernels, Activation.Relu);
+        _conv3.Forward(workspace.First, batch, h, h, y, scratch, kernels, Activation.Relu);
+        Pooling.AveragePool(y, new ImageGeometry(batch, h, h, _conv3.OutChannels), 2, x, kernels);
         h /= 2;
 
         // layer1..layer4.   [B, R/4, R/4, W] → … → [B, G, G, 32W]
@@ -111,7 +112,7 @@ internal sealed class ModifiedResNet : IImageTower
             h = block.OutputSize(h);
         }
 
-        _attentionPool.Forward(x, batch, features, workspace.Pool, threads);            // [B, E]
+        _attentionPool.Forward(x, batch, features, workspace.Pool, kernels);            // [B, E]
     }
 }
 
@@ -123,7 +124,7 @@ internal sealed class ResNetWorkspace : IDisposable
 {
     readonly PooledArrays _buffers = new();
 
-    public int Threads { get; }
+    public KernelContext Kernels { get; }
     public float[] Input { get; }
     public float[] Output { get; }
     public float[] First { get; }
@@ -131,9 +132,9 @@ internal sealed class ResNetWorkspace : IDisposable
     public float[] Columns { get; }
     public float[] Pool { get; }
 
-    public ResNetWorkspace(long activation, int columns, long pool, int threads)
+    public ResNetWorkspace(long activation, int columns, long pool, KernelContext kernels)
     {
-        Threads = threads;
+        Kernels = kernels;
         Input = _buffers.Rent(checked((int)activation));
         Output = _buffers.Rent(checked((int)activation));
         First = _buffers.Rent(checked((int)activation));

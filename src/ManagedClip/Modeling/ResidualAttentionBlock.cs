@@ -29,22 +29,25 @@ internal sealed class ResidualAttentionBlock
     /// <summary>x [batch·length, width] updated in place.</summary>
     public void Forward(Span<float> x, int batch, int length, bool causal, Workspace workspace)
     {
-        int tokens = batch * length, d = _width, threads = workspace.Threads;
+        int tokens = batch * length, d = _width;
+        var kernels = workspace.Kernels;
         // AsSpan, not a range: a range over an array is a copy (RuntimeHelpers.GetSubArray), 5 MiB a layer at ViT-B batch 4.
         Span<float> normed = workspace.Normed.AsSpan(0, tokens * d);       // [tokens, d]
         Span<float> qkv = workspace.Qkv.AsSpan(0, tokens * 3 * d);         // [tokens, 3d]
         Span<float> attended = workspace.Attended.AsSpan(0, tokens * d);   // [tokens, d]
         Span<float> hidden = workspace.Hidden.AsSpan(0, tokens * _fc.OutFeatures); // [tokens, mlp]
 
-        _ln1.Forward(x, normed, tokens);
-        _inProjection.Forward(normed, tokens, qkv, threads);
-        Attention.Forward(qkv, 3 * d, qkv[d..], qkv[(2 * d)..], 3 * d, attended, d,
-            batch, length, length, _heads, d / _heads, causal, threads);
-        _outProjection.Forward(attended, tokens, x, threads, accumulate: true);
+        _ln1.Forward(x, normed, tokens, kernels);
+        _inProjection.Forward(normed, tokens, qkv, kernels);
+        // q, k and v are column blocks of the fused rows: [tokens, d] views with row stride 3d.
+        Attention.Forward(new ReadOnlyMatrixView(qkv, tokens, d, 3 * d), new ReadOnlyMatrixView(qkv[d..], tokens, d, 3 * d),
+            new ReadOnlyMatrixView(qkv[(2 * d)..], tokens, d, 3 * d), new MatrixView(attended, tokens, d),
+            new AttentionShape(batch, length, length, _heads, causal), kernels);
+        _outProjection.AddTo(attended, tokens, x, kernels);
 
-        _ln2.Forward(x, normed, tokens);
-        _fc.Forward(normed, tokens, hidden, threads, _activation);
-        _projection.Forward(hidden, tokens, x, threads, accumulate: true);
+        _ln2.Forward(x, normed, tokens, kernels);
+        _fc.Forward(normed, tokens, hidden, kernels, _activation);
+        _projection.AddTo(hidden, tokens, x, kernels);
     }
 }
 

@@ -1,4 +1,5 @@
 using ManagedClip.Checkpoints;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Modeling;
 
@@ -57,24 +58,24 @@ internal sealed class TextTransformer
     }
 
     /// <summary>ids [batch][≤ context] → features [batch, E] (not normalized).</summary>
-    public unsafe void Forward(IReadOnlyList<int[]> ids, Span<float> features, int threads, bool fullContext = false)
+    public unsafe void Forward(IReadOnlyList<int[]> ids, Span<float> features, KernelContext kernels, bool fullContext = false)
     {
         int batch = ids.Count, e = EmbedDim;
-        if (BatchParallel.Parts(batch, threads) == 1) { ForwardBatch(ids, features, threads, fullContext); return; }
+        if (BatchParallel.Parts(batch, kernels.Threads) == 1) { ForwardBatch(ids, features, kernels, fullContext); return; }
         fixed (float* pf = features)
         {
             float* f = pf;
             long featuresLength = features.Length;
-            BatchParallel.Run(batch, threads, (start, count, partThreads) =>
+            BatchParallel.Run(batch, kernels, (start, count, partKernels) =>
             {
                 var part = new int[count][];
                 for (int b = 0; b < count; b++) part[b] = ids[start + b];
-                ForwardBatch(part, new Span<float>(f, (int)featuresLength).Slice(start * e, count * e), partThreads, fullContext);
+                ForwardBatch(part, new Span<float>(f, (int)featuresLength).Slice(start * e, count * e), partKernels, fullContext);
             });
         }
     }
 
-    void ForwardBatch(IReadOnlyList<int[]> ids, Span<float> features, int threads, bool fullContext)
+    void ForwardBatch(IReadOnlyList<int[]> ids, Span<float> features, KernelContext kernels, bool fullContext)
     {
         int batch = ids.Count, width = _config.Width;
         var pool = new int[batch];
@@ -89,7 +90,7 @@ internal sealed class TextTransformer
         if (fullContext) length = _config.ContextLength;
 
         // x[b, i] = token_embedding[ids[b][i]] + positional_embedding[i], i < length; ids shorter than length read as padding 0.   [batch, L, T]
-        using var workspace = new Workspace(batch * length, width, _transformer.MlpWidth, threads);
+        using var workspace = new Workspace(batch * length, width, _transformer.MlpWidth, kernels);
         var x = workspace.Rent(batch * length * width);
         ReadOnlySpan<float> table = _tokenEmbedding;
         for (int b = 0; b < batch; b++)
@@ -104,7 +105,7 @@ internal sealed class TextTransformer
         // ln_final is per token, so applying it to the pooled rows only is the same.   [batch, T] → [batch, E]
         var pooled = workspace.Rent(batch * width);
         for (int b = 0; b < batch; b++) x.AsSpan((b * length + pool[b]) * width, width).CopyTo(pooled.AsSpan(b * width));
-        _lnFinal.Forward(pooled, pooled, batch);
-        _projection.Forward(pooled, batch, features, threads);
+        _lnFinal.Forward(pooled, pooled, batch, kernels);
+        _projection.Forward(pooled, batch, features, kernels);
     }
 }

@@ -1,4 +1,5 @@
 using ManagedClip.Checkpoints;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Modeling;
 
@@ -34,14 +35,14 @@ internal sealed class VisionTransformer : IImageTower
     }
 
     /// <summary>pixels [batch, 3, R, R] → features [batch, E] (not normalized).</summary>
-    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads) =>
-        BatchParallel.RunImages(pixels, 3 * _config.ImageSize * _config.ImageSize, features, EmbedDim, batch, threads, ForwardBatch);
+    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, KernelContext kernels) =>
+        BatchParallel.RunImages(pixels, 3 * _config.ImageSize * _config.ImageSize, features, EmbedDim, batch, kernels, ForwardBatch);
 
-    void ForwardBatch(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads)
+    void ForwardBatch(ReadOnlySpan<float> pixels, int batch, Span<float> features, KernelContext kernels)
     {
         int width = _config.Width, patch = _config.PatchSize, grid = _config.GridSize, size = _config.ImageSize;
         int patches = grid * grid, tokens = patches + 1, patchLength = 3 * patch * patch;
-        using var workspace = new Workspace(batch * tokens, width, _transformer.MlpWidth, threads);
+        using var workspace = new Workspace(batch * tokens, width, _transformer.MlpWidth, kernels);
 
         // im2col: one row per patch, flattened in (c, ky, kx) order to match conv1.weight.  [batch·g², 3·P·P]
         var columns = workspace.Rent(batch * patches * patchLength);
@@ -56,7 +57,7 @@ internal sealed class VisionTransformer : IImageTower
                                 .CopyTo(row.Slice((c * patch + ky) * patch, patch));
                 }
         var embedded = workspace.Rent(batch * patches * width);   // [batch·g², W]
-        _patchEmbedding.Forward(columns, batch * patches, embedded, threads);
+        _patchEmbedding.Forward(columns, batch * patches, embedded, kernels);
 
         // x = [class; patches] + positional embedding.   [batch, N, W]
         var x = workspace.Rent(batch * tokens * width);
@@ -67,13 +68,13 @@ internal sealed class VisionTransformer : IImageTower
             embedded.AsSpan(b * patches * width, patches * width).CopyTo(sequence[width..]);
             System.Numerics.Tensors.TensorPrimitives.Add(sequence, _positionalEmbedding, sequence);
         }
-        _lnPre.Forward(x, x, batch * tokens);
+        _lnPre.Forward(x, x, batch * tokens, kernels);
         _transformer.Forward(x, batch, tokens, causal: false, workspace);
 
         // ln_post and the projection apply to the class token only.   [batch, W] → [batch, E]
         var pooled = workspace.Rent(batch * width);
         for (int b = 0; b < batch; b++) x.AsSpan(b * tokens * width, width).CopyTo(pooled.AsSpan(b * width));
-        _lnPost.Forward(pooled, pooled, batch);
-        _projection.Forward(pooled, batch, features, threads);
+        _lnPost.Forward(pooled, pooled, batch, kernels);
+        _projection.Forward(pooled, batch, features, kernels);
     }
 }

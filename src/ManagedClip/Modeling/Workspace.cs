@@ -1,4 +1,5 @@
 using System.Buffers;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Modeling;
 
@@ -10,15 +11,15 @@ internal sealed class Workspace : IDisposable
 {
     readonly PooledArrays _arrays = new();
 
-    public int Threads { get; }
+    public KernelContext Kernels { get; }
     public float[] Normed { get; }    // [tokens, width]
     public float[] Qkv { get; }       // [tokens, 3·width]
     public float[] Attended { get; }  // [tokens, width]
     public float[] Hidden { get; }    // [tokens, mlp]
 
-    public Workspace(int tokens, int width, int mlpWidth, int threads)
+    public Workspace(int tokens, int width, int mlpWidth, KernelContext kernels)
     {
-        Threads = threads;
+        Kernels = kernels;
         Normed = _arrays.Rent(tokens * width);
         Qkv = _arrays.Rent(tokens * 3 * width);
         Attended = _arrays.Rent(tokens * width);

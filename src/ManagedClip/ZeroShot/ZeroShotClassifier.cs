@@ -111,7 +111,7 @@ public sealed class ZeroShotClassifier
 
         // Tokenized for the model's context, as EncodeTexts does; a prompt that does not fit is refused, not cut.
         var tokenized = new Tokenization.TokenizedText[uniquePrompts.Count];
-        Parallel.For(0, tokenized.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => tokenized[i] = tokenizer.Tokenize(uniquePrompts[i], context));
+        Parallel.For(0, tokenized.Length, new ParallelOptions { MaxDegreeOfParallelism = model.Threads }, i => tokenized[i] = tokenizer.Tokenize(uniquePrompts[i], context));
         for (int i = 0; i < tokenized.Length; i++)
             if (tokenized[i].Truncated)
                 throw new PromptException($"prompt '{Shorten(uniquePrompts[i])}' is more than {context} tokens with its start and end tokens; the model's context holds {context}: shorten the label or the template");

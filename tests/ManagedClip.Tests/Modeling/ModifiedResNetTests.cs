@@ -115,7 +115,7 @@ public class ModifiedResNetTests
                 }
     }
 
-    static ResNetWorkspace Workspace(int floats, int threads) => new(floats, 1 << 16, 0, threads);
+    static ResNetWorkspace Workspace(int floats, int threads) => new(floats, 1 << 16, 0, KernelContext.Create(threads));
 
     // ---- BatchNorm folding ----------------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ public class ModifiedResNetTests
         var x = Random(2 * h * w * cin, cin + h);
         int ho = layer.OutputSize(h), wo = layer.OutputSize(w);
         var y = new float[2 * ho * wo * cout];
-        layer.Forward(x, 2, h, w, y, new float[k * k * cin * 5], threads: 2);
+        layer.Forward(x, 2, h, w, y, new float[k * k * cin * 5], KernelContext.Create(2));
         for (int b = 0; b < 2; b++) AssertClose(ConvBn(FromNhwc(x, b, cin, h, w), checkpoint, conv, bn, cout, k, stride), y, b);
     }
 
@@ -220,7 +220,7 @@ public class ModifiedResNetTests
         var pool = new AttentionPool2d(checkpoint, "visual.attnpool", grid, width, heads, embed);
         var x = Random(batch * grid * grid * width, 11);
         var features = new float[batch * embed];
-        pool.Forward(x, batch, features, new float[pool.ScratchLength(batch)], threads: 2);
+        pool.Forward(x, batch, features, new float[pool.ScratchLength(batch)], KernelContext.Create(2));
         for (int b = 0; b < batch; b++)
         {
             var expected = OracleAttentionPool(FromNhwc(x, b, width, grid, grid), checkpoint, heads, embed);
@@ -238,8 +238,8 @@ public class ModifiedResNetTests
         var split = new ModifiedResNet(checkpoint, checkpoint.Config, activationBudget: 1);     // one image per sub-batch
         var one = new float[shape[0] * whole.EmbedDim];
         var two = new float[shape[0] * whole.EmbedDim];
-        whole.Forward(pixels, shape[0], one, threads: 2);
-        split.Forward(pixels, shape[0], two, threads: 2);
+        whole.Forward(pixels, shape[0], one, KernelContext.Create(2));
+        split.Forward(pixels, shape[0], two, KernelContext.Create(2));
         Assert.Equal(one, two);
     }
 
