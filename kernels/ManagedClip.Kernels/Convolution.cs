@@ -183,7 +183,7 @@ public static class Convolution
         }
     }
 
-    /// <summary>Output pixels per register tile of <see cref="DirectTile{TVec, TOps}"/>: 6 pixels × 2 vectors = 12 accumulators (fits AVX2's 16 registers).</summary>
+    /// <summary>Output pixels per register tile of <see cref="DirectTile{TVec, TOps, TVectors}"/>: 6 pixels × 2 vectors = 12 accumulators (fits AVX2's 16 registers).</summary>
     const int DirectPixels = 6;
 
     /// <summary>
@@ -274,7 +274,7 @@ public static class Convolution
                     DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
                     DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c + 2 * TOps.Count, y0, ky0, ky1, s);
                 }
-                for (; ox + DirectPixels <= inside1; ox += DirectPixels) DirectTileWide<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+                for (; ox + DirectPixels <= inside1; ox += DirectPixels) DirectTile<TVec, TOps, R4>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
                 for (; ox < s.OutWidth; ox++)
                 {
                     DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
@@ -284,23 +284,28 @@ public static class Convolution
                 continue;
             }
             for (; ox < inside0; ox++) DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
-            for (; ox + DirectPixels <= inside1; ox += DirectPixels) DirectTile<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
+            for (; ox + DirectPixels <= inside1; ox += DirectPixels) DirectTile<TVec, TOps, R2>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
             for (; ox < s.OutWidth; ox++) DirectPixel<TVec, TOps>(image, weights, bias, outRow, ox, c, y0, ky0, ky1, s);
         }
     }
 
     /// <summary>
-    /// 6 interior output pixels × 2 vectors of channels [c, c + 2V): 12 accumulators over every (ky, kx, ci) tap.
-    /// Not inlined (nor are the other tiles): inlined into <see cref="DirectRow{TVec, TOps}"/> next to each other, their
+    /// 6 interior output pixels × <typeparamref name="TVectors"/> (2 or 4) vectors of channels from c: 12 accumulators over
+    /// every (ky, kx, ci) tap, or with 4 vectors at 512 bits a whole 64-channel panel in 24 (one broadcast per 4 FMAs). The
+    /// vector count is a type parameter, so the 2-vector instantiation has no trace of the other two (AVX2's 16 registers
+    /// hold 12 accumulators, not 24).
+    /// Not inlined (nor is the pixel kernel): inlined into <see cref="DirectRow{TVec, TOps}"/> next to each other, their
     /// accumulators were spilled and the stem ran 3–4× slower.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static unsafe void DirectTile<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
-        where TVec : unmanaged where TOps : IVecOps<TVec>
+    static unsafe void DirectTile<TVec, TOps, TVectors>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
+        where TVec : unmanaged where TOps : IVecOps<TVec> where TVectors : struct, IRowCount
     {
+        bool wide = TVectors.Value == 4;
         int cin = s.InChannels, step = s.Stride * cin, v = TOps.Count;
-        TVec a0 = TOps.Zero, b0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, a2 = TOps.Zero, b2 = TOps.Zero;
-        TVec a3 = TOps.Zero, b3 = TOps.Zero, a4 = TOps.Zero, b4 = TOps.Zero, a5 = TOps.Zero, b5 = TOps.Zero;
+        TVec a0 = TOps.Zero, b0 = TOps.Zero, c0 = TOps.Zero, d0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, c1 = TOps.Zero, d1 = TOps.Zero;
+        TVec a2 = TOps.Zero, b2 = TOps.Zero, c2 = TOps.Zero, d2 = TOps.Zero, a3 = TOps.Zero, b3 = TOps.Zero, c3 = TOps.Zero, d3 = TOps.Zero;
+        TVec a4 = TOps.Zero, b4 = TOps.Zero, c4 = TOps.Zero, d4 = TOps.Zero, a5 = TOps.Zero, b5 = TOps.Zero, c5 = TOps.Zero, d5 = TOps.Zero;
         for (int ky = ky0; ky < ky1; ky++)
         {
             // [k·Cin] contiguous inputs per pixel and kernel row (NHWC), pixels `step` floats apart; weight rows 64 floats apart.
@@ -308,56 +313,23 @@ public static class Convolution
             float* w = (weights + c) + (long)ky * s.Kernel * cin * PackedMatrix.PanelWidth;
             for (int t = 0; t < s.Kernel * cin; t++, x++, w += PackedMatrix.PanelWidth)
             {
-                TVec w0 = TOps.Load(w), w1 = TOps.Load(w + v), p;
-                p = TOps.Splat(x[0]); a0 = TOps.Fma(p, w0, a0); b0 = TOps.Fma(p, w1, b0);
-                p = TOps.Splat(x[step]); a1 = TOps.Fma(p, w0, a1); b1 = TOps.Fma(p, w1, b1);
-                p = TOps.Splat(x[2 * step]); a2 = TOps.Fma(p, w0, a2); b2 = TOps.Fma(p, w1, b2);
-                p = TOps.Splat(x[3 * step]); a3 = TOps.Fma(p, w0, a3); b3 = TOps.Fma(p, w1, b3);
-                p = TOps.Splat(x[4 * step]); a4 = TOps.Fma(p, w0, a4); b4 = TOps.Fma(p, w1, b4);
-                p = TOps.Splat(x[5 * step]); a5 = TOps.Fma(p, w0, a5); b5 = TOps.Fma(p, w1, b5);
-            }
-        }
-        float* y = outRow + (long)ox * s.OutChannels + c;
-        DirectStore<TVec, TOps>(a0, b0, bias, c, y, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a1, b1, bias, c, y, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a2, b2, bias, c, y, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a3, b3, bias, c, y, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a4, b4, bias, c, y, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a5, b5, bias, c, y, s.Relu);
-    }
-
-    /// <summary>6 interior output pixels × 4 Vector512 = a whole 64-channel panel: 24 accumulators, one broadcast per 4 FMAs.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static unsafe void DirectTileWide<TVec, TOps>(float* image, float* weights, float* bias, float* outRow, int ox, int c, int y0, int ky0, int ky1, in DirectShape s)
-        where TVec : unmanaged where TOps : IVecOps<TVec>
-    {
-        int cin = s.InChannels, step = s.Stride * cin, v = TOps.Count;
-        TVec a0 = TOps.Zero, b0 = TOps.Zero, c0 = TOps.Zero, d0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, c1 = TOps.Zero, d1 = TOps.Zero;
-        TVec a2 = TOps.Zero, b2 = TOps.Zero, c2 = TOps.Zero, d2 = TOps.Zero, a3 = TOps.Zero, b3 = TOps.Zero, c3 = TOps.Zero, d3 = TOps.Zero;
-        TVec a4 = TOps.Zero, b4 = TOps.Zero, c4 = TOps.Zero, d4 = TOps.Zero, a5 = TOps.Zero, b5 = TOps.Zero, c5 = TOps.Zero, d5 = TOps.Zero;
-        for (int ky = ky0; ky < ky1; ky++)
-        {
-            float* x = image + ((long)(y0 + ky) * s.Width + ox * s.Stride - s.Padding) * cin;
-            float* w = (weights + c) + (long)ky * s.Kernel * cin * PackedMatrix.PanelWidth;
-            for (int t = 0; t < s.Kernel * cin; t++, x++, w += PackedMatrix.PanelWidth)
-            {
-                TVec w0 = TOps.Load(w), w1 = TOps.Load(w + v), w2 = TOps.Load(w + 2 * v), w3 = TOps.Load(w + 3 * v), p;
-                p = TOps.Splat(x[0]); a0 = TOps.Fma(p, w0, a0); b0 = TOps.Fma(p, w1, b0); c0 = TOps.Fma(p, w2, c0); d0 = TOps.Fma(p, w3, d0);
-                p = TOps.Splat(x[step]); a1 = TOps.Fma(p, w0, a1); b1 = TOps.Fma(p, w1, b1); c1 = TOps.Fma(p, w2, c1); d1 = TOps.Fma(p, w3, d1);
-                p = TOps.Splat(x[2 * step]); a2 = TOps.Fma(p, w0, a2); b2 = TOps.Fma(p, w1, b2); c2 = TOps.Fma(p, w2, c2); d2 = TOps.Fma(p, w3, d2);
-                p = TOps.Splat(x[3 * step]); a3 = TOps.Fma(p, w0, a3); b3 = TOps.Fma(p, w1, b3); c3 = TOps.Fma(p, w2, c3); d3 = TOps.Fma(p, w3, d3);
-                p = TOps.Splat(x[4 * step]); a4 = TOps.Fma(p, w0, a4); b4 = TOps.Fma(p, w1, b4); c4 = TOps.Fma(p, w2, c4); d4 = TOps.Fma(p, w3, d4);
-                p = TOps.Splat(x[5 * step]); a5 = TOps.Fma(p, w0, a5); b5 = TOps.Fma(p, w1, b5); c5 = TOps.Fma(p, w2, c5); d5 = TOps.Fma(p, w3, d5);
+                TVec w0 = TOps.Load(w), w1 = TOps.Load(w + v), w2 = wide ? TOps.Load(w + 2 * v) : TOps.Zero, w3 = wide ? TOps.Load(w + 3 * v) : TOps.Zero, p;
+                p = TOps.Splat(x[0]); a0 = TOps.Fma(p, w0, a0); b0 = TOps.Fma(p, w1, b0); if (wide) { c0 = TOps.Fma(p, w2, c0); d0 = TOps.Fma(p, w3, d0); }
+                p = TOps.Splat(x[step]); a1 = TOps.Fma(p, w0, a1); b1 = TOps.Fma(p, w1, b1); if (wide) { c1 = TOps.Fma(p, w2, c1); d1 = TOps.Fma(p, w3, d1); }
+                p = TOps.Splat(x[2 * step]); a2 = TOps.Fma(p, w0, a2); b2 = TOps.Fma(p, w1, b2); if (wide) { c2 = TOps.Fma(p, w2, c2); d2 = TOps.Fma(p, w3, d2); }
+                p = TOps.Splat(x[3 * step]); a3 = TOps.Fma(p, w0, a3); b3 = TOps.Fma(p, w1, b3); if (wide) { c3 = TOps.Fma(p, w2, c3); d3 = TOps.Fma(p, w3, d3); }
+                p = TOps.Splat(x[4 * step]); a4 = TOps.Fma(p, w0, a4); b4 = TOps.Fma(p, w1, b4); if (wide) { c4 = TOps.Fma(p, w2, c4); d4 = TOps.Fma(p, w3, d4); }
+                p = TOps.Splat(x[5 * step]); a5 = TOps.Fma(p, w0, a5); b5 = TOps.Fma(p, w1, b5); if (wide) { c5 = TOps.Fma(p, w2, c5); d5 = TOps.Fma(p, w3, d5); }
             }
         }
         float* y = outRow + (long)ox * s.OutChannels + c;
         int half = 2 * v;
-        DirectStore<TVec, TOps>(a0, b0, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c0, d0, bias, c + half, y + half, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a1, b1, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c1, d1, bias, c + half, y + half, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a2, b2, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c2, d2, bias, c + half, y + half, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a3, b3, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c3, d3, bias, c + half, y + half, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a4, b4, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c4, d4, bias, c + half, y + half, s.Relu); y += s.OutChannels;
-        DirectStore<TVec, TOps>(a5, b5, bias, c, y, s.Relu); DirectStore<TVec, TOps>(c5, d5, bias, c + half, y + half, s.Relu);
+        DirectStore<TVec, TOps>(a0, b0, bias, c, y, s.Relu); if (wide) DirectStore<TVec, TOps>(c0, d0, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a1, b1, bias, c, y, s.Relu); if (wide) DirectStore<TVec, TOps>(c1, d1, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a2, b2, bias, c, y, s.Relu); if (wide) DirectStore<TVec, TOps>(c2, d2, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a3, b3, bias, c, y, s.Relu); if (wide) DirectStore<TVec, TOps>(c3, d3, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a4, b4, bias, c, y, s.Relu); if (wide) DirectStore<TVec, TOps>(c4, d4, bias, c + half, y + half, s.Relu); y += s.OutChannels;
+        DirectStore<TVec, TOps>(a5, b5, bias, c, y, s.Relu); if (wide) DirectStore<TVec, TOps>(c5, d5, bias, c + half, y + half, s.Relu);
     }
 
     /// <summary>One output pixel × 2 vectors of channels, taps clipped to the image (edges, and interior pixels left over from the tiles).</summary>

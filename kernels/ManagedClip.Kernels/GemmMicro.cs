@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics.X86;
 
 namespace ManagedClip.Kernels;
 
-/// <summary>Compile-time row count of a micro-tile: the JIT specializes per struct and drops the dead rows.</summary>
+/// <summary>A compile-time count (rows of a GEMM micro-tile, vectors of a direct-convolution tile): the JIT specializes per struct and drops what is dead.</summary>
 internal interface IRowCount { static abstract int Value { get; } }
 internal readonly struct R1 : IRowCount { public static int Value => 1; }
 internal readonly struct R2 : IRowCount { public static int Value => 2; }

@@ -155,8 +155,17 @@ public sealed partial class ClipModel : IDisposable
     public static float[] Normalize(ReadOnlySpan<float> features)
     {
         var result = features.ToArray();
-        float norm = TensorPrimitives.Norm(result);
-        if (norm > 0) TensorPrimitives.Divide(result, norm, result);
+        NormalizeInPlace(result);
         return result;
+    }
+
+    /// <summary>
+    /// <see cref="Normalize"/> in place, the one L2 normalization of the library. Within <paramref name="unitTolerance"/> of
+    /// norm 1 the vector is left as it is (the index keeps the bits of features that arrive normalized already).
+    /// </summary>
+    internal static void NormalizeInPlace(Span<float> features, float unitTolerance = 0f)
+    {
+        float norm = TensorPrimitives.Norm(features);
+        if (norm > 0 && MathF.Abs(norm - 1) > unitTolerance) TensorPrimitives.Divide(features, norm, features);
     }
 }

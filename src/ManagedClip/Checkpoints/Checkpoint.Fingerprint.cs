@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using ManagedClip.Storage;
 
 namespace ManagedClip.Checkpoints;
 
@@ -40,10 +41,8 @@ public sealed partial class Checkpoint
 
     string HashAndCheckEveryTensor(CancellationToken cancellation)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var digest = new Sha256Digest();
         var number = new byte[16];
-        void Int(long value) { BinaryPrimitives.WriteInt64LittleEndian(number, value); hash.AppendData(number, 0, 8); }
-        void Text(string value) { Int(Encoding.UTF8.GetByteCount(value)); hash.AppendData(Encoding.UTF8.GetBytes(value)); }
 
         // Each file is read front to back (the order the disk has it); the digest then takes the tensors by name.
         var contentHashes = new Dictionary<string, UInt128>(StringComparer.Ordinal);
@@ -54,20 +53,20 @@ public sealed partial class Checkpoint
                 contentHashes[entry.Name] = file.HashAndCheck(entry, buffer, values, cancellation);
 
         // v1 hashed sampled blocks of large tensors; v2 hashes every byte, so no v1 fingerprint matches a v2 one.
-        Text("managedclip-checkpoint-fingerprint-v2");
+        digest.Append("managedclip-checkpoint-fingerprint-v2");
         var tensors = _files.SelectMany(file => file.Tensors.Values).OrderBy(entry => entry.Name, StringComparer.Ordinal).ToArray();
-        Int(tensors.Length);
+        digest.Append(tensors.Length);
         foreach (var entry in tensors)
         {
-            Text(entry.Name);
-            Text(entry.DType.ToString());
-            Int(entry.Shape.Length);
-            foreach (int d in entry.Shape) Int(d);
-            Int(entry.ByteLength);
+            digest.Append(entry.Name);
+            digest.Append(entry.DType.ToString());
+            digest.Append(entry.Shape.Length);
+            foreach (int d in entry.Shape) digest.Append(d);
+            digest.Append(entry.ByteLength);
             BinaryPrimitives.WriteUInt128LittleEndian(number, contentHashes[entry.Name]);
-            hash.AppendData(number);
+            digest.AppendBytes(number);
         }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
+        return Convert.ToHexStringLower(digest.Finish());
     }
 
     /// <summary>Stops a verification still running (a load that failed) and waits for it to leave the files.</summary>

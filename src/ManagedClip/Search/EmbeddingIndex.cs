@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Text;
+using ManagedClip.Storage;
 
 namespace ManagedClip.Search;
 
@@ -86,8 +87,7 @@ public sealed class EmbeddingIndex
             Array.Resize(ref _embeddings, (int)Math.Min(Array.MaxLength / EmbedDim * (long)EmbedDim, Math.Max((long)_embeddings.Length * 2, (Count + 1L) * EmbedDim)));
         var row = _embeddings.AsSpan(Count * EmbedDim, EmbedDim);
         features.CopyTo(row);
-        float norm = TensorPrimitives.Norm(row);
-        if (norm > 0 && MathF.Abs(norm - 1) > 1e-6f) TensorPrimitives.Divide(row, norm, row);
+        ClipModel.NormalizeInPlace(row, unitTolerance: 1e-6f);
         _entries.Add(entry);
     }
 

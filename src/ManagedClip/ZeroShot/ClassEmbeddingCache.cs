@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
-using ManagedClip.Search;
+using ManagedClip.Storage;
 
 namespace ManagedClip.ZeroShot;
 

@@ -61,7 +61,7 @@ public sealed class ZeroShotClassifier
         if (dim < 1 || classEmbeddings.Length != labels.Count * dim)
             throw new ArgumentException($"expected {labels.Count} × {dim} values, got {classEmbeddings.Length}", nameof(classEmbeddings));
         var classes = classEmbeddings.ToArray();
-        for (int c = 0; c < labels.Count; c++) NormalizeInPlace(classes.AsSpan(c * dim, dim));
+        for (int c = 0; c < labels.Count; c++) ClipModel.NormalizeInPlace(classes.AsSpan(c * dim, dim));
         return new ZeroShotClassifier(labels.ToArray(), [PromptTemplates.Placeholder], classes, dim, scale, 0, false, null);
     }
 
@@ -172,7 +172,7 @@ public sealed class ZeroShotClassifier
             TensorPrimitives.Add(destination, e, destination);
         }
         TensorPrimitives.Divide(destination, unitEmbeddings.Length, destination);
-        NormalizeInPlace(destination);
+        ClipModel.NormalizeInPlace(destination);
     }
 
     /// <summary>exp(logit_scale) × cosine(image, class) for every class, in label order.</summary>
@@ -221,12 +221,6 @@ public sealed class ZeroShotClassifier
             if (string.IsNullOrWhiteSpace(labels[i])) throw new PromptException($"label {i + 1} of {labels.Count} is empty");
     }
 
-    static void NormalizeInPlace(Span<float> values)
-    {
-        float norm = TensorPrimitives.Norm(values);
-        if (norm > 0) TensorPrimitives.Divide(values, norm, values);
-    }
-
     static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "...";
 
     /// <summary>SHA-256 of the vocabulary's files (the BPE file, or vocab.json and the merges.txt beside it), or null when they cannot be read.</summary>
@@ -254,21 +248,18 @@ public sealed class ZeroShotClassifier
     /// </summary>
     static byte[] CacheKey(string fingerprint, IReadOnlyList<string> labels, IReadOnlyList<string> templates, byte[]? vocabulary, Tokenization.TokenizedText[]? prompts)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var number = new byte[4];
-        void Int(int value) { BinaryPrimitives.WriteInt32LittleEndian(number, value); hash.AppendData(number); }
-        void Text(string value) { byte[] bytes = Encoding.UTF8.GetBytes(value); Int(bytes.Length); hash.AppendData(bytes); }
-        Text("managedclip-class-embeddings-v1");
-        Text(fingerprint);
-        Int(labels.Count); foreach (var label in labels) Text(label);
-        Int(templates.Count); foreach (var template in templates) Text(template);
-        if (vocabulary is not null) { Text("vocabulary-files"); hash.AppendData(vocabulary); }
+        using var digest = new Storage.Sha256Digest();
+        digest.Append("managedclip-class-embeddings-v2");   // v2: the shared digest writes integers in 8 bytes, v1 wrote 4
+        digest.Append(fingerprint);
+        digest.Append(labels.Count); foreach (var label in labels) digest.Append(label);
+        digest.Append(templates.Count); foreach (var template in templates) digest.Append(template);
+        if (vocabulary is not null) { digest.Append("vocabulary-files"); digest.AppendBytes(vocabulary); }
         else
         {
-            Text("token-ids");
-            Int(prompts!.Length);
-            foreach (var prompt in prompts) { Int(prompt.Count); foreach (int id in prompt.Ids.AsSpan(0, prompt.Count)) Int(id); }
+            digest.Append("token-ids");
+            digest.Append(prompts!.Length);
+            foreach (var prompt in prompts) { digest.Append(prompt.Count); foreach (int id in prompt.Ids.AsSpan(0, prompt.Count)) digest.Append(id); }
         }
-        return hash.GetHashAndReset();
+        return digest.Finish();
     }
 }

@@ -1,4 +1,4 @@
-namespace ManagedClip.Search;
+namespace ManagedClip.Storage;
 
 /// <summary>
 /// Replaces a file so that a crash at any moment leaves either the old file or the new one: the content goes to a
