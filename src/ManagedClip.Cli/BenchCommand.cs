@@ -6,7 +6,7 @@ namespace ManagedClip.Cli;
 
 /// <summary>
 /// managedclip bench: times one tower on synthetic inputs (seeded, so runs are comparable) after a warm-up, and reports
-/// items/s, ms per item and achieved GFLOP/s (FLOPs as spec §11 counts them; for text, of the positions actually run).
+/// items/s, ms per item and achieved GFLOP/s (FLOPs as <c>ClipFlops</c> counts them; for text, of the positions actually run).
 /// </summary>
 internal sealed class BenchCommand : ICommand
 {

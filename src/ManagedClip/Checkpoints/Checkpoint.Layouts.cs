@@ -6,7 +6,7 @@ namespace ManagedClip.Checkpoints;
 
 public sealed partial class Checkpoint
 {
-    // ---- OpenAI / open_clip: hyper-parameters from tensor shapes alone, as build_model does (spec §7.2) ----
+    // ---- OpenAI / open_clip: hyper-parameters from tensor shapes alone, as <c>clip/model.py build_model</c> does ----
 
     ClipConfig InferOpenAIConfig()
     {
@@ -110,7 +110,7 @@ public sealed partial class Checkpoint
     CheckpointException ShapeError(string name, string expected) =>
         new($"{Describe(Lookup(name))}: has shape {FormatShape(ShapeOf(name))}, expected {expected}");
 
-    // ---- Hugging Face CLIPModel (spec §7.3, §7.4) ----------------------------------------------------
+    // ---- Hugging Face CLIPModel (transformers modeling_clip.py, configuration_clip.py) -------------------------------------------------
 
     /// <summary>Prefix renames from HF names to canonical ones; layer-local renames below. Order matters only for readability.</summary>
     static readonly (string HuggingFace, string Canonical)[] PrefixRenames =
@@ -220,7 +220,7 @@ public sealed partial class Checkpoint
         var v = hf.Vision;
         var text = new TextConfig(t.HiddenSize, t.Layers, t.Heads, t.IntermediateSize, t.MaxPositions, t.VocabSize,
             t.Activation, t.LayerNormEpsilon,
-            // HF's legacy configs carry eos_token_id 2: it then pools at argmax, which equals the first 49407 (spec §5).
+            // HF's legacy configs carry eos_token_id 2: it then pools at argmax, which equals the first 49407 (transformers CLIPTextTransformer.forward).
             t.EosTokenId == 2 ? TextPooling.ArgMax : TextPooling.FirstEndOfText,
             t.EosTokenId == 2 ? t.VocabSize - 1 : t.EosTokenId);
         var vision = new VisionConfig(VisionArchitecture.VisionTransformer, v.HiddenSize, v.Layers, v.Heads, v.IntermediateSize,

@@ -5,7 +5,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Checkpoints;
 
 /// <summary>
-/// A CLIP checkpoint seen through one canonical naming, the OpenAI one (spec §7.1): <c>visual.conv1.weight</c>,
+/// A CLIP checkpoint seen through one canonical naming, the OpenAI one (the state dict of <c>clip/model.py CLIP</c>): <c>visual.conv1.weight</c>,
 /// <c>transformer.resblocks.3.attn.in_proj_weight</c>, … Hugging Face folders are mapped onto it (q/k/v
 /// concatenated into <c>in_proj</c>, the two projections transposed), so the model code never knows which
 /// layout the weights came from. Tensors stay in the files until read; reading one copies it out (see <see cref="SafetensorsFile"/>).
@@ -26,7 +26,7 @@ public sealed partial class Checkpoint : IDisposable
     /// <summary>The floating-point dtype most parameters are stored in (F32, F16, BF16).</summary>
     public TensorDType StorageDType { get; }
 
-    /// <summary>Learnable parameters, as the spec counts them (§11): BatchNorm running statistics and integer buffers excluded.</summary>
+    /// <summary>Learnable parameters, as <c>sum(p.numel() for p in model.parameters())</c> counts them: BatchNorm running statistics and integer buffers excluded.</summary>
     public long ParameterCount { get; }
 
     Checkpoint(string sourcePath, string folder, CheckpointFormat format, SafetensorsFile[] files, Dictionary<string, CanonicalTensor> tensors, Func<Checkpoint, ClipConfig> configure)

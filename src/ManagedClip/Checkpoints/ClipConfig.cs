@@ -6,7 +6,7 @@ public enum CheckpointFormat { OpenAI, HuggingFace }
 
 public enum VisionArchitecture { VisionTransformer, ModifiedResNet }
 
-/// <summary>Where the text tower takes its pooled state (spec §5): the first maximal id (OpenAI, and HF's legacy path), or the first occurrence of the end-of-text id.</summary>
+/// <summary>Where the text tower takes its pooled state (<c>clip/model.py CLIP.encode_text</c>, transformers <c>CLIPTextTransformer.forward</c>): the first maximal id (OpenAI, and HF's legacy path), or the first occurrence of the end-of-text id.</summary>
 public enum TextPooling { ArgMax, FirstEndOfText }
 
 /// <summary>The image tower's hyper-parameters. For a ResNet, <see cref="Width"/> is the stem width and <see cref="Heads"/> the attention pool's heads.</summary>

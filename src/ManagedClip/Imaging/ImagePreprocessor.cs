@@ -2,7 +2,7 @@ namespace ManagedClip.Imaging;
 
 /// <summary>
 /// Turns an image file into the float32 [3, CropSize, CropSize] (CHW) tensor a CLIP image tower takes, reproducing
-/// the reference pipeline pixel for pixel (spec §8): decode in Pillow's mode, resize with Pillow's resampler (bicubic
+/// the reference pipeline pixel for pixel (<c>clip/clip.py _transform</c>, transformers <c>CLIPImageProcessor</c>): decode in Pillow's mode, resize with Pillow's resampler (bicubic
 /// by default, nearest for palette/bilevel, premultiplied for alpha), center crop, convert to RGB, ToTensor, normalize.
 /// Thread-safe: holds only immutable options.
 /// </summary>
@@ -29,7 +29,7 @@ public sealed class ImagePreprocessor
     /// <inheritdoc cref="Preprocess(string)"/>
     public float[] Preprocess(Stream stream, string name) => ToTensor(ResizeAndCropToRgb8(stream, name));
 
-    /// <summary>The uint8 crop (HWC, RGB, row-major) just before ToTensor — what §8.5's sha256 vectors hash.</summary>
+    /// <summary>The uint8 crop (HWC, RGB, row-major) just before ToTensor — what the preprocessing fixtures' sha256 hashes cover (tests/fixtures/imaging).</summary>
     public byte[] ResizeAndCropToRgb8(string path) => ResizeAndCropToRgb8(ImageLoader.Load(path, _o), path);
 
     /// <inheritdoc cref="ResizeAndCropToRgb8(string)"/>

@@ -12,7 +12,7 @@ public enum CropRounding
 }
 
 /// <summary>
-/// Preprocessing settings. The defaults are the OpenAI pipeline at 224 (spec §8.1): resize the shorter side with
+/// Preprocessing settings. The defaults are the OpenAI pipeline at 224 (<c>clip/clip.py _transform</c>): resize the shorter side with
 /// Pillow bicubic, center crop with round-half-to-even offsets, convert to RGB after the crop, <c>/255</c> in float32,
 /// normalize with the CLIP mean/std.
 /// </summary>
@@ -35,7 +35,7 @@ public sealed record PreprocessOptions
     public CropRounding Crop { get; init; } = CropRounding.HalfToEven;
     /// <summary>HF order: convert to RGB before resizing (alpha dropped, palette expanded, then bicubic). OpenAI: false.</summary>
     public bool ConvertToRgbFirst { get; init; }
-    /// <summary>Apply the EXIF orientation tag before anything else. Neither reference pipeline does (spec §8.4).</summary>
+    /// <summary>Apply the EXIF orientation tag before anything else. Neither reference pipeline does (<c>clip/clip.py _transform</c>, transformers <c>CLIPImageProcessor</c>).</summary>
     public bool ApplyExifOrientation { get; init; }
     /// <summary>
     /// Decode JPEGs at 1/2, 1/4 or 1/8 of their size (libjpeg's DCT scaling) before the resize, choosing the scale as

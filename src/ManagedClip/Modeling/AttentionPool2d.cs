@@ -5,7 +5,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Modeling;
 
 /// <summary>
-/// The ModifiedResNet's final pooling (spec §4.5): the G² feature vectors become tokens, their mean is prepended,
+/// The ModifiedResNet's final pooling (<c>clip/model.py AttentionPool2d</c>): the G² feature vectors become tokens, their mean is prepended,
 /// positional embeddings are added, and one multi-head attention with the mean token as its only query gives the
 /// output, projected to E.
 /// <para>

@@ -4,7 +4,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Modeling;
 
 /// <summary>
-/// The anti-aliased bottleneck of the ModifiedResNet (spec §4.4): every convolution has stride 1, and a stride s > 1 is
+/// The anti-aliased bottleneck of the ModifiedResNet (<c>clip/model.py Bottleneck</c>): every convolution has stride 1, and a stride s > 1 is
 /// taken by an s×s average pool — before conv3 on the main path, and before the 1×1 convolution of the shortcut.
 /// <code>
 /// main     = bn3(conv3(avgpool_s(relu(bn2(conv2(relu(bn1(conv1(x)))))))))

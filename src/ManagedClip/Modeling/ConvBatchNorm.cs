@@ -4,7 +4,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Modeling;
 
 /// <summary>
-/// A bias-free convolution followed by inference BatchNorm (spec §4.1), folded at load into one convolution with bias:
+/// A bias-free convolution followed by inference BatchNorm (<c>nn.BatchNorm2d</c> in eval mode), folded at load into one convolution with bias:
 /// w' = w·γ/√(var + ε), b' = β − mean·γ/√(var + ε). The product runs as NHWC im2col + GEMM, or for 32/64 output channels a direct kernel (<see cref="Convolution"/>),
 /// with ReLU and the residual add in the GEMM's epilogue; a 3×3 stride-1 convolution over 64 or more channels (every bottleneck's
 /// conv2) runs as Winograd F(2×2, 3×3) instead (<see cref="Winograd.Applies"/>), its weights transformed once here.

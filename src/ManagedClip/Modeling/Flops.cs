@@ -3,7 +3,7 @@ using ManagedClip.Checkpoints;
 namespace ManagedClip;
 
 /// <summary>
-/// Floating-point operations of one forward pass, as the spec (§11) counts them: 2 per multiply-add, convolutions,
+/// Floating-point operations of one forward pass, counted the usual way: 2 per multiply-add, convolutions,
 /// linear layers and the attention matmuls only. Used to report achieved GFLOP/s; it does not change any result.
 /// </summary>
 public static class ClipFlops

@@ -4,7 +4,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Modeling;
 
 /// <summary>
-/// The ModifiedResNet image tower (spec §4): a 3-convolution stem with a 2×2 average pool, four stages of anti-aliased
+/// The ModifiedResNet image tower (<c>clip/model.py ModifiedResNet</c>): a 3-convolution stem with a 2×2 average pool, four stages of anti-aliased
 /// bottlenecks, and an attention pool. Activations are channels-last, [B, H, W, C], end to end (see <see cref="Convolution"/>);
 /// every BatchNorm is folded into its convolution at load.
 /// <code>

@@ -4,7 +4,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Modeling;
 
 /// <summary>
-/// Pre-LN transformer block (spec §2.4), shared by the image and text towers:
+/// Pre-LN transformer block (<c>clip/model.py ResidualAttentionBlock</c>), shared by the image and text towers:
 /// x ← x + out_proj(MHA(ln_1(x))); x ← x + c_proj(act(c_fc(ln_2(x)))).
 /// </summary>
 internal sealed class ResidualAttentionBlock

@@ -4,7 +4,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Modeling;
 
 /// <summary>
-/// The text tower (spec §5): token + positional embedding, causal transformer, ln_final, the hidden state at
+/// The text tower (<c>clip/model.py CLIP.encode_text</c>): token + positional embedding, causal transformer, ln_final, the hidden state at
 /// the end-of-text token, projection. Runs only the first (last EOT position + 1) positions of a batch:
 /// the causal mask makes later positions invisible to the pooled state, so the result is bit-identical.
 /// </summary>

@@ -4,7 +4,7 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Modeling;
 
 /// <summary>
-/// The ViT image tower (spec §3): patch embedding (a stride-P convolution, computed as one GEMM over
+/// The ViT image tower (<c>clip/model.py VisionTransformer</c>): patch embedding (a stride-P convolution, computed as one GEMM over
 /// flattened patches), class token, positional embedding, ln_pre, transformer, ln_post on the class token, projection.
 /// </summary>
 internal sealed class VisionTransformer : IImageTower

@@ -13,7 +13,7 @@ public readonly record struct TokenizedText(int[] Ids, int Count, bool Truncated
 
 /// <summary>
 /// CLIP's byte-level BPE tokenizer, exact to OpenAI's <c>clip/simple_tokenizer.py</c> and
-/// <c>clip.tokenize(text, context_length=77, truncate=True)</c> (spec §9), except ftfy's mojibake repair
+/// <c>clip.tokenize(text, context_length=77, truncate=True)</c> (<c>clip/simple_tokenizer.py</c>), except ftfy's mojibake repair
 /// (see <see cref="Normalize"/>). Immutable after construction; <see cref="Encode"/> may be called from
 /// several threads at once.
 /// </summary>
@@ -281,7 +281,7 @@ public sealed class ClipTokenizer
 
     // ------------------------------------------------------------------ encoding
 
-    /// <summary>The §9.3 normalization OpenAI applies before pre-tokenization: ftfy (without mojibake repair), html.unescape twice,
+    /// <summary>The normalization OpenAI applies before pre-tokenization (<c>simple_tokenizer.py basic_clean, whitespace_clean</c>): ftfy (without mojibake repair), html.unescape twice,
     /// strip, whitespace collapse, Python lower-casing.</summary>
     public static string Normalize(string text) => TextNormalizer.Normalize(text);
 
@@ -337,7 +337,7 @@ public sealed class ClipTokenizer
     }
 
     /// <summary>
-    /// §9.5: UTF-8 bytes → byte symbols, &lt;/w&gt; on the last, then repeatedly merge every non-overlapping occurrence
+    /// <c>SimpleTokenizer.bpe</c>: UTF-8 bytes → byte symbols, &lt;/w&gt; on the last, then repeatedly merge every non-overlapping occurrence
     /// (left to right) of the lowest-ranked adjacent pair. OpenAI rescans every pair after each merge (quadratic: a
     /// 100,000-character word took 20 s); here the symbols are a linked list and the candidate pairs sit in a min-heap
     /// keyed by (rank, position), stale entries skipped when popped, so a word of n bytes costs O(n log n). All
@@ -403,7 +403,7 @@ public sealed class ClipTokenizer
 
     // ------------------------------------------------------------------ helpers
 
-    /// <summary>§9.1 bytes_to_unicode: printable bytes map to themselves, the other 68 to U+0100 … U+0143 in byte order.</summary>
+    /// <summary><c>simple_tokenizer.py bytes_to_unicode</c>: printable bytes map to themselves, the other 68 to U+0100 … U+0143 in byte order.</summary>
     private static string[] BuildByteEncoder()
     {
         var map = new string[256];

@@ -19,7 +19,7 @@ public sealed record ZeroShotOptions
 public readonly record struct Prediction(int ClassIndex, string Label, float Probability, float Logit);
 
 /// <summary>
-/// Zero-shot classification (spec §10): each label is put into every template, the prompts are encoded, each
+/// Zero-shot classification (the CLIP notebook <c>Prompt_Engineering_for_ImageNet.ipynb</c>, <c>zeroshot_classifier</c>): each label is put into every template, the prompts are encoded, each
 /// embedding is L2-normalized, averaged over the templates and normalized again — one unit vector per class. An
 /// image's logits are exp(logit_scale) × the cosine between its features and each class vector; probabilities are
 /// their softmax.
@@ -152,7 +152,7 @@ public sealed class ZeroShotClassifier
     }
 
     /// <summary>
-    /// The spec's ensemble (§10.1): the mean of the L2-normalized template embeddings, normalized again.
+    /// The notebook's ensemble (<c>zeroshot_classifier</c>): the mean of the L2-normalized template embeddings, normalized again.
     /// </summary>
     public static float[] Ensemble(IReadOnlyList<float[]> templateEmbeddings)
     {

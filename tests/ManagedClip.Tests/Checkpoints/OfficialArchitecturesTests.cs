@@ -6,7 +6,7 @@ using ManagedClip.Tests.Support;
 namespace ManagedClip.Tests.Checkpoints;
 
 /// <summary>
-/// The nine released CLIP architectures (spec §1, §11) in the OpenAI layout: hyper-parameters inferred from the
+/// The nine released CLIP architectures (shared/docs/clip-spec.md §1, §11) in the OpenAI layout: hyper-parameters inferred from the
 /// shapes alone, and the parameter count equal to the published one. The files are sparse (a real header, a data
 /// section of holes), so even RN50x64 costs no disk and no reading.
 /// </summary>
@@ -18,7 +18,7 @@ public sealed class OfficialArchitecturesTests : IDisposable
 
     public static TheoryData<string, int, int, int, int, int, int[], int, int, long> Models => new()
     {
-        // name, R, patch (0 = ResNet), width, layers, heads, ResNet blocks, embed, text width, parameters (§11)
+        // name, R, patch (0 = ResNet), width, layers, heads, ResNet blocks, embed, text width, parameters (shared/docs/clip-spec.md §11)
         { "RN50", 224, 0, 64, 16, 32, [3, 4, 6, 3], 1024, 512, 102_007_137 },
         { "RN101", 224, 0, 64, 33, 32, [3, 4, 23, 3], 512, 512, 119_688_033 },
         { "RN50x4", 288, 0, 80, 26, 40, [4, 6, 10, 6], 640, 640, 178_300_601 },

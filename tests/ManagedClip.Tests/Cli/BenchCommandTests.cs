@@ -39,7 +39,7 @@ public sealed class BenchCommandTests
     [Fact]
     public void FlopsMatchTheSpec()
     {
-        // spec §11: ViT-B/32 image 8,817,623,040; text at 77 tokens 5,959,540,736 (T = 512, E = 512); RN50 first-query 11.586 G.
+        // shared/docs/clip-spec.md §11: ViT-B/32 image 8,817,623,040; text at 77 tokens 5,959,540,736 (T = 512, E = 512); RN50 first-query 11.586 G.
         var vit = SyntheticCaseConfig("vit-b32-openai-f32");
         Assert.Equal(8_817_623_040L, ClipFlops.Image(vit));
         Assert.Equal(5_959_540_736L, ClipFlops.Text(vit, 77));

@@ -20,7 +20,7 @@ internal static class ImagingTestData
     public static string ClipPng => Path.Combine(Shared, "clip", "CLIP.png");
     public static string ReferenceImages => Path.Combine(Shared, "reference", "images");
 
-    /// <summary>§8.5: R = (7x + 3y) mod 256, G = (floor(x²/7) + y) mod 256, B = (x XOR y) mod 256.</summary>
+    /// <summary>shared/docs/clip-spec.md §8.5: R = (7x + 3y) mod 256, G = (floor(x²/7) + y) mod 256, B = (x XOR y) mod 256.</summary>
     public static Image<Rgb24> Synthetic(int w, int h)
     {
         var img = new Image<Rgb24>(w, h);

@@ -96,7 +96,7 @@ public sealed class OptionsTests : IDisposable
     [Fact]
     public void HfConfigReproducesHfPipeline()
     {
-        // The CLIP.png HF row of spec §8.5, through options read from a config file.
+        // The CLIP.png HF row of shared/docs/clip-spec.md §8.5, through options read from a config file.
         var o = PreprocessOptions.FromHuggingFace(Json("""{"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}"""), 224);
         byte[] u8 = new ImagePreprocessor(o).ResizeAndCropToRgb8(ImagingTestData.ClipPng);
         Assert.Equal("229e87d0ba80c5886a165e0e7f01ec586691024613ed058ed08e3b4125230f45", ImagingTestData.Sha256Hex(u8));

@@ -2,7 +2,7 @@ using ManagedClip.Imaging;
 
 namespace ManagedClip.Tests.Imaging;
 
-/// <summary>Every row of spec §8.5 (verified against Pillow 9.4.0 there).</summary>
+/// <summary>Every row of shared/docs/clip-spec.md §8.5 (verified against Pillow 9.4.0 there).</summary>
 public class SpecVectorTests
 {
     public static IEnumerable<object[]> SyntheticRows => new object[][]

@@ -8,7 +8,7 @@ using ManagedClip.Modeling;
 namespace ManagedClip.Tests.Modeling;
 
 /// <summary>
-/// The ModifiedResNet's blocks against a scalar NCHW oracle written from spec §4 in double precision, BatchNorm applied
+/// The ModifiedResNet's blocks against a scalar NCHW oracle written from shared/docs/clip-spec.md §4 in double precision, BatchNorm applied
 /// unfolded, on the rn-tiny-a weights: folded conv+BN, stride-2 blocks, both downsample branches, identity blocks,
 /// odd spatial sizes, the first-query attention pool against full attention; and the checkpoint errors a user sees.
 /// </summary>
@@ -77,7 +77,7 @@ public class ModifiedResNetTests
     static Map ConvBn(Map x, Checkpoint checkpoint, string conv, string bn, int outChannels, int k, int stride = 1) =>
         BatchNorm(Conv(x, checkpoint.Read(conv, outChannels, x.C, k, k), outChannels, k, stride, k / 2), checkpoint, bn);
 
-    /// <summary>Spec §4.4, line by line.</summary>
+    /// <summary>shared/docs/clip-spec.md §4.4, line by line.</summary>
     static Map OracleBottleneck(Map x, Checkpoint checkpoint, string prefix, int planes, int stride)
     {
         var main = Relu(ConvBn(x, checkpoint, $"{prefix}.conv1.weight", $"{prefix}.bn1", planes, 1));

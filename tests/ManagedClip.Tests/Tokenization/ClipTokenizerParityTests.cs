@@ -2,7 +2,7 @@ using ManagedClip.Tokenization;
 
 namespace ManagedClip.Tests.Tokenization;
 
-/// <summary>Ids against OpenAI's own outputs (shared/reference/tokenizer_cases.json, spec §9.7) and against the Python oracle
+/// <summary>Ids against OpenAI's own outputs (shared/reference/tokenizer_cases.json, shared/docs/clip-spec.md §9.7) and against the Python oracle
 /// (tests/fixtures/tokenizer/unicode_cases.json, made by make_unicode_cases.py), with both vocabulary formats.</summary>
 public class ClipTokenizerParityTests
 {
