@@ -51,7 +51,7 @@ internal sealed class InfoCommand : ICommand
                 w.WriteStartObject("model");
                 w.WriteString("path", checkpoint.SourcePath);
                 w.WriteString("format", checkpoint.Format == CheckpointFormat.OpenAI ? "openai" : "huggingface");
-                w.WriteString("architecture", Architecture(config));
+                w.WriteString("architecture", config.ModelName);
                 w.WriteString("dtype", checkpoint.StorageDType.ToString());
                 w.WriteNumber("parameters", checkpoint.ParameterCount);
                 w.WriteNumber("embed_dim", config.EmbedDim);
@@ -87,7 +87,7 @@ internal sealed class InfoCommand : ICommand
         var tc = config.Text;
         output.WriteLine($"model        {checkpoint.SourcePath}");
         output.WriteLine($"format       {(checkpoint.Format == CheckpointFormat.OpenAI ? "OpenAI/open_clip" : "Hugging Face CLIPModel")}, {checkpoint.StorageDType}");
-        output.WriteLine($"architecture {Architecture(config)}");
+        output.WriteLine($"architecture {config.ModelName}");
         output.WriteLine(vc.Architecture == VisionArchitecture.VisionTransformer
             ? $"image tower  ViT: width {vc.Width}, {vc.Layers} layers, {vc.Heads} heads, patch {vc.PatchSize}, {vc.ImageSize} px"
             : $"image tower  ModifiedResNet: stem width {vc.Width}, blocks {string.Join(",", vc.ResNetBlocks)}, pool heads {vc.Heads}, {vc.ImageSize} px");
@@ -95,29 +95,6 @@ internal sealed class InfoCommand : ICommand
         output.WriteLine($"embedding    {config.EmbedDim}");
         output.WriteLine($"parameters   {checkpoint.ParameterCount:N0}");
         return 0;
-    }
-
-    /// <summary>The OpenAI name when the shapes are one of the released models, else a description.</summary>
-    static string Architecture(ClipConfig config)
-    {
-        var v = config.Vision;
-        if (v.Architecture == VisionArchitecture.VisionTransformer)
-        {
-            string size = (v.Width, v.Layers) switch { (768, 12) => "B", (1024, 24) => "L", (1280, 32) => "H", _ => "" };
-            return size.Length > 0
-                ? $"ViT-{size}/{v.PatchSize}{(v.ImageSize != 224 ? $"@{v.ImageSize}px" : "")}"
-                : $"ViT (width {v.Width}, {v.Layers} layers, patch {v.PatchSize}, {v.ImageSize} px)";
-        }
-        string? name = string.Join(",", v.ResNetBlocks) switch
-        {
-            "3,4,6,3" when v.Width == 64 => "RN50",
-            "3,4,23,3" when v.Width == 64 => "RN101",
-            "4,6,10,6" when v.Width == 80 => "RN50x4",
-            "6,8,18,8" when v.Width == 96 => "RN50x16",
-            "3,15,36,10" when v.Width == 128 => "RN50x64",
-            _ => null,
-        };
-        return name ?? $"ModifiedResNet (width {v.Width}, blocks {string.Join(",", v.ResNetBlocks)}, {v.ImageSize} px)";
     }
 }
 
@@ -269,8 +246,8 @@ internal sealed class PreprocessCommand : ICommand
         PreprocessOptions options;
         if (modelPath is not null)
         {
-            using var model = ClipModel.Load(modelPath);
-            options = model.DefaultPreprocessOptions();
+            // The checkpoint's header and config, not its weights: nothing is packed to learn R and the pipeline.
+            options = PreprocessOptions.ForCheckpoint(modelPath);
             if (size is not null && size != options.CropSize) throw new UsageException($"--size {size} disagrees with the model's {options.CropSize} px");
         }
         else options = PreprocessOptions.OpenAI(size ?? throw new UsageException("preprocess needs --size R or --model PATH"));

@@ -7,17 +7,8 @@ public readonly record struct ImageFileResult(string Path, float[]? Features, Cl
 
 public sealed partial class ClipModel
 {
-    /// <summary>
-    /// The preprocessing this checkpoint expects: a Hugging Face folder's preprocessor_config.json when present,
-    /// else the original OpenAI pipeline at the model's resolution.
-    /// </summary>
-    public PreprocessOptions DefaultPreprocessOptions()
-    {
-        string config = Path.Combine(Folder, "preprocessor_config.json");
-        return Format == Checkpoints.CheckpointFormat.HuggingFace && File.Exists(config)
-            ? PreprocessOptions.FromHuggingFace(config, ImageSize)
-            : PreprocessOptions.OpenAI(ImageSize);
-    }
+    /// <summary>The preprocessing this checkpoint expects (<see cref="PreprocessOptions.ForCheckpoint(string)"/>).</summary>
+    public PreprocessOptions DefaultPreprocessOptions() => PreprocessOptions.ForCheckpoint(_checkpoint);
 
     /// <summary>
     /// Decodes, preprocesses and encodes image files in batches, in input order. Images are decoded and preprocessed on

@@ -62,6 +62,23 @@ public sealed record PreprocessOptions
         return new PreprocessOptions { Size = size, CropSize = size };
     }
 
+    /// <summary>
+    /// The preprocessing a checkpoint expects: a Hugging Face folder's preprocessor_config.json when present, else the original
+    /// OpenAI pipeline at the model's resolution. Reads the checkpoint's header and config only, never its weights.
+    /// </summary>
+    public static PreprocessOptions ForCheckpoint(string checkpointPath)
+    {
+        using var checkpoint = Checkpoints.Checkpoint.Open(checkpointPath);
+        return ForCheckpoint(checkpoint);
+    }
+
+    internal static PreprocessOptions ForCheckpoint(Checkpoints.Checkpoint checkpoint)
+    {
+        string config = Path.Combine(checkpoint.Folder, "preprocessor_config.json");
+        int size = checkpoint.Config.Vision.ImageSize;
+        return checkpoint.Format == Checkpoints.CheckpointFormat.HuggingFace && File.Exists(config) ? FromHuggingFace(config, size) : OpenAI(size);
+    }
+
     /// <summary>HF <c>CLIPImageProcessor</c> (slow, PIL-based) defaults at <paramref name="size"/>.</summary>
     public static PreprocessOptions HuggingFace(int size)
     {

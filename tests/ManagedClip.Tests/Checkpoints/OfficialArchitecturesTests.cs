@@ -53,6 +53,7 @@ public sealed class OfficialArchitecturesTests : IDisposable
         else Assert.Equal(blocks, v.ResNetBlocks);
         Assert.Equal((embed, textWidth, 12, textWidth / 64, 77, 49408), (checkpoint.Config.EmbedDim, t.Width, t.Layers, t.Heads, t.ContextLength, t.VocabSize));
         Assert.Equal(parameters, checkpoint.ParameterCount);
+        Assert.Equal(name, checkpoint.Config.ModelName);   // the OpenAI name, next to the config (clip.available_models())
     }
 
     /// <summary>A safetensors file with the tensors' header and an unwritten (sparse) data section.</summary>

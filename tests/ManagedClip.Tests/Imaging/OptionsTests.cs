@@ -139,4 +139,22 @@ public sealed class OptionsTests : IDisposable
         File.WriteAllBytes(bad, [1, 2, 3]);
         Assert.Throws<ImageInputException>(() => NpyFile.Read(bad));
     }
+
+    /// <summary>A checkpoint's preprocessing is read from its header, config and preprocessor_config.json alone, and is what the loaded model uses.</summary>
+    [Theory]
+    [InlineData("vit-tiny-a")]
+    [InlineData("vit-tiny-a-hf")]
+    [InlineData("rn-tiny-a")]
+    public void CheckpointDefaultsNeedNoWeights(string name)
+    {
+        string path = TestData.ReferenceModel(name);
+        var fromCheckpoint = PreprocessOptions.ForCheckpoint(path);
+        using var model = ClipModel.Load(path);
+        var fromModel = model.DefaultPreprocessOptions();
+        // Mean and Std are arrays (compared by reference in a record): compare them by value, the rest as the record.
+        Assert.Equal(fromModel.Mean, fromCheckpoint.Mean);
+        Assert.Equal(fromModel.Std, fromCheckpoint.Std);
+        Assert.Equal(fromModel with { Mean = fromCheckpoint.Mean, Std = fromCheckpoint.Std }, fromCheckpoint);
+        Assert.Equal(model.ImageSize, fromCheckpoint.CropSize);
+    }
 }
