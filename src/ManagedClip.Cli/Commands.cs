@@ -61,8 +61,8 @@ internal sealed class InfoCommand : ICommand
                 w.WriteNumber("width", v.Width);
                 w.WriteNumber("layers", v.Layers);
                 w.WriteNumber("heads", v.Heads);
-                if (v.Architecture == VisionArchitecture.VisionTransformer) w.WriteNumber("patch_size", v.PatchSize);
-                else { w.WriteStartArray("blocks"); foreach (int b in v.ResNetBlocks) w.WriteNumberValue(b); w.WriteEndArray(); }
+                if (v is VisionTransformerConfig vit) w.WriteNumber("patch_size", vit.PatchSize);
+                else { w.WriteStartArray("blocks"); foreach (int b in ((ModifiedResNetConfig)v).Blocks) w.WriteNumberValue(b); w.WriteEndArray(); }
                 w.WriteNumber("resolution", v.ImageSize);
                 w.WriteString("activation", v.Activation.ToString());
                 w.WriteEndObject();
@@ -88,9 +88,12 @@ internal sealed class InfoCommand : ICommand
         output.WriteLine($"model        {checkpoint.SourcePath}");
         output.WriteLine($"format       {(checkpoint.Format == CheckpointFormat.OpenAI ? "OpenAI/open_clip" : "Hugging Face CLIPModel")}, {checkpoint.StorageDType}");
         output.WriteLine($"architecture {config.ModelName}");
-        output.WriteLine(vc.Architecture == VisionArchitecture.VisionTransformer
-            ? $"image tower  ViT: width {vc.Width}, {vc.Layers} layers, {vc.Heads} heads, patch {vc.PatchSize}, {vc.ImageSize} px"
-            : $"image tower  ModifiedResNet: stem width {vc.Width}, blocks {string.Join(",", vc.ResNetBlocks)}, pool heads {vc.Heads}, {vc.ImageSize} px");
+        output.WriteLine(vc switch
+        {
+            VisionTransformerConfig vit => $"image tower  ViT: width {vit.Width}, {vit.Layers} layers, {vit.Heads} heads, patch {vit.PatchSize}, {vit.ImageSize} px",
+            ModifiedResNetConfig resnet => $"image tower  ModifiedResNet: stem width {resnet.Width}, blocks {string.Join(",", resnet.Blocks)}, pool heads {resnet.Heads}, {resnet.ImageSize} px",
+            _ => throw new InvalidOperationException($"unknown image tower {vc.GetType().Name}"),
+        });
         output.WriteLine($"text tower   width {tc.Width}, {tc.Layers} layers, {tc.Heads} heads, context {tc.ContextLength}, vocabulary {tc.VocabSize}");
         output.WriteLine($"embedding    {config.EmbedDim}");
         output.WriteLine($"parameters   {checkpoint.ParameterCount:N0}");

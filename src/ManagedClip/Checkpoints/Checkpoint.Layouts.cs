@@ -31,17 +31,16 @@ public sealed partial class Checkpoint
         {
             var (width, patch) = PatchEmbedding();
             int grid = GridOf("visual.positional_embedding");
-            vision = new VisionConfig(VisionArchitecture.VisionTransformer, width, CountLayers(VisionLayer()), HeadsOf(width, "visual.conv1.weight"),
-                4 * width, patch, patch * grid, [], Activation.QuickGelu, 1e-5f);
+            vision = new VisionTransformerConfig(width, CountLayers(VisionLayer()), HeadsOf(width, "visual.conv1.weight"),
+                VisionTransformerConfig.MlpRatio * width, patch, patch * grid, Activation.QuickGelu, VisionTransformerConfig.DefaultLayerNormEpsilon);
         }
         else if (Contains("visual.attnpool.positional_embedding"))
         {
             int[] blocks = Enumerable.Range(1, 4).Select(stage => CountLayers(ResNetBlock(stage))).ToArray();
             int width = DimensionsOf("visual.layer1.0.conv1.weight", 4, "[width, width, 1, 1]")[0];
             int grid = GridOf("visual.attnpool.positional_embedding");
-            int poolWidth = 32 * width;
-            vision = new VisionConfig(VisionArchitecture.ModifiedResNet, width, blocks.Sum(), HeadsOf(poolWidth, "visual.attnpool.positional_embedding"),
-                0, 32, 32 * grid, blocks, Activation.Relu, 1e-5f);
+            int poolWidth = ModifiedResNetConfig.Reduction * width;
+            vision = new ModifiedResNetConfig(width, blocks, HeadsOf(poolWidth, "visual.attnpool.positional_embedding"), ModifiedResNetConfig.Reduction * grid);
         }
         else
         {
@@ -223,8 +222,7 @@ public sealed partial class Checkpoint
             // HF's legacy configs carry eos_token_id 2: it then pools at argmax, which equals the first 49407 (transformers CLIPTextTransformer.forward).
             t.EosTokenId == 2 ? TextPooling.ArgMax : TextPooling.FirstEndOfText,
             t.EosTokenId == 2 ? t.VocabSize - 1 : t.EosTokenId);
-        var vision = new VisionConfig(VisionArchitecture.VisionTransformer, v.HiddenSize, v.Layers, v.Heads, v.IntermediateSize,
-            v.PatchSize, v.ImageSize, [], v.Activation, v.LayerNormEpsilon);
+        var vision = new VisionTransformerConfig(v.HiddenSize, v.Layers, v.Heads, v.IntermediateSize, v.PatchSize, v.ImageSize, v.Activation, v.LayerNormEpsilon);
         var config = new ClipConfig(hf.ProjectionDim, vision, text);
 
         // config.json's own values first: every size is used to index, divide or allocate.
@@ -269,6 +267,17 @@ public sealed partial class Checkpoint
     /// <summary>The fields of an HF <c>config.json</c> a loader needs, with CLIPTextConfig/CLIPVisionConfig defaults.</summary>
     internal sealed record HuggingFaceConfig(string Path, int ProjectionDim, HuggingFaceTower Text, HuggingFaceTower Vision)
     {
+        /// <summary><c>CLIPConfig().projection_dim</c>.</summary>
+        const int DefaultProjectionDim = 512;
+
+        /// <summary><c>CLIPTextConfig()</c>'s defaults (a text tower has no image size or patch).</summary>
+        static readonly HuggingFaceTower TextDefaults = new(HiddenSize: 512, IntermediateSize: 2048, Heads: 8, Layers: 12, MaxPositions: 77,
+            VocabSize: 49408, ImageSize: 0, PatchSize: 0, Activation: Activation.QuickGelu, LayerNormEpsilon: 1e-5f, EosTokenId: 49407);
+
+        /// <summary><c>CLIPVisionConfig()</c>'s defaults (a vision tower has no positions table, vocabulary or end-of-text id).</summary>
+        static readonly HuggingFaceTower VisionDefaults = new(HiddenSize: 768, IntermediateSize: 3072, Heads: 12, Layers: 12, MaxPositions: 0,
+            VocabSize: 0, ImageSize: 224, PatchSize: 32, Activation: Activation.QuickGelu, LayerNormEpsilon: 1e-5f, EosTokenId: 0);
+
         public static HuggingFaceConfig Read(string path)
         {
             try
@@ -276,9 +285,9 @@ public sealed partial class Checkpoint
                 using var document = JsonDocument.Parse(File.ReadAllBytes(path));
                 var root = document.RootElement;
                 if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{path}: config.json is not a JSON object");
-                int projection = Int(root, "projection_dim", path, 512);
-                var text = HuggingFaceTower.Read(path, root, "text_config", new HuggingFaceTower(512, 2048, 8, 12, 77, 49408, 0, 0, Activation.QuickGelu, 1e-5f, 49407));
-                var vision = HuggingFaceTower.Read(path, root, "vision_config", new HuggingFaceTower(768, 3072, 12, 12, 0, 0, 224, 32, Activation.QuickGelu, 1e-5f, 0));
+                int projection = Int(root, "projection_dim", path, DefaultProjectionDim);
+                var text = HuggingFaceTower.Read(path, root, "text_config", TextDefaults);
+                var vision = HuggingFaceTower.Read(path, root, "vision_config", VisionDefaults);
                 return new HuggingFaceConfig(path, projection, text, vision);
             }
             catch (JsonException e) { throw new CheckpointException($"{path}: config.json is not valid JSON ({e.Message})", e); }

@@ -14,22 +14,22 @@ public static class ClipFlops
     /// <summary>One image through the image tower (ResNet: the first-query attention pool this engine runs).</summary>
     public static long Image(ClipConfig config)
     {
-        var v = config.Vision;
         long e = config.EmbedDim;
-        if (v.Architecture == VisionArchitecture.VisionTransformer)
+        if (config.Vision is VisionTransformerConfig v)
         {
             long g = v.GridSize, w = v.Width, p = v.PatchSize, n = v.Tokens;
             return 2 * g * g * w * 3 * p * p + v.Layers * TransformerLayer(n, w, v.MlpWidth) + 2 * w * e;
         }
+        var r = (ModifiedResNetConfig)config.Vision;
         static long Conv(long h, long cout, long cin, long k) => 2 * h * h * cout * cin * k * k;
-        long width = v.Width, s = v.ImageSize / 2;
+        long width = r.Width, s = r.ImageSize / 2;
         long flops = Conv(s, width / 2, 3, 3) + Conv(s, width / 2, width / 2, 3) + Conv(s, width, width / 2, 3);
         s /= 2;
         long inChannels = width;
         for (int stage = 0; stage < 4; stage++)
         {
             long planes = width << stage;
-            for (int b = 0; b < Math.Max(1, v.ResNetBlocks[stage]); b++)
+            for (int b = 0; b < Math.Max(1, r.Blocks[stage]); b++)
             {
                 long stride = b == 0 && stage > 0 ? 2 : 1, outSize = s / stride;
                 flops += Conv(s, planes, inChannels, 1) + Conv(s, planes, planes, 3) + Conv(outSize, 4 * planes, planes, 1);

@@ -20,7 +20,7 @@ internal sealed class ModifiedResNet : IImageTower
     /// <summary>Most floats of convolution scratch (8 MiB, im2col rows or Winograd tiles): enough that each GEMM is large, few enough to stay small.</summary>
     const int ColumnBudget = 1 << 21;
 
-    readonly VisionConfig _config;
+    readonly ModifiedResNetConfig _config;
     readonly ConvBatchNorm _conv1, _conv2, _conv3;   // stem: 3 → W/2 (stride 2), W/2 → W/2, W/2 → W; all 3×3 pad 1
     readonly Bottleneck[] _blocks;                   // layer1..layer4, in order
     readonly AttentionPool2d _attentionPool;         // [G², 32W] → [E]
@@ -36,7 +36,7 @@ internal sealed class ModifiedResNet : IImageTower
     public ModifiedResNet(Checkpoint checkpoint, ClipConfig config, long activationBudget = DefaultActivationBudget)
     {
         _activationBudget = activationBudget;
-        var v = _config = config.Vision;
+        var v = _config = (ModifiedResNetConfig)config.Vision;
         int width = v.Width, size = v.ImageSize;
         _conv1 = ConvBatchNorm.Load(checkpoint, "visual.conv1.weight", "visual.bn1", 3, width / 2, 3, stride: 2);
         _conv2 = ConvBatchNorm.Load(checkpoint, "visual.conv2.weight", "visual.bn2", width / 2, width / 2, 3);
@@ -54,7 +54,7 @@ internal sealed class ModifiedResNet : IImageTower
         {
             int planes = width << stage;
             // OpenAI's _make_layer always builds block 0, so a stage without one is a missing tensor, reported by name.
-            for (int b = 0; b < Math.Max(1, v.ResNetBlocks[stage]); b++)
+            for (int b = 0; b < Math.Max(1, v.Blocks[stage]); b++)
             {
                 var block = new Bottleneck(checkpoint, $"visual.layer{stage + 1}.{b}", inChannels, planes, b == 0 && stage > 0 ? 2 : 1);
                 _largestActivation = Math.Max(_largestActivation, block.LargestActivation(spatial, spatial));

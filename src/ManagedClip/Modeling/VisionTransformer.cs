@@ -9,7 +9,7 @@ namespace ManagedClip.Modeling;
 /// </summary>
 internal sealed class VisionTransformer : IImageTower
 {
-    readonly VisionConfig _config;
+    readonly VisionTransformerConfig _config;
     readonly Linear _patchEmbedding;     // [3·P·P] → [W], no bias
     readonly float[] _classEmbedding;    // [W]
     readonly float[] _positionalEmbedding; // [N, W]
@@ -22,7 +22,7 @@ internal sealed class VisionTransformer : IImageTower
 
     public VisionTransformer(Checkpoint checkpoint, ClipConfig config)
     {
-        var v = _config = config.Vision;
+        var v = _config = (VisionTransformerConfig)config.Vision;
         int width = v.Width, patch = v.PatchSize, tokens = v.Tokens;
         // conv1.weight [W, 3, P, P] is, row-major, already the [out = W, in = 3·P·P] matrix of the GEMM, in (c, ky, kx) order.
         _patchEmbedding = Linear.FromWeight(checkpoint.Read("visual.conv1.weight", width, 3, patch, patch), 3 * patch * patch, width);

@@ -148,7 +148,7 @@ public sealed class CheckpointTests : IDisposable
     {
         using var openAi = Checkpoint.Open(Vit);
         var c = openAi.Config;
-        Assert.Equal((VisionArchitecture.VisionTransformer, 128, 2, 2, 16, 64), (c.Vision.Architecture, c.Vision.Width, c.Vision.Layers, c.Vision.Heads, c.Vision.PatchSize, c.Vision.ImageSize));
+        Assert.Equal((VisionArchitecture.VisionTransformer, 128, 2, 2, 16, 64), (c.Vision.Architecture, c.Vision.Width, c.Vision.Layers, c.Vision.Heads, ((VisionTransformerConfig)c.Vision).PatchSize, c.Vision.ImageSize));
         Assert.Equal((128, 2, 2, 77, 49408, 64), (c.Text.Width, c.Text.Layers, c.Text.Heads, c.Text.ContextLength, c.Text.VocabSize, c.EmbedDim));
         using var hf = Checkpoint.Open(VitHf);
         Assert.Equal(c, hf.Config with { Text = hf.Config.Text with { Pooling = c.Text.Pooling, EndOfTextId = c.Text.EndOfTextId } });

@@ -49,8 +49,8 @@ public sealed class OfficialArchitecturesTests : IDisposable
         var t = checkpoint.Config.Text;
         Assert.Equal(patch > 0 ? VisionArchitecture.VisionTransformer : VisionArchitecture.ModifiedResNet, v.Architecture);
         Assert.Equal((resolution, width, layers, heads), (v.ImageSize, v.Width, v.Layers, v.Heads));
-        if (patch > 0) Assert.Equal(patch, v.PatchSize);
-        else Assert.Equal(blocks, v.ResNetBlocks);
+        if (patch > 0) Assert.Equal(patch, Assert.IsType<VisionTransformerConfig>(v).PatchSize);
+        else Assert.Equal(blocks, Assert.IsType<ModifiedResNetConfig>(v).Blocks);
         Assert.Equal((embed, textWidth, 12, textWidth / 64, 77, 49408), (checkpoint.Config.EmbedDim, t.Width, t.Layers, t.Heads, t.ContextLength, t.VocabSize));
         Assert.Equal(parameters, checkpoint.ParameterCount);
         Assert.Equal(name, checkpoint.Config.ModelName);   // the OpenAI name, next to the config (clip.available_models())

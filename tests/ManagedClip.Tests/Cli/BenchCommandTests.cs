@@ -53,8 +53,8 @@ public sealed class BenchCommandTests
         var s = Support.SyntheticCases.Load(name);
         var act = global::ManagedClip.Kernels.Activation.QuickGelu;
         var vision = s.Arch == "vit"
-            ? new global::ManagedClip.Checkpoints.VisionConfig(global::ManagedClip.Checkpoints.VisionArchitecture.VisionTransformer, s.VisionWidth, s.VisionLayers, s.VisionHeads, s.VisionMlpWidth, s.VisionPatchSize, s.ImageResolution, [], act, 1e-5f)
-            : new global::ManagedClip.Checkpoints.VisionConfig(global::ManagedClip.Checkpoints.VisionArchitecture.ModifiedResNet, s.VisionWidth, 0, s.VisionHeads, 0, 0, s.ImageResolution, s.VisionStageBlocks, act, 1e-5f);
+            ? (global::ManagedClip.Checkpoints.VisionConfig)new global::ManagedClip.Checkpoints.VisionTransformerConfig(s.VisionWidth, s.VisionLayers, s.VisionHeads, s.VisionMlpWidth, s.VisionPatchSize, s.ImageResolution, act, 1e-5f)
+            : new global::ManagedClip.Checkpoints.ModifiedResNetConfig(s.VisionWidth, s.VisionStageBlocks, s.VisionHeads, s.ImageResolution);
         var text = new global::ManagedClip.Checkpoints.TextConfig(s.TransformerWidth, s.TransformerLayers, s.TransformerHeads, s.TextMlpWidth, s.ContextLength, s.VocabSize, act, 1e-5f, global::ManagedClip.Checkpoints.TextPooling.ArgMax, 49407);
         return new global::ManagedClip.Checkpoints.ClipConfig(s.EmbedDim, vision, text);
     }

@@ -17,7 +17,7 @@ public class ResNetParityTests
         using var clip = ClipModel.Load(Folder);
         var vision = clip.Config.Vision;
         Assert.Equal(VisionArchitecture.ModifiedResNet, vision.Architecture);
-        Assert.Equal([1, 1, 2, 1], vision.ResNetBlocks);
+        Assert.Equal([1, 1, 2, 1], Assert.IsType<ModifiedResNetConfig>(vision).Blocks);
         Assert.Equal(16, vision.Width);
         Assert.Equal(8, vision.Heads);                 // 32·16/64
         Assert.Equal(64, clip.ImageSize);              // 32·G, G = 2
