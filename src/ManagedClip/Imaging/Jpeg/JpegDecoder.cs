@@ -487,13 +487,19 @@ internal static partial class JpegDecoder
             // jdhuff.c decode_mcu / jdphuff.c: once a segment has run out of data its remaining MCUs are left as they
             // are (zero, or what earlier scans put there), except DC refinement, which reads zero bits and changes nothing.
             bool skipped = bits.InsufficientData && kind != ScanKind.DcRefine;
-            // decode_mcu_fast runs for sequential scans without restarts when 512 bytes per block are in the buffer
-            // and no marker is pending; where it meets a marker, the MCU is decoded again the slow way.
-            bits.Fast = !skipped && kind == ScanKind.Sequential && st.RestartInterval == 0 && bits.UnreadMarker == 0
-                && bits.BytesInBuffer >= 512 * blocksInMcu;
             int rowOfMcu = stream ? 0 : my; // a streamed component's coefficients hold the current MCU row only
             if (stream && mx == 0) foreach (var c in comps) Array.Clear(c.Coefficients);
-            while (!skipped)
+            // decode_mcu_fast runs for sequential scans without restarts when 512 bytes per block are in the buffer
+            // and no marker is pending; where it meets a marker, the MCU is decoded again the slow way.
+            bool done = skipped;
+            if (!done && kind == ScanKind.Sequential && st.RestartInterval == 0 && bits.UnreadMarker == 0
+                && bits.BytesInBuffer >= FastMcuBytesPerBlock * blocksInMcu)
+            {
+                for (int i = 0; i < count; i++) savedDc[i] = comps[i].DcPrediction;
+                done = DecodeMcuFast(ref bits, comps, dc, ac, mx, rowOfMcu);
+                if (!done) for (int i = 0; i < count; i++) comps[i].DcPrediction = savedDc[i];
+            }
+            while (!done)
             {
                 // A suspended MCU is decoded again from its starting state once Pillow has handed over more data.
                 var before = bits;
@@ -504,9 +510,7 @@ internal static partial class JpegDecoder
                 try
                 {
                     DecodeMcu(st, ref bits, kind, scan, comps, dc, ac, mx, rowOfMcu);
-                    if (!bits.FastHitMarker) break;
-                    bits = before;
-                    bits.Fast = false;
+                    break;
                 }
                 catch (JpegSuspendedException)
                 {
@@ -617,27 +621,6 @@ internal static partial class JpegDecoder
                 coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
                 for (int k = 1; k < 64; k++)
                 {
-                    // decode_mcu_fast refills only when 16 bits or fewer are left, before a code and before its
-                    // magnitude; with 28 or more, neither refill can happen within the next 11 bits, so one lookup
-                    // that takes both leaves the bit buffer exactly as libjpeg's two steps do.
-                    if (bits.Fast && bits.BitsLeft >= 28)
-                    {
-                        int fast = ac!.FastAc(bits.PeekBits(JpegHuffmanTable.FastAcBits));
-                        if (fast != 0)
-                        {
-                            bits.DropBits(fast & 0xFF);
-                            int zeros = (fast >> 8) & 15;
-                            if ((fast & JpegHuffmanTable.NoMagnitude) != 0)
-                            {
-                                if (zeros != 15) break; // end of block
-                                k += 15;
-                                continue;
-                            }
-                            k += zeros;
-                            coefficients[NaturalOrder[k]] = (short)(fast >> 16);
-                            continue;
-                        }
-                    }
                     int rs = ac!.Decode(ref bits);
                     int run = rs >> 4, size = rs & 15;
                     if (size != 0)
