@@ -20,7 +20,6 @@ internal static partial class JpegDecoder
         int mx, int my)
     {
         ref byte data = ref MemoryMarshal.GetReference(bits.Data);
-        ref byte natural = ref MemoryMarshal.GetArrayDataReference(NaturalOrder);
         ulong buffer = bits.Buffer;
         int bitsLeft = bits.BitsLeft, position = bits.Position;
         bool hitMarker = false;
@@ -40,7 +39,13 @@ internal static partial class JpegDecoder
                     ref short block = ref MemoryMarshal.GetReference(c.Coefficients.AsSpan(blockIndex * 64, 64));
 
                     // DC: HUFF_DECODE_FAST, then the magnitude after its own refill.
-                    if (bitsLeft <= 16) FillFast(ref data, ref buffer, ref bitsLeft, ref position, ref hitMarker);
+                    if (bitsLeft <= 16)
+                    {
+                        ulong next = NextSixBytes(ref data, position);
+                        if (HasNoFF(next)) { buffer = (buffer << 48) | next; position += 6; }
+                        else (buffer, position, hitMarker) = FillFastBytewise(ref data, buffer, position, hitMarker);
+                        bitsLeft += 48;
+                    }
                     int entry = Unsafe.Add(ref dcLookahead, ((int)(buffer >> (bitsLeft - 8)) & 0xFF) << 1);
                     if (entry != 0 && entry >> 8 <= 8) bitsLeft -= entry >> 8;
                     else
@@ -51,7 +56,13 @@ internal static partial class JpegDecoder
                     int size = entry & 15, diff = 0; // a DC table's symbols are categories 0..15
                     if (size != 0)
                     {
-                        if (bitsLeft <= 16) FillFast(ref data, ref buffer, ref bitsLeft, ref position, ref hitMarker);
+                        if (bitsLeft <= 16)
+                        {
+                            ulong next = NextSixBytes(ref data, position);
+                            if (HasNoFF(next)) { buffer = (buffer << 48) | next; position += 6; }
+                            else (buffer, position, hitMarker) = FillFastBytewise(ref data, buffer, position, hitMarker);
+                            bitsLeft += 48;
+                        }
                         bitsLeft -= size;
                         diff = Extend((int)(buffer >> bitsLeft) & ((1 << size) - 1), size);
                     }
@@ -60,7 +71,13 @@ internal static partial class JpegDecoder
 
                     for (int k = 1; k < 64; k++)
                     {
-                        if (bitsLeft <= 16) FillFast(ref data, ref buffer, ref bitsLeft, ref position, ref hitMarker);
+                        if (bitsLeft <= 16)
+                        {
+                            ulong next = NextSixBytes(ref data, position);
+                            if (HasNoFF(next)) { buffer = (buffer << 48) | next; position += 6; }
+                            else (buffer, position, hitMarker) = FillFastBytewise(ref data, buffer, position, hitMarker);
+                            bitsLeft += 48;
+                        }
                         // A code and its magnitude in one 11-bit lookup, when libjpeg would not refill between them:
                         // more than 16 bits left after the code.
                         int fast = Unsafe.Add(ref fastAc, (int)(buffer >> (bitsLeft - JpegHuffmanTable.FastAcBits)) & ((1 << JpegHuffmanTable.FastAcBits) - 1));
@@ -75,7 +92,7 @@ internal static partial class JpegDecoder
                                 continue;
                             }
                             k += zeros;
-                            Unsafe.Add(ref block, Unsafe.Add(ref natural, k)) = (short)(fast >> 20);
+                            Unsafe.Add(ref block, NaturalIndex(k)) = (short)(fast >> 20);
                             continue;
                         }
                         int rs = Unsafe.Add(ref acLookahead, ((int)(buffer >> (bitsLeft - 8)) & 0xFF) << 1);
@@ -90,9 +107,15 @@ internal static partial class JpegDecoder
                         if (size != 0)
                         {
                             k += run;
-                            if (bitsLeft <= 16) FillFast(ref data, ref buffer, ref bitsLeft, ref position, ref hitMarker);
+                            if (bitsLeft <= 16)
+                            {
+                                ulong next = NextSixBytes(ref data, position);
+                                if (HasNoFF(next)) { buffer = (buffer << 48) | next; position += 6; }
+                                else (buffer, position, hitMarker) = FillFastBytewise(ref data, buffer, position, hitMarker);
+                                bitsLeft += 48;
+                            }
                             bitsLeft -= size;
-                            Unsafe.Add(ref block, Unsafe.Add(ref natural, k)) = (short)Extend((int)(buffer >> bitsLeft) & ((1 << size) - 1), size);
+                            Unsafe.Add(ref block, NaturalIndex(k)) = (short)Extend((int)(buffer >> bitsLeft) & ((1 << size) - 1), size);
                         }
                         else
                         {
@@ -112,32 +135,37 @@ internal static partial class JpegDecoder
     /// look-ahead.</summary>
     private const int FastMcuBytesPerBlock = 512;
 
+    /// <summary>NaturalOrder[k] (k &lt;= 78: a run may reach 63 + 15) read from its constant address, with no register
+    /// held for the table.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int NaturalIndex(int k) => Unsafe.Add(ref MemoryMarshal.GetReference(NaturalOrder), k);
+
     /// <summary>HUFF_EXTEND: an n-bit magnitude to its signed value (F.2.2.1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Extend(int v, int n) => v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
 
-    /// <summary>
-    /// FILL_BIT_BUFFER_FAST's six GET_BYTEs, for a caller that found 16 bits or fewer left: a 0xFF 0x00 pair loads 0xFF;
-    /// 0xFF followed by anything else is a marker: a zero byte is loaded instead, the position stays on the 0xFF (so the
-    /// following GET_BYTEs meet it again) and <paramref name="hitMarker"/> is set. Six bytes with no 0xFF among them,
-    /// the usual case, are loaded at once.
-    /// </summary>
+    // FILL_BIT_BUFFER_FAST's six GET_BYTEs are written out where the decoder finds 16 bits or fewer left: six bytes
+    // with no 0xFF among them, the usual case, are loaded at once, otherwise they go byte by byte (FillFastBytewise).
+    // The bit state is passed by value, never by ref, so that the JIT keeps the decoder's locals in registers.
+
+    /// <summary>The six bytes at <paramref name="position"/>, big-endian, in the low 48 bits (the caller's 512-byte
+    /// margin covers the 8-byte read).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FillFast(ref byte data, ref ulong buffer, ref int bitsLeft, ref int position, ref bool hitMarker)
+    private static ulong NextSixBytes(ref byte data, int position) =>
+        BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref data, position))) >> 16;
+
+    /// <summary>No byte of the 48-bit <paramref name="sixBytes"/> is 0xFF: the has-zero-byte test on its complement.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool HasNoFF(ulong sixBytes)
     {
-        ulong next = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref data, position))) >> 16;
-        // A byte of the six is 0xFF where its complement is zero: the usual has-zero-byte test on ~next.
-        ulong inverted = ~next & 0xFFFF_FFFF_FFFF;
-        if (((inverted - 0x0101_0101_0101) & ~inverted & 0x8080_8080_8080) == 0)
-        {
-            buffer = (buffer << 48) | next;
-            position += 6;
-        }
-        else FillFastBytewise(ref data, ref buffer, ref position, ref hitMarker);
-        bitsLeft += 48;
+        ulong inverted = ~sixBytes & 0xFFFF_FFFF_FFFF;
+        return ((inverted - 0x0101_0101_0101) & ~inverted & 0x8080_8080_8080) == 0;
     }
 
-    private static void FillFastBytewise(ref byte data, ref ulong buffer, ref int position, ref bool hitMarker)
+    /// <summary>GET_BYTE six times: a 0xFF 0x00 pair loads 0xFF; 0xFF followed by anything else is a marker: a zero
+    /// byte is loaded instead and the position stays on the 0xFF (so the following GET_BYTEs meet it again).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (ulong Buffer, int Position, bool HitMarker) FillFastBytewise(ref byte data, ulong buffer, int position, bool hitMarker)
     {
         for (int i = 0; i < 6; i++)
         {
@@ -154,5 +182,6 @@ internal static partial class JpegDecoder
                 }
             }
         }
+        return (buffer, position, hitMarker);
     }
 }
