@@ -766,13 +766,13 @@ internal static partial class JpegDecoder
         int width = output.Width, height = output.Height;
         if (comps.Length == 1)
         {
-            var gray = new byte[(long)width * height];
+            var gray = NewOutput((long)width * height);
             for (int y = 0; y < height; y++) upsamplers[0].UpsampleRow(y, gray.AsSpan(y * width, width));
             return new JpegImage(width, height, 1, gray);
         }
         if (comps.Length == 4)
         {
-            var cmyk = new byte[(long)width * height * 4];
+            var cmyk = NewOutput((long)width * height * 4);
             bool isYcck = st.SawAdobe && st.AdobeTransform != 0;
             var planes = new byte[4][];
             for (int i = 0; i < 4; i++) planes[i] = new byte[width];
@@ -786,22 +786,23 @@ internal static partial class JpegDecoder
             }
             return new JpegImage(width, height, 4, cmyk);
         }
-        var rgb = new byte[(long)width * height * 3];
+        var rgb = NewOutput((long)width * height * 3);
         bool isRgb = IsRgb(st);
-        var r0 = new byte[width];
-        var r1 = new byte[width];
-        var r2 = new byte[width];
         for (int y = 0; y < height; y++)
         {
-            upsamplers[0].UpsampleRow(y, r0);
-            upsamplers[1].UpsampleRow(y, r1);
-            upsamplers[2].UpsampleRow(y, r2);
+            var r0 = upsamplers[0].UpsampledRow(y, width);
+            var r1 = upsamplers[1].UpsampledRow(y, width);
+            var r2 = upsamplers[2].UpsampledRow(y, width);
             var row = rgb.AsSpan(y * width * 3, width * 3);
             if (isRgb) JpegColor.Interleave(r0, r1, r2, row);
             else JpegColor.YccToRgb(r0, r1, r2, row, st.Level);
         }
         return new JpegImage(width, height, 3, rgb);
     }
+
+    /// <summary>The decoded image's bytes, left uninitialized (every row is written), where an array can hold them;
+    /// zeroing 36 MB for a 12 MP photo only to overwrite it cost a few ms.</summary>
+    private static byte[] NewOutput(long length) => length <= Array.MaxLength ? GC.AllocateUninitializedArray<byte>((int)length) : new byte[length];
 
     /// <summary>Allocates the component's coefficients, <paramref name="blockRows"/> rows of blocks, at its first scan.</summary>
     private static void AllocateCoefficients(Component c, int blockRows)
