@@ -131,8 +131,11 @@ internal static partial class JpegDecoder
     }
 
     /// <summary>Bytes per block of the MCU that must be in Pillow's buffer for <see cref="DecodeMcuFast"/> (libjpeg's
-    /// BUFSIZE): a block reads at most 27 + 63 x 26 bits, 12 bytes per 48 bits loaded with stuffing, plus an 8-byte
-    /// look-ahead.</summary>
+    /// BUFSIZE), which is what keeps its unchecked reads inside the file: a block consumes at most 64 x 31 + 1 bits (a
+    /// code of up to 16 bits and up to 15 magnitude bits per coefficient, even with corrupt tables; a bad code, 17 bits,
+    /// ends the block), the buffer never holds more than 64 bits beyond what was consumed, and each 48 bits loaded cost
+    /// at most 12 bytes (all stuffed 0xFF 0x00), so the last 8-byte read of an n-block MCU ends within 496 n + 12 bytes
+    /// of its start.</summary>
     private const int FastMcuBytesPerBlock = 512;
 
     /// <summary>NaturalOrder[k] (k &lt;= 78: a run may reach 63 + 15) read from its constant address, with no register
