@@ -45,6 +45,30 @@ public sealed class JpegSimdTests
     }
 
     [Fact]
+    public void IdctVectorDcOnlyBlocksEqualScalarTwinForEveryDcValue()
+    {
+        // The vector path fills a block with no AC coefficient without transforming it; the scalar twin transforms it.
+        var coefficients = new short[64];
+        var quant = new ushort[64];
+        const int stride = 9;
+        var scalar = new byte[7 * stride + 8];
+        var vector = new byte[scalar.Length];
+        foreach (ushort q in new ushort[] { 1, 2, 7, 16, 255, 4097, 65535 })
+        {
+            quant.AsSpan().Fill(q);
+            for (int dc = short.MinValue; dc <= short.MaxValue; dc++)
+            {
+                coefficients[0] = (short)dc;
+                scalar.AsSpan().Fill(0xA5);
+                vector.AsSpan().Fill(0xA5);
+                JpegIdct.Transform(coefficients, quant, scalar, 0, stride, SimdLevel.Scalar);
+                JpegIdct.Transform(coefficients, quant, vector, 0, stride, Vector);
+                if (!scalar.AsSpan().SequenceEqual(vector)) Assert.Fail($"DC {dc}, quantizer {q}: vector IDCT differs from the scalar twin");
+            }
+        }
+    }
+
+    [Fact]
     public void YccToRgbVectorPathEqualsScalarTwinOnEveryInput()
     {
         // Every (Y, Cb, Cr): one row per Y of all 65536 (Cb, Cr) pairs, then 17 more pixels so the rows end in a tail.

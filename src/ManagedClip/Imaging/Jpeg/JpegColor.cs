@@ -52,51 +52,53 @@ internal static class JpegColor
     }
 
     /// <summary>
-    /// 16 pixels a step: the table entries computed in int32 lanes with the same products, rounding and arithmetic shifts
-    /// as build_ycc_rgb_table (so the sums are those of the tables), clamped by saturating packs (the sums lie in
-    /// -227..482, inside 16 bits), then interleaved to R, G, B by byte shuffles. Returns the pixels converted (a
-    /// multiple of 16); the caller converts the rest with the scalar twin.
+    /// 16 pixels a step in 16-bit lanes, with the sums of build_ycc_rgb_table's entries formed exactly: each product of
+    /// a centred chroma x = Cb - 128 or z = Cr - 128 with a 16.16 constant above 2^15 is split into a multiple of 2^16,
+    /// which passes through the >> 16 whole, and a 16-bit remainder that pmaddwd multiplies and sums in 32 bits with the
+    /// rounding half:
+    /// R = Y + z + ((26345 z + 2 x 16384) >> 16)             (FIX(1.40200) = 91881 = 2^16 + 26345)
+    /// G = Y - z + ((-22554 x + 18734 z + 32768) >> 16)      (-FIX(0.71414) = -46802 = -2^16 + 18734)
+    /// B = Y + 2x + ((-14942 x + 2 x 16384) >> 16)           (FIX(1.77200) = 116130 = 2^17 - 14942)
+    /// The sums lie in -227..482, clamped to 0..255 by saturating packs, then interleaved to R, G, B by byte shuffles.
+    /// Returns the pixels converted (a multiple of 16); the caller converts the rest with the scalar twin.
     /// </summary>
     private static unsafe int YccToRgbAvx2(ReadOnlySpan<byte> y, ReadOnlySpan<byte> cb, ReadOnlySpan<byte> cr, Span<byte> rgb, int pixels)
     {
         int steps = pixels / 16;
+        var center = Vector256.Create((short)128);
+        var two = Vector256.Create((short)2);
+        // Word pairs for pmaddwd: (chroma, 2) x (remainder constant, 16384) and (x, z) x (-22554, 18734).
+        var redPair = Vector256.Create(26345 | (16384 << 16)).AsInt16();
+        var bluePair = Vector256.Create((-14942 & 0xFFFF) | (16384 << 16)).AsInt16();
+        var greenPair = Vector256.Create((-22554 & 0xFFFF) | (18734 << 16)).AsInt16();
+        var half = Vector256.Create(OneHalf);
         fixed (byte* py = y, pcb = cb, pcr = cr, po = rgb)
         {
             for (int s = 0; s < steps; s++)
             {
                 int i = 16 * s;
-                var red = Channels(py + i, pcb + i, pcr + i, out var green, out var blue);
-                Interleave(red, green, blue, po + 3 * i);
+                var luma = Avx2.ConvertToVector256Int16(py + i);
+                var x = Avx2.ConvertToVector256Int16(pcb + i) - center;
+                var z = Avx2.ConvertToVector256Int16(pcr + i) - center;
+                // unpacklo/unpackhi and packssdw both work within 128-bit lanes, so the pack puts the 16 pixels back in order.
+                var red = luma + z + HighHalves(Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(z, two), redPair),
+                    Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(z, two), redPair));
+                var blue = luma + x + x + HighHalves(Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(x, two), bluePair),
+                    Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(x, two), bluePair));
+                var green = luma - z + HighHalves(Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(x, z), greenPair) + half,
+                    Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(x, z), greenPair) + half);
+                Interleave(ToBytes(red), ToBytes(green), ToBytes(blue), po + 3 * i);
             }
         }
         return 16 * steps;
     }
 
-    private static readonly Vector256<int> Center = Vector256.Create(128), Half = Vector256.Create(OneHalf);
+    /// <summary>The 32-bit sums >> 16 (arithmetic), packed back to 16 words (they lie within -256..255).</summary>
+    private static Vector256<short> HighHalves(Vector256<int> low, Vector256<int> high) =>
+        Avx2.PackSignedSaturate(Avx2.ShiftRightArithmetic(low, 16), Avx2.ShiftRightArithmetic(high, 16));
 
-    /// <summary>R, G and B of 16 pixels, each clamped to 0..255.</summary>
-    private static unsafe Vector128<byte> Channels(byte* y, byte* cb, byte* cr, out Vector128<byte> green, out Vector128<byte> blue)
-    {
-        Eight(y, cb, cr, out var r0, out var g0, out var b0);
-        Eight(y + 8, cb + 8, cr + 8, out var r1, out var g1, out var b1);
-        green = Pack(g0, g1);
-        blue = Pack(b0, b1);
-        return Pack(r0, r1);
-    }
-
-    private static unsafe void Eight(byte* y, byte* cb, byte* cr, out Vector256<int> r, out Vector256<int> g, out Vector256<int> b)
-    {
-        var luma = Avx2.ConvertToVector256Int32(y);
-        var x = Avx2.ConvertToVector256Int32(cb) - Center;
-        var z = Avx2.ConvertToVector256Int32(cr) - Center;
-        r = luma + ((z * Vector256.Create(FixCrR) + Half) >> ScaleBits);
-        g = luma + ((x * Vector256.Create(-FixCbG) + Half + z * Vector256.Create(-FixCrG)) >> ScaleBits);
-        b = luma + ((x * Vector256.Create(FixCbB) + Half) >> ScaleBits);
-    }
-
-    /// <summary>16 int32 values (in 16-bit range) to bytes clamped to 0..255, in order.</summary>
-    private static Vector128<byte> Pack(Vector256<int> low, Vector256<int> high) =>
-        Sse2.PackUnsignedSaturate(Sse2.PackSignedSaturate(low.GetLower(), low.GetUpper()), Sse2.PackSignedSaturate(high.GetLower(), high.GetUpper()));
+    /// <summary>16 words to bytes clamped to 0..255, in order.</summary>
+    private static Vector128<byte> ToBytes(Vector256<short> words) => Sse2.PackUnsignedSaturate(words.GetLower(), words.GetUpper());
 
     // Byte shuffles that place 16 R, G and B samples into 48 interleaved bytes: output byte k of chunk j takes pixel
     // (16 j + k) / 3 from channel (16 j + k) % 3; an index with the top bit set gives 0, and the three are ORed.

@@ -38,8 +38,9 @@ internal sealed record JpegImage(int Width, int Height, int Channels, byte[] Pix
 internal static partial class JpegDecoder
 {
     /// <summary>Zigzag index → natural (row-major) index, with 16 extra entries so a corrupt run past coefficient 63
-    /// lands on 63 instead of outside the block (as libjpeg's jpeg_natural_order does).</summary>
-    private static readonly byte[] NaturalOrder =
+    /// lands on 63 instead of outside the block (as libjpeg's jpeg_natural_order does). A span over constant data, whose
+    /// address the JIT knows (no register held for it in the Huffman loop).</summary>
+    private static ReadOnlySpan<byte> NaturalOrder =>
     [
         0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
         35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
@@ -487,13 +488,19 @@ internal static partial class JpegDecoder
             // jdhuff.c decode_mcu / jdphuff.c: once a segment has run out of data its remaining MCUs are left as they
             // are (zero, or what earlier scans put there), except DC refinement, which reads zero bits and changes nothing.
             bool skipped = bits.InsufficientData && kind != ScanKind.DcRefine;
-            // decode_mcu_fast runs for sequential scans without restarts when 512 bytes per block are in the buffer
-            // and no marker is pending; where it meets a marker, the MCU is decoded again the slow way.
-            bits.Fast = !skipped && kind == ScanKind.Sequential && st.RestartInterval == 0 && bits.UnreadMarker == 0
-                && bits.BytesInBuffer >= 512 * blocksInMcu;
             int rowOfMcu = stream ? 0 : my; // a streamed component's coefficients hold the current MCU row only
             if (stream && mx == 0) foreach (var c in comps) Array.Clear(c.Coefficients);
-            while (!skipped)
+            // decode_mcu_fast runs for sequential scans without restarts when 512 bytes per block are in the buffer
+            // and no marker is pending; where it meets a marker, the MCU is decoded again the slow way.
+            bool done = skipped;
+            if (!done && kind == ScanKind.Sequential && st.RestartInterval == 0 && bits.UnreadMarker == 0
+                && bits.BytesInBuffer >= FastMcuBytesPerBlock * blocksInMcu)
+            {
+                for (int i = 0; i < count; i++) savedDc[i] = comps[i].DcPrediction;
+                done = DecodeMcuFast(ref bits, comps, dc, ac, mx, rowOfMcu);
+                if (!done) for (int i = 0; i < count; i++) comps[i].DcPrediction = savedDc[i];
+            }
+            while (!done)
             {
                 // A suspended MCU is decoded again from its starting state once Pillow has handed over more data.
                 var before = bits;
@@ -504,9 +511,7 @@ internal static partial class JpegDecoder
                 try
                 {
                     DecodeMcu(st, ref bits, kind, scan, comps, dc, ac, mx, rowOfMcu);
-                    if (!bits.FastHitMarker) break;
-                    bits = before;
-                    bits.Fast = false;
+                    break;
                 }
                 catch (JpegSuspendedException)
                 {
@@ -617,27 +622,6 @@ internal static partial class JpegDecoder
                 coefficients[0] = (short)NextDc(st, ref bits, c, dc!);
                 for (int k = 1; k < 64; k++)
                 {
-                    // decode_mcu_fast refills only when 16 bits or fewer are left, before a code and before its
-                    // magnitude; with 28 or more, neither refill can happen within the next 11 bits, so one lookup
-                    // that takes both leaves the bit buffer exactly as libjpeg's two steps do.
-                    if (bits.Fast && bits.BitsLeft >= 28)
-                    {
-                        int fast = ac!.FastAc(bits.PeekBits(JpegHuffmanTable.FastAcBits));
-                        if (fast != 0)
-                        {
-                            bits.DropBits(fast & 0xFF);
-                            int zeros = (fast >> 8) & 15;
-                            if ((fast & JpegHuffmanTable.NoMagnitude) != 0)
-                            {
-                                if (zeros != 15) break; // end of block
-                                k += 15;
-                                continue;
-                            }
-                            k += zeros;
-                            coefficients[NaturalOrder[k]] = (short)(fast >> 16);
-                            continue;
-                        }
-                    }
                     int rs = ac!.Decode(ref bits);
                     int run = rs >> 4, size = rs & 15;
                     if (size != 0)
@@ -782,13 +766,13 @@ internal static partial class JpegDecoder
         int width = output.Width, height = output.Height;
         if (comps.Length == 1)
         {
-            var gray = new byte[(long)width * height];
+            var gray = NewOutput((long)width * height);
             for (int y = 0; y < height; y++) upsamplers[0].UpsampleRow(y, gray.AsSpan(y * width, width));
             return new JpegImage(width, height, 1, gray);
         }
         if (comps.Length == 4)
         {
-            var cmyk = new byte[(long)width * height * 4];
+            var cmyk = NewOutput((long)width * height * 4);
             bool isYcck = st.SawAdobe && st.AdobeTransform != 0;
             var planes = new byte[4][];
             for (int i = 0; i < 4; i++) planes[i] = new byte[width];
@@ -802,22 +786,23 @@ internal static partial class JpegDecoder
             }
             return new JpegImage(width, height, 4, cmyk);
         }
-        var rgb = new byte[(long)width * height * 3];
+        var rgb = NewOutput((long)width * height * 3);
         bool isRgb = IsRgb(st);
-        var r0 = new byte[width];
-        var r1 = new byte[width];
-        var r2 = new byte[width];
         for (int y = 0; y < height; y++)
         {
-            upsamplers[0].UpsampleRow(y, r0);
-            upsamplers[1].UpsampleRow(y, r1);
-            upsamplers[2].UpsampleRow(y, r2);
+            var r0 = upsamplers[0].UpsampledRow(y, width);
+            var r1 = upsamplers[1].UpsampledRow(y, width);
+            var r2 = upsamplers[2].UpsampledRow(y, width);
             var row = rgb.AsSpan(y * width * 3, width * 3);
             if (isRgb) JpegColor.Interleave(r0, r1, r2, row);
             else JpegColor.YccToRgb(r0, r1, r2, row, st.Level);
         }
         return new JpegImage(width, height, 3, rgb);
     }
+
+    /// <summary>The decoded image's bytes, left uninitialized (every row is written), where an array can hold them;
+    /// zeroing 36 MB for a 12 MP photo only to overwrite it cost a few ms.</summary>
+    private static byte[] NewOutput(long length) => length <= Array.MaxLength ? GC.AllocateUninitializedArray<byte>((int)length) : new byte[length];
 
     /// <summary>Allocates the component's coefficients, <paramref name="blockRows"/> rows of blocks, at its first scan.</summary>
     private static void AllocateCoefficients(Component c, int blockRows)

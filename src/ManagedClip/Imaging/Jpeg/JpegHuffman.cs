@@ -57,21 +57,15 @@ internal sealed class JpegHuffmanTable
                 if (s > 15) throw new ImageInputException($"{describe}: bad Huffman table (DC category {s} > 15)");
     }
 
-    /// <summary>
-    /// Decodes one symbol, reading and refilling exactly as libjpeg-turbo 2.1's HUFF_DECODE (slow path) or
-    /// HUFF_DECODE_FAST (<see cref="JpegBitReader.Fast"/>) do, so that the bytes read, and whether Pillow's suspending
-    /// source runs dry, are libjpeg's. A bit pattern that is no code (only possible in corrupt data) consumes 17 bits and
-    /// gives 0, as libjpeg does after its JWRN_HUFF_BAD_CODE warning.
-    /// </summary>
-    /// <summary>Bits a <see cref="FastAc"/> entry looks at: an AC code and its magnitude bits together.</summary>
+    /// <summary>Bits a <see cref="FastAcTable"/> entry looks at: an AC code and its magnitude bits together.</summary>
     public const int FastAcBits = 11;
 
-    // For each 11-bit prefix that starts with an AC code whose magnitude bits also fit: (value << 16) | (run << 8) |
-    // (code length + magnitude length); for end of block and ZRL, NoMagnitude | (run << 8) | code length; 0 otherwise
-    // (longer codes).
+    // For each 11-bit prefix that starts with an AC code whose magnitude bits also fit: (value << 20) | (code length << 16)
+    // | (run << 8) | (code length + magnitude length); for end of block and ZRL, NoMagnitude | (run << 8) | code length
+    // (code length field 0: no refill can fall inside); 0 otherwise (longer codes).
     private int[] _fastAc = [];
 
-    /// <summary>Marks a <see cref="FastAc"/> entry for a code without magnitude bits: end of block, or ZRL (run 15).</summary>
+    /// <summary>Marks a <see cref="FastAcTable"/> entry for a code without magnitude bits: end of block, or ZRL (run 15).</summary>
     public const int NoMagnitude = 1 << 12;
 
     private void BuildFastAc()
@@ -89,22 +83,49 @@ internal sealed class JpegHuffmanTable
                 {
                     int v = (prefix >> (FastAcBits - length - size)) & ((1 << size) - 1);
                     int value = v < 1 << (size - 1) ? v - (1 << size) + 1 : v;
-                    _fastAc[prefix] = (value << 16) | ((rs >> 4) << 8) | (length + size);
+                    _fastAc[prefix] = (value << 20) | (length << 16) | ((rs >> 4) << 8) | (length + size);
                 }
                 break;
             }
         }
     }
 
-    /// <summary>The <see cref="FastAcBits"/>-bit entry for the next bits of a sequential block's AC data (see
-    /// _fastAc), for a caller that has made sure no refill could fall between the code and its magnitude.</summary>
-    public int FastAc(int next11Bits) => _fastAc[next11Bits];
+    /// <summary>The <see cref="FastAcBits"/>-bit entries for the next bits of a sequential block's AC data (see
+    /// _fastAc), for a caller that makes sure no refill could fall between the code and its magnitude.</summary>
+    public int[] FastAcTable => _fastAc;
 
+    /// <summary>The 9-bit lookahead table: (code length &lt;&lt; 8) | symbol, exact for codes of 8 bits or fewer at
+    /// index (next 8 bits) &lt;&lt; 1.</summary>
+    public ushort[] LookaheadTable => _lookahead;
+
+    /// <summary>
+    /// jpeg_huff_decode from 9 bits on, for decode_mcu_fast's codes longer than 8 bits, on the bit buffer as a value:
+    /// <paramref name="bitsLeft"/> unread bits (17 or more, which the fast path guarantees) at the low end of
+    /// <paramref name="buffer"/>. Returns (bits consumed &lt;&lt; 8) | symbol; a pattern that is no code consumes 17 bits
+    /// and gives 0, as <see cref="DecodeBitByBit"/> does.
+    /// </summary>
+    public int DecodeLongCode(ulong buffer, int bitsLeft)
+    {
+        int length = LookaheadBits;
+        int code = (int)(buffer >> (bitsLeft - length)) & ((1 << length) - 1);
+        while (code > _maxCode[length])
+        {
+            length++;
+            code = (code << 1) | (int)((buffer >> (bitsLeft - length)) & 1);
+        }
+        return (length << 8) | (length > 16 ? 0 : _symbols[(_valueOffset[length] + code) & 0xFF]);
+    }
+
+    /// <summary>
+    /// Decodes one symbol, reading and refilling exactly as libjpeg-turbo 2.1's HUFF_DECODE (its slow path, decode_mcu_slow;
+    /// decode_mcu_fast's is JpegDecoder.DecodeMcuFast), so that the bytes read, and whether Pillow's suspending source
+    /// runs dry, are libjpeg's. A bit pattern that is no code (only possible in corrupt data) consumes 17 bits and gives
+    /// 0, as libjpeg does after its JWRN_HUFF_BAD_CODE warning.
+    /// </summary>
     public int Decode(ref JpegBitReader bits)
     {
         const int lookahead = 8; // libjpeg's HUFF_LOOKAHEAD; this table's 9-bit entries are exact for codes of <= 8 bits
-        if (bits.Fast) bits.FillFast();
-        else if (bits.BitsLeft < lookahead)
+        if (bits.BitsLeft < lookahead)
         {
             bits.Fill(0);
             if (bits.BitsLeft < lookahead) return DecodeBitByBit(ref bits, 1);
@@ -136,7 +157,8 @@ internal sealed class JpegHuffmanTable
 
 /// <summary>
 /// Reads entropy-coded bits as libjpeg-turbo 2.1.5 does behind Pillow 9.4's suspending source (jdhuff.c
-/// jpeg_fill_bit_buffer and decode_mcu_fast's FILL_BIT_BUFFER_FAST, 64-bit build), keeping its state exactly: a 64-bit
+/// jpeg_fill_bit_buffer, 64-bit build; decode_mcu_fast's FILL_BIT_BUFFER_FAST works on a copy of the state in
+/// JpegDecoder.DecodeMcuFast), keeping its state exactly: a 64-bit
 /// buffer whose low <see cref="BitsLeft"/> bits are unread, the next byte libjpeg has not loaded (<see cref="Position"/>),
 /// and the end of the bytes Pillow has handed it so far (<see cref="Limit"/>: Pillow's ImageFile.load reads the file in
 /// 65536-byte blocks from its start and keeps what libjpeg has not consumed). A 0xFF data byte is followed by a stuffed
@@ -156,11 +178,19 @@ internal ref struct JpegBitReader
     private int _bitsLeft;
     private int _marker;
 
-    /// <summary>Decode the current MCU with decode_mcu_fast's refill rule (6 bytes whenever 16 bits or fewer are left,
-    /// no suspension); set per MCU by the caller.</summary>
-    public bool Fast;
-    /// <summary>The fast refill met a marker: libjpeg throws the MCU's result away and decodes it again slowly.</summary>
-    public bool FastHitMarker;
+    /// <summary>The bytes the reader reads (the whole file).</summary>
+    public readonly ReadOnlySpan<byte> Data => _data;
+    /// <summary>The 64-bit bit buffer; its low <see cref="BitsLeft"/> bits are unread.</summary>
+    public readonly ulong Buffer => _buffer;
+
+    /// <summary>Takes back the state decode_mcu_fast kept in locals (<see cref="JpegDecoder"/>'s fast MCU path).</summary>
+    public void SetState(ulong buffer, int bitsLeft, int position)
+    {
+        _buffer = buffer;
+        _bitsLeft = bitsLeft;
+        _position = position;
+    }
+
     /// <summary>libjpeg's insufficient_data: a bit past the marker was needed; the rest of the segment is left zero.</summary>
     public bool InsufficientData;
     /// <summary>End (exclusive) of the bytes Pillow has handed libjpeg.</summary>
@@ -221,48 +251,23 @@ internal ref struct JpegBitReader
         }
     }
 
-    /// <summary>FILL_BIT_BUFFER_FAST: six bytes when 16 bits or fewer are left. A marker is not consumed: zero bits are
-    /// loaded and <see cref="FastHitMarker"/> tells the caller to decode the MCU again the slow way.</summary>
-    public void FillFast()
-    {
-        if (_bitsLeft > 16) return;
-        for (int i = 0; i < 6; i++)
-        {
-            // The caller guarantees 512 bytes per block before the limit, so these reads stay inside the buffer.
-            int c0 = _data[_position++], c1 = _position < _data.Length ? _data[_position] : 0;
-            _buffer = (_buffer << 8) | (uint)c0;
-            _bitsLeft += 8;
-            if (c0 == 0xFF)
-            {
-                _position++;
-                if (c1 != 0)
-                {
-                    FastHitMarker = true;
-                    _position -= 2;
-                    _buffer &= ~0xFFUL;
-                }
-            }
-        }
-    }
-
     public readonly int PeekBits(int n) => (int)(_buffer >> (_bitsLeft - n)) & ((1 << n) - 1);
 
     public void DropBits(int n) => _bitsLeft -= n;
 
-    /// <summary>CHECK_BIT_BUFFER then GET_BITS (no refill in fast mode: it filled before the symbol).</summary>
+    /// <summary>CHECK_BIT_BUFFER then GET_BITS.</summary>
     public int Bits(int n)
     {
         if (n == 0) return 0;
-        if (!Fast && _bitsLeft < n) Fill(n);
+        if (_bitsLeft < n) Fill(n);
         _bitsLeft -= n;
         return (int)(_buffer >> _bitsLeft) & ((1 << n) - 1);
     }
 
-    /// <summary>Reads an n-bit magnitude and extends its sign (F.2.2.1 HUFF_EXTEND); the fast path refills first.</summary>
+    /// <summary>Reads an n-bit magnitude and extends its sign (F.2.2.1 HUFF_EXTEND).</summary>
     public int Receive(int n)
     {
         if (n == 0) return 0;
-        if (Fast) FillFast();
         int v = Bits(n);
         return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
     }

@@ -130,6 +130,11 @@ internal static class JpegIdct
                 Sse2.Or(Sse2.Or(Sse2.LoadVector128(c + 40), Sse2.LoadVector128(c + 48)), Sse2.LoadVector128(c + 56)));
             if (acBits == Vector128<short>.Zero)
             {
+                if ((Sse2.LoadVector128(c).AsUInt64() & Vector128.Create(~0xFFFFUL, ~0UL)) == Vector128<ulong>.Zero)
+                {
+                    FillDcOnly(v0.ToScalar(), o + offset, stride);
+                    return;
+                }
                 v0 = Sse2.ShiftLeftLogical(v0, Pass1Bits);
                 v1 = v2 = v3 = v4 = v5 = v6 = v7 = v0;
             }
@@ -154,6 +159,22 @@ internal static class JpegIdct
             StoreRows(Sse2.Add(Sse2.PackSignedSaturate(v4, v5).AsByte(), center), row + 4 * stride, stride);
             StoreRows(Sse2.Add(Sse2.PackSignedSaturate(v6, v7).AsByte(), center), row + 6 * stride, stride);
         }
+    }
+
+    /// <summary>
+    /// A block whose only nonzero coefficient is the DC term: every sample is what the two passes make of it, worked out
+    /// once. The column pass is skipped (rows 1..7 are zero), so every row of the workspace is (d, 0, ..., 0) with
+    /// d = <paramref name="dequantizedDc"/> &lt;&lt; PASS1_BITS in 16 bits; the row pass then sees d at input 0 and zeros
+    /// elsewhere, so all its outputs are tmp10 = tmp11 = tmp12 = tmp13 = d &lt;&lt; CONST_BITS, descaled (within 16 bits:
+    /// |d| &lt;= 2^15) and saturated to -128..127 before +128, as the full routine does. The scalar twin, which has no such
+    /// shortcut, is the test oracle.
+    /// </summary>
+    private static unsafe void FillDcOnly(short dequantizedDc, byte* output, int stride)
+    {
+        int d = (short)(dequantizedDc << Pass1Bits);
+        byte sample = (byte)(Math.Clamp(Descale(d << ConstBits, Pass2Shift), sbyte.MinValue, sbyte.MaxValue) + 128);
+        ulong row = sample * 0x0101_0101_0101_0101UL;
+        for (int r = 0; r < 8; r++) *(ulong*)(output + r * stride) = row;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

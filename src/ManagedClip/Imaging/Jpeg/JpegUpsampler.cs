@@ -28,7 +28,7 @@ internal sealed class JpegUpsampler
     private readonly int _hExpand, _vExpand;
     private readonly byte[] _plane;
     private readonly int _stride, _width, _height;
-    private readonly byte[] _scratch; // one upsampled row of a 2x method: 2 * downsampled_width samples
+    private readonly byte[] _scratch; // one upsampled row (any method but Full): _hExpand * downsampled_width samples
     private readonly bool _vectors;   // the AVX2 paths of the h2v1 and h2v2 triangle filters
 
     /// <summary>Reads the component's samples from <paramref name="plane"/>, <paramref name="stride"/> bytes a row;
@@ -45,7 +45,6 @@ internal sealed class JpegUpsampler
         if (maxH % hInGroup != 0 || maxV % vInGroup != 0)
             throw new ImageInputException($"image '{name}': JPEG sampling factors {hInGroup}x{vInGroup} with a maximum of {maxH}x{maxV} are not integral ratios (libjpeg refuses them too)");
         _hExpand = maxH / hInGroup; _vExpand = maxV / vInGroup;
-        _scratch = _hExpand == 2 ? new byte[2 * width] : [];
         _method = (_hExpand, _vExpand) switch
         {
             (1, 1) => Method.Full,
@@ -54,19 +53,24 @@ internal sealed class JpegUpsampler
             (2, 2) when fancy && width > 2 => Method.H2V2Fancy,
             _ => Method.Replicate,
         };
+        _scratch = _method == Method.Full ? [] : new byte[_hExpand * width];
     }
 
     private ReadOnlySpan<byte> Row(int y) => _plane.AsSpan(Math.Clamp(y, 0, _height - 1) * _stride, _width);
 
     /// <summary>Writes output row <paramref name="y"/>; <paramref name="output"/> is the image width, at most
     /// _hExpand * downsampled_width.</summary>
-    public void UpsampleRow(int y, Span<byte> output)
+    public void UpsampleRow(int y, Span<byte> output) => UpsampledRow(y, output.Length).CopyTo(output);
+
+    /// <summary>Output row <paramref name="y"/>, <paramref name="outputWidth"/> samples (the image width, at most
+    /// _hExpand * downsampled_width): the plane's own row at full size, else this upsampler's scratch row, valid until
+    /// its next call. Saves a copy per row and component where the caller only reads the row.</summary>
+    public ReadOnlySpan<byte> UpsampledRow(int y, int outputWidth)
     {
+        if (_method == Method.Full) return Row(y)[..outputWidth];
+        Span<byte> output = _scratch.AsSpan(0, outputWidth);
         switch (_method)
         {
-            case Method.Full:
-                Row(y)[..output.Length].CopyTo(output);
-                break;
             case Method.Replicate:
             {
                 var input = Row(y / _vExpand);
@@ -76,7 +80,7 @@ internal sealed class JpegUpsampler
             case Method.H2V1Fancy:
             {
                 var input = Row(y);
-                H2V1(input, output);
+                H2V1(input);
                 break;
             }
             case Method.H1V2Fancy:
@@ -95,15 +99,16 @@ internal sealed class JpegUpsampler
                 bool upper = (y & 1) == 0;
                 var near = Row(inRow);
                 var far = Row(upper ? inRow - 1 : inRow + 1);
-                H2V2(near, far, output);
+                H2V2(near, far);
                 break;
             }
         }
+        return output;
     }
 
     /// <summary>h2v1_fancy_upsample on one row (width &gt; 2): output 2i and 2i+1 are (3 in[i] + in[i∓1] + 1 or 2) / 4,
-    /// the end columns copy their sample outward.</summary>
-    private void H2V1(ReadOnlySpan<byte> input, Span<byte> output)
+    /// the end columns copy their sample outward; into the scratch row.</summary>
+    private void H2V1(ReadOnlySpan<byte> input)
     {
         int w = _width;
         Span<byte> full = _scratch;
@@ -118,7 +123,6 @@ internal sealed class JpegUpsampler
         }
         full[2 * w - 2] = (byte)((input[w - 1] * 3 + input[w - 2] + 1) >> 2);
         full[2 * w - 1] = input[w - 1];
-        full[..output.Length].CopyTo(output);
     }
 
     /// <summary>The interior columns of <see cref="H2V1"/> 16 at a time in 16-bit lanes, from column 1 while column
@@ -140,8 +144,8 @@ internal sealed class JpegUpsampler
     }
 
     /// <summary>h2v2_fancy_upsample for one output row (width &gt; 2): column sums 3 near + far, then the same
-    /// triangle horizontally with rounding constants 8 and 7 (out of 16).</summary>
-    private void H2V2(ReadOnlySpan<byte> near, ReadOnlySpan<byte> far, Span<byte> output)
+    /// triangle horizontally with rounding constants 8 and 7 (out of 16); into the scratch row.</summary>
+    private void H2V2(ReadOnlySpan<byte> near, ReadOnlySpan<byte> far)
     {
         int w = _width;
         Span<byte> full = _scratch;
@@ -157,7 +161,6 @@ internal sealed class JpegUpsampler
         }
         full[2 * w - 2] = (byte)((last * 3 + near[w - 2] * 3 + far[w - 2] + 8) >> 4);
         full[2 * w - 1] = (byte)((last * 4 + 7) >> 4);
-        full[..output.Length].CopyTo(output);
     }
 
     /// <summary>The interior columns of <see cref="H2V2"/> 16 at a time in 16-bit lanes (sums reach 16 x 255); returns
