@@ -149,19 +149,13 @@ internal static class PillowResample
     public static byte[] Resample8(ReadOnlySpan<byte> src, int w, int h, int ch, int outW, int outH, PillowFilter filter,
                                    int x0, int y0, int cw, int chh)
     {
-        CheckWindow(outW, outH, x0, y0, cw, chh);
-        bool needH = outW != w, needV = outH != h;
-        Coefficients? vc = needV ? Precompute(h, outH, filter) : null;
-        int r0, r1;
-        if (vc is not null) { r0 = vc.Min[y0]; r1 = vc.Min[y0 + chh - 1] + vc.Count[y0 + chh - 1]; }
-        else { r0 = y0; r1 = y0 + chh; }
+        var (hc, vc, r0, r1) = PlanPasses(w, h, outW, outH, filter, x0, y0, cw, chh);
 
         // Horizontal pass: rows r0..r1 of the source, output columns x0..x0+cw.
         int rowLen = cw * ch;
         var temp = new byte[(long)(r1 - r0) * rowLen];
-        if (needH)
+        if (hc is not null)
         {
-            var hc = Precompute(w, outW, filter);
             int[] k = hc.Fixed;
             int ks = hc.KSize;
             for (int y = r0; y < r1; y++)
@@ -269,17 +263,11 @@ internal static class PillowResample
     public static int[] Resample32I(ReadOnlySpan<int> src, int w, int h, int outW, int outH, PillowFilter filter,
                                     int x0, int y0, int cw, int chh)
     {
-        CheckWindow(outW, outH, x0, y0, cw, chh);
-        bool needH = outW != w, needV = outH != h;
-        Coefficients? vc = needV ? Precompute(h, outH, filter) : null;
-        int r0, r1;
-        if (vc is not null) { r0 = vc.Min[y0]; r1 = vc.Min[y0 + chh - 1] + vc.Count[y0 + chh - 1]; }
-        else { r0 = y0; r1 = y0 + chh; }
+        var (hc, vc, r0, r1) = PlanPasses(w, h, outW, outH, filter, x0, y0, cw, chh);
 
         var temp = new int[(long)(r1 - r0) * cw];
-        if (needH)
+        if (hc is not null)
         {
-            var hc = Precompute(w, outW, filter);
             for (int y = r0; y < r1; y++)
                 for (int xx = 0; xx < cw; xx++)
                 {
@@ -351,6 +339,22 @@ internal static class PillowResample
             }
         }
         return dst;
+    }
+
+    /// <summary>
+    /// The preamble of <see cref="Resample8"/> and <see cref="Resample32I"/>: checks the window, precomputes the coefficients
+    /// of each axis whose size changes (null for an axis that is copied) and finds the source rows [FirstRow, EndRow) the
+    /// vertical pass reads for the window's rows (the window's own rows when the height does not change).
+    /// </summary>
+    private static (Coefficients? Horizontal, Coefficients? Vertical, int FirstRow, int EndRow) PlanPasses(
+        int w, int h, int outW, int outH, PillowFilter filter, int x0, int y0, int cw, int chh)
+    {
+        CheckWindow(outW, outH, x0, y0, cw, chh);
+        Coefficients? hc = outW != w ? Precompute(w, outW, filter) : null;
+        if (outH == h) return (hc, null, y0, y0 + chh);
+        Coefficients vc = Precompute(h, outH, filter);
+        int last = y0 + chh - 1;
+        return (hc, vc, vc.Min[y0], vc.Min[last] + vc.Count[last]);
     }
 
     private static void CheckWindow(int outW, int outH, int x0, int y0, int cw, int chh)
