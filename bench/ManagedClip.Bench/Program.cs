@@ -8,6 +8,7 @@ using ManagedClip.Tests.Support;
 // managedclip-bench gemm [--quick]     Stopwatch sweep of the ViT-B/32 and RN50 GEMM shapes: GFLOP/s and % of peak, 1 and 2 threads
 // managedclip-bench ceiling            the ViT-B/32 MLP shapes against the FMA ceiling measured in alternating rounds
 // managedclip-bench decode FOLDER [REPS]  single-thread JPEG decode of FOLDER's files: the managed decoder and ImageSharp (bench/decode/run.sh)
+// managedclip-bench resample [REPS]    single-thread bicubic resize of a 12 MP RGB image to 299x224 (224x224 window): scalar vs SIMD passes
 // managedclip-bench [BenchmarkDotNet args]   the BenchmarkDotNet suites (e.g. --filter '*Gemm*')
 if (args.Length >= 2 && args[0] == "weights")
 {
@@ -54,6 +55,11 @@ if (args.Length >= 1 && args[0] == "attention")
 if (args.Length >= 2 && args[0] == "decode")
 {
     DecodeBench.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 5);
+    return 0;
+}
+if (args.Length >= 1 && args[0] == "resample")
+{
+    ResampleBench.Run(args.Length > 1 ? int.Parse(args[1]) : 15);
     return 0;
 }
 if (args.Length >= 1 && args[0] == "ceiling")

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Imaging;
 
@@ -20,7 +21,7 @@ public enum PillowFilter
 /// Every routine computes only a window of the output (the crop), which gives the same pixels as resizing the
 /// whole image and cropping afterwards because each output sample depends only on its own coefficients.
 /// </summary>
-internal static class PillowResample
+internal static partial class PillowResample
 {
     private const int PrecisionBits = 22; // Resample.c: PRECISION_BITS = 32 - 8 - 2
 
@@ -145,30 +146,34 @@ internal static class PillowResample
     /// Pillow 8-bit convolution resample of an interleaved image (<paramref name="ch"/> channels, each resampled on its own),
     /// w×h → outW×outH, returning only the window [x0, x0+cw) × [y0, y0+chh) of the output (which must lie inside it).
     /// Horizontal pass first into a uint8 intermediate, then vertical; an axis whose size does not change is copied.
+    /// <paramref name="level"/> picks the AVX2 passes or their scalar twins (tests force <see cref="SimdLevel.Scalar"/>);
+    /// both give the same bytes, as the sums are exact int32 arithmetic in any order.
     /// </summary>
     public static byte[] Resample8(ReadOnlySpan<byte> src, int w, int h, int ch, int outW, int outH, PillowFilter filter,
-                                   int x0, int y0, int cw, int chh)
+                                   int x0, int y0, int cw, int chh, SimdLevel? level = null)
     {
-        CheckWindow(outW, outH, x0, y0, cw, chh);
-        bool needH = outW != w, needV = outH != h;
-        Coefficients? vc = needV ? Precompute(h, outH, filter) : null;
-        int r0, r1;
-        if (vc is not null) { r0 = vc.Min[y0]; r1 = vc.Min[y0 + chh - 1] + vc.Count[y0 + chh - 1]; }
-        else { r0 = y0; r1 = y0 + chh; }
+        var (hc, vc, r0, r1) = PlanPasses(w, h, outW, outH, filter, x0, y0, cw, chh);
+        bool vectors = UsesVectors(level ?? Simd.Best, ch);
 
         // Horizontal pass: rows r0..r1 of the source, output columns x0..x0+cw.
         int rowLen = cw * ch;
         var temp = new byte[(long)(r1 - r0) * rowLen];
-        if (needH)
+        if (hc is not null)
         {
-            var hc = Precompute(w, outW, filter);
-            int[] k = hc.Fixed;
-            int ks = hc.KSize;
-            for (int y = r0; y < r1; y++)
+            if (vectors)
             {
-                ReadOnlySpan<byte> srow = src.Slice(y * w * ch, w * ch);
-                Span<byte> trow = temp.AsSpan((y - r0) * rowLen, rowLen);
-                HorizontalRow(srow, trow, ch, x0, cw, hc.Min, hc.Count, k, ks);
+                HorizontalRowsAvx2(src, w, ch, r0, r1, x0, cw, hc, temp);
+            }
+            else
+            {
+                int[] k = hc.Fixed;
+                int ks = hc.KSize;
+                for (int y = r0; y < r1; y++)
+                {
+                    ReadOnlySpan<byte> srow = src.Slice(y * w * ch, w * ch);
+                    Span<byte> trow = temp.AsSpan((y - r0) * rowLen, rowLen);
+                    HorizontalRow(srow, trow, ch, x0, cw, hc.Min, hc.Count, k, ks);
+                }
             }
         }
         else
@@ -180,6 +185,11 @@ internal static class PillowResample
 
         // Vertical pass over the intermediate.
         var dst = new byte[(long)chh * rowLen];
+        if (vectors)
+        {
+            VerticalAvx2(temp, rowLen, r0, y0, chh, vc, dst);
+            return dst;
+        }
         var acc32 = new int[rowLen];
         int[] kv = vc.Fixed;
         for (int yy = 0; yy < chh; yy++)
@@ -203,62 +213,65 @@ internal static class PillowResample
     /// <summary>One row of the horizontal pass; all channels of a pixel in one sweep over the taps, no bounds checks.</summary>
     private static void HorizontalRow(ReadOnlySpan<byte> srow, Span<byte> trow, int ch, int x0, int cw, int[] mins, int[] counts, int[] k, int ks)
     {
-        const int Half = 1 << (PrecisionBits - 1);
         ref byte s0 = ref MemoryMarshal.GetReference(srow);
         ref byte d0 = ref MemoryMarshal.GetReference(trow);
         ref int k0 = ref MemoryMarshal.GetArrayDataReference(k);
         for (int xx = 0; xx < cw; xx++)
         {
             int ox = x0 + xx;
-            int n = counts[ox];
-            ref byte sp = ref Unsafe.Add(ref s0, mins[ox] * ch);
-            ref int kp = ref Unsafe.Add(ref k0, ox * ks);
-            ref byte dp = ref Unsafe.Add(ref d0, xx * ch);
-            switch (ch)
-            {
-                case 1:
-                    {
-                        int a0 = Half;
-                        for (int j = 0; j < n; j++) a0 += Unsafe.Add(ref sp, j) * Unsafe.Add(ref kp, j);
-                        dp = Clip8(a0);
-                        break;
-                    }
-                case 3:
-                    {
-                        int a0 = Half, a1 = Half, a2 = Half;
-                        for (int j = 0, p = 0; j < n; j++, p += 3)
-                        {
-                            int w = Unsafe.Add(ref kp, j);
-                            a0 += Unsafe.Add(ref sp, p) * w;
-                            a1 += Unsafe.Add(ref sp, p + 1) * w;
-                            a2 += Unsafe.Add(ref sp, p + 2) * w;
-                        }
-                        dp = Clip8(a0); Unsafe.Add(ref dp, 1) = Clip8(a1); Unsafe.Add(ref dp, 2) = Clip8(a2);
-                        break;
-                    }
-                case 4:
-                    {
-                        int a0 = Half, a1 = Half, a2 = Half, a3 = Half;
-                        for (int j = 0, p = 0; j < n; j++, p += 4)
-                        {
-                            int w = Unsafe.Add(ref kp, j);
-                            a0 += Unsafe.Add(ref sp, p) * w;
-                            a1 += Unsafe.Add(ref sp, p + 1) * w;
-                            a2 += Unsafe.Add(ref sp, p + 2) * w;
-                            a3 += Unsafe.Add(ref sp, p + 3) * w;
-                        }
-                        dp = Clip8(a0); Unsafe.Add(ref dp, 1) = Clip8(a1); Unsafe.Add(ref dp, 2) = Clip8(a2); Unsafe.Add(ref dp, 3) = Clip8(a3);
-                        break;
-                    }
-                default:
-                    for (int c = 0; c < ch; c++)
-                    {
-                        int acc = Half;
-                        for (int j = 0, p = c; j < n; j++, p += ch) acc += Unsafe.Add(ref sp, p) * Unsafe.Add(ref kp, j);
-                        Unsafe.Add(ref dp, c) = Clip8(acc);
-                    }
+            HorizontalPixel(ref Unsafe.Add(ref s0, mins[ox] * ch), ref Unsafe.Add(ref k0, ox * ks), counts[ox], ch, ref Unsafe.Add(ref d0, xx * ch));
+        }
+    }
+
+    /// <summary>One output pixel of the horizontal pass: <paramref name="n"/> taps of <paramref name="ch"/> bytes from <paramref name="sp"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void HorizontalPixel(ref byte sp, ref int kp, int n, int ch, ref byte dp)
+    {
+        const int Half = 1 << (PrecisionBits - 1);
+        switch (ch)
+        {
+            case 1:
+                {
+                    int a0 = Half;
+                    for (int j = 0; j < n; j++) a0 += Unsafe.Add(ref sp, j) * Unsafe.Add(ref kp, j);
+                    dp = Clip8(a0);
                     break;
-            }
+                }
+            case 3:
+                {
+                    int a0 = Half, a1 = Half, a2 = Half;
+                    for (int j = 0, p = 0; j < n; j++, p += 3)
+                    {
+                        int w = Unsafe.Add(ref kp, j);
+                        a0 += Unsafe.Add(ref sp, p) * w;
+                        a1 += Unsafe.Add(ref sp, p + 1) * w;
+                        a2 += Unsafe.Add(ref sp, p + 2) * w;
+                    }
+                    dp = Clip8(a0); Unsafe.Add(ref dp, 1) = Clip8(a1); Unsafe.Add(ref dp, 2) = Clip8(a2);
+                    break;
+                }
+            case 4:
+                {
+                    int a0 = Half, a1 = Half, a2 = Half, a3 = Half;
+                    for (int j = 0, p = 0; j < n; j++, p += 4)
+                    {
+                        int w = Unsafe.Add(ref kp, j);
+                        a0 += Unsafe.Add(ref sp, p) * w;
+                        a1 += Unsafe.Add(ref sp, p + 1) * w;
+                        a2 += Unsafe.Add(ref sp, p + 2) * w;
+                        a3 += Unsafe.Add(ref sp, p + 3) * w;
+                    }
+                    dp = Clip8(a0); Unsafe.Add(ref dp, 1) = Clip8(a1); Unsafe.Add(ref dp, 2) = Clip8(a2); Unsafe.Add(ref dp, 3) = Clip8(a3);
+                    break;
+                }
+            default:
+                for (int c = 0; c < ch; c++)
+                {
+                    int acc = Half;
+                    for (int j = 0, p = c; j < n; j++, p += ch) acc += Unsafe.Add(ref sp, p) * Unsafe.Add(ref kp, j);
+                    Unsafe.Add(ref dp, c) = Clip8(acc);
+                }
+                break;
         }
     }
 
@@ -269,17 +282,11 @@ internal static class PillowResample
     public static int[] Resample32I(ReadOnlySpan<int> src, int w, int h, int outW, int outH, PillowFilter filter,
                                     int x0, int y0, int cw, int chh)
     {
-        CheckWindow(outW, outH, x0, y0, cw, chh);
-        bool needH = outW != w, needV = outH != h;
-        Coefficients? vc = needV ? Precompute(h, outH, filter) : null;
-        int r0, r1;
-        if (vc is not null) { r0 = vc.Min[y0]; r1 = vc.Min[y0 + chh - 1] + vc.Count[y0 + chh - 1]; }
-        else { r0 = y0; r1 = y0 + chh; }
+        var (hc, vc, r0, r1) = PlanPasses(w, h, outW, outH, filter, x0, y0, cw, chh);
 
         var temp = new int[(long)(r1 - r0) * cw];
-        if (needH)
+        if (hc is not null)
         {
-            var hc = Precompute(w, outW, filter);
             for (int y = r0; y < r1; y++)
                 for (int xx = 0; xx < cw; xx++)
                 {
@@ -351,6 +358,22 @@ internal static class PillowResample
             }
         }
         return dst;
+    }
+
+    /// <summary>
+    /// The preamble of <see cref="Resample8"/> and <see cref="Resample32I"/>: checks the window, precomputes the coefficients
+    /// of each axis whose size changes (null for an axis that is copied) and finds the source rows [FirstRow, EndRow) the
+    /// vertical pass reads for the window's rows (the window's own rows when the height does not change).
+    /// </summary>
+    private static (Coefficients? Horizontal, Coefficients? Vertical, int FirstRow, int EndRow) PlanPasses(
+        int w, int h, int outW, int outH, PillowFilter filter, int x0, int y0, int cw, int chh)
+    {
+        CheckWindow(outW, outH, x0, y0, cw, chh);
+        Coefficients? hc = outW != w ? Precompute(w, outW, filter) : null;
+        if (outH == h) return (hc, null, y0, y0 + chh);
+        Coefficients vc = Precompute(h, outH, filter);
+        int last = y0 + chh - 1;
+        return (hc, vc, vc.Min[y0], vc.Min[last] + vc.Count[last]);
     }
 
     private static void CheckWindow(int outW, int outH, int x0, int y0, int cw, int chh)
