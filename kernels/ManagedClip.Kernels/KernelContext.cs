@@ -72,14 +72,14 @@ public sealed class KernelContext
     /// ranges pulled from a shared counter, so a worker whose core is busy elsewhere leaves its remaining ranges to the others.
     /// Items never depend on which worker runs them, so results do not depend on the thread count.
     /// </summary>
-    internal void For(int count, long workPerItem, Action<int, int> body) =>
+    public void For(int count, long workPerItem, Action<int, int> body) =>
         ForWorkers(count, workPerItem, (ranges, _) => { while (ranges.TryTake(out int first, out int end)) body(first, end); });
 
     /// <summary>
     /// <see cref="For"/> for bodies with per-worker state (scratch): <paramref name="worker"/>(ranges, index) runs once per worker,
     /// index in [0, workers), and takes ranges until none are left.
     /// </summary>
-    internal void ForWorkers(int count, long workPerItem, Action<WorkRanges, int> worker)
+    public void ForWorkers(int count, long workPerItem, Action<WorkRanges, int> worker)
     {
         if (count <= 0) return;
         int workers = Workers(count, workPerItem);
@@ -96,7 +96,7 @@ public sealed class KernelContext
     }
 
     /// <summary>Below this much work per worker, waking a thread costs more than it saves.</summary>
-    internal const long MinimumWorkPerThread = 1L << 15;
+    public const long MinimumWorkPerThread = 1L << 15;
 
     /// <summary>
     /// Runs a GEMM's tasks: on the calling thread when it is small (<paramref name="small"/>) or the context has one thread, then
@@ -122,16 +122,24 @@ public sealed class KernelContext
 /// The shared counter of one <see cref="KernelContext.For"/> loop: items [0, count) handed out in contiguous ranges, about four
 /// per worker (enough to rebalance when a core is taken away, few enough that each range keeps its rows' locality).
 /// </summary>
-internal sealed class WorkRanges(int count, int workers)
+public sealed class WorkRanges
 {
-    readonly int _grain = Math.Max(1, (int)(((long)count + 4L * workers - 1) / (4L * workers)));
+    readonly int _count, _grain;
     int _next;
+
+    internal WorkRanges(int count, int workers)
+    {
+        _count = count;
+        _grain = Math.Max(1, (int)(((long)count + 4L * workers - 1) / (4L * workers)));
+    }
+
+    /// <summary>The next range [first, end) of items nobody has taken; false when none are left.</summary>
 
     public bool TryTake(out int first, out int end)
     {
         long start = Interlocked.Add(ref _next, _grain) - (long)_grain;
-        first = (int)Math.Min(start, count);
-        end = (int)Math.Min(start + _grain, count);
+        first = (int)Math.Min(start, _count);
+        end = (int)Math.Min(start + _grain, _count);
         return first < end;
     }
 }

@@ -118,20 +118,19 @@ internal sealed class AttentionPool2d
         }
         _query.Forward(first, batch, query, kernels);                                 // q, token 0 only   [B, D]
 
-        // The heads are independent: each thread takes a share of them, one fork-join in all (at batch 1 the per-head
-        // products are [1, 64] · [64, D] and [1, D] · [D, 64], too small to split, and each head's weights are read once).
+        // The heads are independent: the threads share them out, one fork-join in all (at batch 1 the per-head products are
+        // [1, 64] · [64, D] and [1, D] · [D, 64], too small to split, and each head's weights are read once). Each share's
+        // products run on its own thread (a batch member's context keeps its team).
         float scale = 1f / MathF.Sqrt(hd);
-        // Each share's products run on its own thread (a batch member's context keeps its team).
-        int parts = Math.Max(1, Math.Min(kernels.Threads, heads));
         var single = kernels.WithThreads(1);
-        if (parts == 1) Heads(0, heads, batch, query, tokens, turned, averaged, scores, headIn, headOut, first, scale, single);
-        else unsafe
+        long workPerHead = 2L * batch * (hd * d + n * d);   // Wk_h and Wv_h products, scores and the weighted mean
+        unsafe
         {
             fixed (float* pq = query, pt = tokens, pturned = turned, pavg = averaged, ps = scores, pin = headIn, pout = headOut, pf = first)
             {
                 float* q = pq, tk = pt, tu = pturned, av = pavg, sc = ps, hi = pin, ho = pout, f = pf;
                 int tokensLength = tokens.Length;
-                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part => Heads(heads * part / parts, heads * (part + 1) / parts,
+                kernels.For(heads, workPerHead, (h0, h1) => Heads(h0, h1,
                     batch, new Span<float>(q, bd), new Span<float>(tk, tokensLength), new Span<float>(tu, hbd), new Span<float>(av, hbd),
                     new Span<float>(sc, batch * heads * n), new Span<float>(hi, bd), new Span<float>(ho, bd), new Span<float>(f, bd), scale, single));
             }

@@ -28,20 +28,19 @@ internal static class BatchParallel
         int parts = Parts(batch, kernels.Threads);
         if (parts == 1) { body(0, batch, kernels); return; }
         var team = new WorkSharing(parts);
-        int nextPart = 0;
         try
         {
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, _ =>
+            // One worker per part (each part is at least the minimum work). Parts are claimed, not assigned: if the pool lends
+            // no second thread, this one runs every part and nobody waits for a part that no thread will start.
+            kernels.ForWorkers(parts, KernelContext.MinimumWorkPerThread, (claimed, _) =>
             {
-                // Parts are claimed, not assigned: if the pool lends no second thread, this one runs every part and nobody
-                // waits for a part that no thread will start.
-                int part;
-                while ((part = Interlocked.Increment(ref nextPart) - 1) < parts)
-                {
-                    int start = (int)((long)batch * part / parts), end = (int)((long)batch * (part + 1) / parts);
-                    try { body(start, end - start, kernels.AsMember(team, part)); }
-                    finally { team.Finished(); }
-                }
+                while (claimed.TryTake(out int first, out int end))
+                    for (int part = first; part < end; part++)
+                    {
+                        int start = (int)((long)batch * part / parts), stop = (int)((long)batch * (part + 1) / parts);
+                        try { body(start, stop - start, kernels.AsMember(team, part)); }
+                        finally { team.Finished(); }
+                    }
                 team.HelpUntilAllFinished();
             });
         }
