@@ -197,7 +197,7 @@ public static class Convolution
     /// </summary>
     public static bool UsesDirect(ConvolutionFilter filter, in Epilogue epilogue) =>
         filter.Geometry.Kernel > 1 && filter.OutChannels <= PackedMatrix.PanelWidth && filter.OutChannels % 32 == 0
-        && epilogue.Activation is Activation.None or Activation.Relu && epilogue.Residual.IsEmpty;
+        && epilogue.IsBiasAndRelu;
 
     /// <summary>
     /// Direct (implicit-GEMM) k×k convolution: x [B, H, W, Cin] read in place, no im2col. One task is an output row (b, oy);
@@ -217,9 +217,7 @@ public static class Convolution
         int outChannels = filter.OutChannels;
         var window = filter.Geometry;
         Check(outChannels <= PackedMatrix.PanelWidth, $"the direct convolution writes at most {PackedMatrix.PanelWidth} channels, not {outChannels}");
-        Check(epilogue.Activation is Activation.None or Activation.Relu, $"the direct convolution applies ReLU or nothing, not {epilogue.Activation}");
-        Check(epilogue.Residual.IsEmpty, "the direct convolution does not add a residual");
-        Check(epilogue.Bias.IsEmpty || epilogue.Bias.Length >= outChannels, $"bias has {epilogue.Bias.Length} values, expected {outChannels}");
+        epilogue.CheckBiasAndRelu(outChannels, "the direct convolution");
         var s = new DirectShape(shape.Height, shape.Width, shape.Channels, outChannels, window.Kernel, window.Stride, window.Padding,
             outShape.Height, outShape.Width, epilogue.Activation == Activation.Relu);
         fixed (float* pin = input, pb = epilogue.Bias, pout = output)

@@ -75,6 +75,17 @@ public readonly ref struct Epilogue
 
     /// <summary>y = act(product + bias): no residual.</summary>
     public static Epilogue Of(ReadOnlySpan<float> bias, Activation activation = Activation.None) => new(bias, activation);
+
+    /// <summary>Bias and ReLU or nothing, no residual: all that the direct and Winograd convolutions fuse into their stores.</summary>
+    internal bool IsBiasAndRelu => Activation is Activation.None or Activation.Relu && Residual.IsEmpty;
+
+    /// <summary>The argument checks of a kernel that only fuses bias and ReLU (<see cref="IsBiasAndRelu"/>), naming what else was asked of <paramref name="kernel"/>.</summary>
+    internal void CheckBiasAndRelu(int outChannels, string kernel)
+    {
+        Convolution.Check(Activation is Activation.None or Activation.Relu, $"{kernel} applies ReLU or nothing, not {Activation}");
+        Convolution.Check(Residual.IsEmpty, $"{kernel} does not add a residual");
+        Convolution.Check(Bias.IsEmpty || Bias.Length >= outChannels, $"bias has {Bias.Length} values, expected {outChannels}");
+    }
 }
 
 /// <summary>A batch of channels-last (NHWC) images: [<see cref="Batch"/>, <see cref="Height"/>, <see cref="Width"/>, <see cref="Channels"/>].</summary>

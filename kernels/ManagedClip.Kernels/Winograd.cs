@@ -119,9 +119,7 @@ public static class Winograd
         int cin = filter.InChannels, cout = filter.OutChannels;
         shape.Check(nameof(input));
         Convolution.Check(shape.Channels == cin, $"input has {shape.Channels} channels, the filter takes {cin}");
-        Convolution.Check(epilogue.Activation is Activation.None or Activation.Relu, $"the Winograd convolution applies ReLU or nothing, not {epilogue.Activation}");
-        Convolution.Check(epilogue.Residual.IsEmpty, "a Winograd convolution writes act(conv(x) + bias); it does not add a residual");
-        Convolution.Check(epilogue.Bias.IsEmpty || epilogue.Bias.Length >= cout, $"bias has {epilogue.Bias.Length} values, expected {cout}");
+        epilogue.CheckBiasAndRelu(cout, "the Winograd convolution");
         var outShape = shape.With(shape.Height, shape.Width, cout);
         Convolution.Check(input.Length >= shape.Length, $"input has {input.Length} values, expected {shape}");
         Convolution.Check(output.Length >= outShape.Length, $"output has {output.Length} values, expected {outShape}");

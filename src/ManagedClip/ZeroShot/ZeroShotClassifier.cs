@@ -1,7 +1,5 @@
-using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Security.Cryptography;
-using System.Text;
 
 namespace ManagedClip.ZeroShot;
 
