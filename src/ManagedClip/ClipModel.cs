@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using ManagedClip.Backends.Cpu;
 using ManagedClip.Checkpoints;
 using ManagedClip.Kernels;
 using ManagedClip.Modeling;
@@ -50,17 +51,18 @@ public sealed partial class ClipModel : IDisposable
         _checkpoint = checkpoint;
         _options = options;
         Kernels = KernelContext.Create(options.MaxThreads);
+        var weights = new WeightLoader(checkpoint, new CpuBackend(Kernels));
         // Hashing and checking every weight (the fingerprint, the finite check) is a second read of the file; with a second
         // thread allowed it runs beside the towers' reading and packing and costs no load time, with one it runs at the end.
         if (Threads > 1) checkpoint.StartVerification();
         // The two towers read disjoint weights: with a second thread allowed, the text tower is read and packed beside the image tower.
-        var textTower = Threads > 1 ? Task.Run(() => new TextTransformer(checkpoint, checkpoint.Config)) : null;
+        var textTower = Threads > 1 ? Task.Run(() => new TextTransformer(weights, checkpoint.Config)) : null;
         try
         {
             _imageTower = checkpoint.Config.Vision.Architecture switch
             {
-                VisionArchitecture.VisionTransformer => new VisionTransformer(checkpoint, checkpoint.Config),
-                VisionArchitecture.ModifiedResNet => new ModifiedResNet(checkpoint, checkpoint.Config),
+                VisionArchitecture.VisionTransformer => new VisionTransformer(weights, checkpoint.Config),
+                VisionArchitecture.ModifiedResNet => new ModifiedResNet(weights, checkpoint.Config),
                 var other => throw new CheckpointException($"{checkpoint.SourcePath}: the {other} image tower is not supported yet"),
             };
         }
@@ -70,7 +72,7 @@ public sealed partial class ClipModel : IDisposable
             try { textTower?.Wait(); } catch (AggregateException) { }
             throw;
         }
-        _textTower = textTower is null ? new TextTransformer(checkpoint, checkpoint.Config) : textTower.GetAwaiter().GetResult();
+        _textTower = textTower is null ? new TextTransformer(weights, checkpoint.Config) : textTower.GetAwaiter().GetResult();
         LogitScale = checkpoint.ReadScalar("logit_scale");
         _fingerprint = checkpoint.Fingerprint; // waits for the verification; a non-finite weight throws here, naming the tensor
     }
@@ -108,7 +110,7 @@ public sealed partial class ClipModel : IDisposable
         for (int start = 0; start < count; start += _options.MaxBatch)
         {
             int batch = Math.Min(_options.MaxBatch, count - start);
-            _imageTower.Forward(pixels.Slice(start * imageLength, batch * imageLength), batch, features, Kernels.WithThreads(threads));
+            _imageTower.Forward(pixels.Slice(start * imageLength, batch * imageLength), batch, features, threads);
             for (int b = 0; b < batch; b++) results[start + b] = features.AsSpan(b * EmbedDim, EmbedDim).ToArray();
         }
         return results;
@@ -138,7 +140,7 @@ public sealed partial class ClipModel : IDisposable
             int batch = Math.Min(_options.MaxBatch, ids.Count - start);
             var chunk = new int[batch][];
             for (int b = 0; b < batch; b++) chunk[b] = ids[start + b];
-            _textTower.Forward(chunk, features, Kernels, fullContext);
+            _textTower.Forward(chunk, features, Threads, fullContext);
             for (int b = 0; b < batch; b++) results[start + b] = features.AsSpan(b * EmbedDim, EmbedDim).ToArray();
         }
         return results;

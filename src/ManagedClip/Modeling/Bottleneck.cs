@@ -1,4 +1,4 @@
-using ManagedClip.Checkpoints;
+using ManagedClip.Backends;
 using ManagedClip.Kernels;
 
 namespace ManagedClip.Modeling;
@@ -16,24 +16,24 @@ internal sealed class Bottleneck
 {
     public const int Expansion = 4;
 
-    readonly ConvBatchNorm _conv1;        // 1×1  Cin → planes
-    readonly ConvBatchNorm _conv2;        // 3×3  planes → planes, pad 1
-    readonly ConvBatchNorm _conv3;        // 1×1  planes → 4·planes
-    readonly ConvBatchNorm? _downsample;  // 1×1  Cin → 4·planes ("downsample.0" conv, "downsample.1" BN; the pool "-1" has no weights)
+    readonly ConvolutionWeights _conv1;        // 1×1  Cin → planes
+    readonly ConvolutionWeights _conv2;        // 3×3  planes → planes, pad 1
+    readonly ConvolutionWeights _conv3;        // 1×1  planes → 4·planes
+    readonly ConvolutionWeights? _downsample;  // 1×1  Cin → 4·planes ("downsample.0" conv, "downsample.1" BN; the pool "-1" has no weights)
 
     public int InChannels { get; }
     public int Planes { get; }
     public int OutChannels => Expansion * Planes;
     public int Stride { get; }
 
-    public Bottleneck(Checkpoint checkpoint, string prefix, int inChannels, int planes, int stride)
+    public Bottleneck(WeightLoader weights, string prefix, int inChannels, int planes, int stride)
     {
         InChannels = inChannels; Planes = planes; Stride = stride;
-        _conv1 = ConvBatchNorm.Load(checkpoint, $"{prefix}.conv1.weight", $"{prefix}.bn1", inChannels, planes, 1);
-        _conv2 = ConvBatchNorm.Load(checkpoint, $"{prefix}.conv2.weight", $"{prefix}.bn2", planes, planes, 3);
-        _conv3 = ConvBatchNorm.Load(checkpoint, $"{prefix}.conv3.weight", $"{prefix}.bn3", planes, Expansion * planes, 1);
+        _conv1 = weights.ConvBatchNorm($"{prefix}.conv1.weight", $"{prefix}.bn1", inChannels, planes, 1);
+        _conv2 = weights.ConvBatchNorm($"{prefix}.conv2.weight", $"{prefix}.bn2", planes, planes, 3);
+        _conv3 = weights.ConvBatchNorm($"{prefix}.conv3.weight", $"{prefix}.bn3", planes, Expansion * planes, 1);
         if (stride > 1 || inChannels != Expansion * planes)
-            _downsample = ConvBatchNorm.Load(checkpoint, $"{prefix}.downsample.0.weight", $"{prefix}.downsample.1", inChannels, Expansion * planes, 1);
+            _downsample = weights.ConvBatchNorm($"{prefix}.downsample.0.weight", $"{prefix}.downsample.1", inChannels, Expansion * planes, 1);
     }
 
     public bool HasDownsample => _downsample is not null;
@@ -51,42 +51,43 @@ internal sealed class Bottleneck
 
     /// <summary>
     /// x [B, H, W, Cin] → y [B, H/s, W/s, 4·planes]. Uses <see cref="ResNetWorkspace.First"/> and <see cref="ResNetWorkspace.Second"/>
-    /// as temporaries; x and y are other buffers.
+    /// as temporaries; x and y are other tensors.
     /// </summary>
-    public void Forward(ReadOnlySpan<float> x, int batch, int height, int width, Span<float> y, ResNetWorkspace workspace)
+    public void Forward(Operators ops, Tensor x, int batch, int height, int width, Tensor y, ResNetWorkspace workspace)
     {
-        var kernels = workspace.Kernels;
         int planes = Planes, outHeight = OutputSize(height), outWidth = OutputSize(width);
         int pixels = batch * height * width, outPixels = batch * outHeight * outWidth;
-        Span<float> first = workspace.First, second = workspace.Second, scratch = workspace.Columns;
-        Span<float> output = y[..(outPixels * OutChannels)];
+        var shape = new ImageGeometry(batch, height, width, InChannels);
+        Tensor first = workspace.First, second = workspace.Second, scratch = workspace.Columns;
+        Tensor output = y[..(outPixels * OutChannels)];
 
-        _conv1.Forward(x, batch, height, width, first, scratch, kernels, Activation.Relu);             // [B, H, W, planes]
-        _conv2.Forward(first, batch, height, width, second, scratch, kernels, Activation.Relu);        // [B, H, W, planes]
-        Span<float> main = second[..(pixels * planes)];
+        ops.Convolution(_conv1, x, shape, first, scratch, Activation.Relu);                                   // [B, H, W, planes]
+        ops.Convolution(_conv2, first, shape.With(height, width, planes), second, scratch, Activation.Relu);  // [B, H, W, planes]
+        Tensor main = second[..(pixels * planes)];
         if (Stride > 1)
         {
-            Pooling.AveragePool(main, new ImageGeometry(batch, height, width, planes), Stride, first, kernels);           // [B, H/s, W/s, planes]
+            ops.AveragePool(main, shape.With(height, width, planes), Stride, first);                          // [B, H/s, W/s, planes]
             main = first[..(outPixels * planes)];
         }
+        var outShape = shape.With(outHeight, outWidth, planes);
 
         // The shortcut is added in conv3's epilogue before its ReLU: y = relu(bn3(conv3(main)) + shortcut), one pass over y.
         if (_downsample is null)
         {
             // identity: Cin = 4·planes, s = 1; x itself is the residual, no copy
-            _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, kernels, Activation.Relu, residual: x[..output.Length]);
+            ops.Convolution(_conv3, main, outShape, output, scratch, Activation.Relu, residual: x[..output.Length]);
             return;
         }
         if (Stride > 1)
         {
-            Span<float> pooled = second[..(outPixels * InChannels)];                                     // main no longer lives here
-            Pooling.AveragePool(x, new ImageGeometry(batch, height, width, InChannels), Stride, pooled, kernels);           // [B, H/s, W/s, Cin]
-            _downsample.Forward(pooled, batch, outHeight, outWidth, output, scratch, kernels);           // [B, H/s, W/s, 4·planes]
+            Tensor pooled = second[..(outPixels * InChannels)];                                                // main no longer lives here
+            ops.AveragePool(x, shape, Stride, pooled);                                                         // [B, H/s, W/s, Cin]
+            ops.Convolution(_downsample, pooled, shape.With(outHeight, outWidth, InChannels), output, scratch); // [B, H/s, W/s, 4·planes]
         }
         else
         {
-            _downsample.Forward(x, batch, height, width, output, scratch, kernels);                      // [B, H, W, 4·planes]
+            ops.Convolution(_downsample, x, shape, output, scratch);                                           // [B, H, W, 4·planes]
         }
-        _conv3.Forward(main, batch, outHeight, outWidth, output, scratch, kernels, Activation.Relu, residual: output); // y = relu(bn3(conv3(main)) + y)
+        ops.Convolution(_conv3, main, outShape, output, scratch, Activation.Relu, residual: output);            // y = relu(bn3(conv3(main)) + y)
     }
 }

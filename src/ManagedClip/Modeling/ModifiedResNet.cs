@@ -1,3 +1,4 @@
+using ManagedClip.Backends;
 using ManagedClip.Checkpoints;
 using ManagedClip.Kernels;
 
@@ -21,7 +22,8 @@ internal sealed class ModifiedResNet : IImageTower
     const int ColumnBudget = 1 << 21;
 
     readonly ModifiedResNetConfig _config;
-    readonly ConvBatchNorm _conv1, _conv2, _conv3;   // stem: 3 → W/2 (stride 2), W/2 → W/2, W/2 → W; all 3×3 pad 1
+    readonly ComputeBackend _backend;
+    readonly ConvolutionWeights _conv1, _conv2, _conv3;   // stem: 3 → W/2 (stride 2), W/2 → W/2, W/2 → W; all 3×3 pad 1
     readonly Bottleneck[] _blocks;                   // layer1..layer4, in order
     readonly AttentionPool2d _attentionPool;         // [G², 32W] → [E]
     readonly long _largestActivation;                // floats per image, over every intermediate
@@ -33,14 +35,15 @@ internal sealed class ModifiedResNet : IImageTower
     public int EmbedDim => _attentionPool.OutputDim;
     internal IReadOnlyList<Bottleneck> Blocks => _blocks;
 
-    public ModifiedResNet(Checkpoint checkpoint, ClipConfig config, long activationBudget = DefaultActivationBudget)
+    public ModifiedResNet(WeightLoader weights, ClipConfig config, long activationBudget = DefaultActivationBudget)
     {
         _activationBudget = activationBudget;
+        _backend = weights.Backend;
         var v = _config = (ModifiedResNetConfig)config.Vision;
         int width = v.Width, size = v.ImageSize;
-        _conv1 = ConvBatchNorm.Load(checkpoint, "visual.conv1.weight", "visual.bn1", 3, width / 2, 3, stride: 2);
-        _conv2 = ConvBatchNorm.Load(checkpoint, "visual.conv2.weight", "visual.bn2", width / 2, width / 2, 3);
-        _conv3 = ConvBatchNorm.Load(checkpoint, "visual.conv3.weight", "visual.bn3", width / 2, width, 3);
+        _conv1 = weights.ConvBatchNorm("visual.conv1.weight", "visual.bn1", 3, width / 2, 3, stride: 2);
+        _conv2 = weights.ConvBatchNorm("visual.conv2.weight", "visual.bn2", width / 2, width / 2, 3);
+        _conv3 = weights.ConvBatchNorm("visual.conv3.weight", "visual.bn3", width / 2, width, 3);
 
         int stem = _conv1.OutputSize(size);
         _largestActivation = Math.Max(3L * size * size, (long)stem * stem * width);
@@ -56,7 +59,7 @@ internal sealed class ModifiedResNet : IImageTower
             // OpenAI's _make_layer always builds block 0, so a stage without one is a missing tensor, reported by name.
             for (int b = 0; b < Math.Max(1, v.Blocks[stage]); b++)
             {
-                var block = new Bottleneck(checkpoint, $"visual.layer{stage + 1}.{b}", inChannels, planes, b == 0 && stage > 0 ? 2 : 1);
+                var block = new Bottleneck(weights, $"visual.layer{stage + 1}.{b}", inChannels, planes, b == 0 && stage > 0 ? 2 : 1);
                 _largestActivation = Math.Max(_largestActivation, block.LargestActivation(spatial, spatial));
                 _minimumScratch = Math.Max(_minimumScratch, block.MinimumScratch);
                 _largestScratch = Math.Max(_largestScratch, block.ScratchFor(spatial, spatial));
@@ -67,81 +70,69 @@ internal sealed class ModifiedResNet : IImageTower
         }
         _blocks = blocks.ToArray();
         if (spatial != v.GridSize)
-            throw new CheckpointException($"{checkpoint.SourcePath}: a {size}px image reaches the attention pool as {spatial}×{spatial}, but 'visual.attnpool.positional_embedding' is for {v.GridSize}×{v.GridSize}");
-        _attentionPool = new AttentionPool2d(checkpoint, "visual.attnpool", v.GridSize, inChannels, v.Heads, config.EmbedDim);
+            throw new CheckpointException($"{weights.Checkpoint.SourcePath}: a {size}px image reaches the attention pool as {spatial}×{spatial}, but 'visual.attnpool.positional_embedding' is for {v.GridSize}×{v.GridSize}");
+        _attentionPool = new AttentionPool2d(weights, "visual.attnpool", v.GridSize, inChannels, v.Heads, config.EmbedDim);
     }
 
     /// <summary>pixels [batch, 3, R, R] → features [batch, E] (not normalized).</summary>
-    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, KernelContext kernels) =>
-        BatchParallel.RunImages(pixels, 3 * ImageSize * ImageSize, features, EmbedDim, batch, kernels, ForwardBatch);
+    public void Forward(ReadOnlySpan<float> pixels, int batch, Span<float> features, int threads) =>
+        BatchParts.RunImages(_backend, threads, pixels, 3 * ImageSize * ImageSize, batch, features, EmbedDim, Forward);
 
-    void ForwardBatch(ReadOnlySpan<float> pixels, int batch, Span<float> features, KernelContext kernels)
+    void Forward(Operators ops, ReadOnlySpan<float> pixels, int batch, Span<float> features)
     {
         int size = ImageSize, imageLength = 3 * size * size;
         int chunk = (int)Math.Clamp(_activationBudget / _largestActivation, 1, Math.Max(1, batch));
         int columns = (int)Math.Clamp(chunk * _largestScratch, _minimumScratch, Math.Max(_minimumScratch, ColumnBudget));
-        using var workspace = new ResNetWorkspace(chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), kernels);
+        var workspace = new ResNetWorkspace(ops, chunk * _largestActivation, columns, _attentionPool.ScratchLength(chunk), chunk * EmbedDim);
         for (int start = 0; start < batch; start += chunk)
         {
             int count = Math.Min(chunk, batch - start);
-            ForwardChunk(pixels.Slice(start * imageLength, count * imageLength), count, features.Slice(start * EmbedDim, count * EmbedDim), workspace);
+            // The pixels arrive in First, free until conv2 writes it.   [B, 3, R, R]
+            Tensor input = workspace.First[..(count * imageLength)];
+            ops.Upload(pixels.Slice(start * imageLength, count * imageLength), input);
+            ForwardChunk(ops, input, count, workspace);
+            ops.Download(workspace.Features[..(count * EmbedDim)], features.Slice(start * EmbedDim, count * EmbedDim));
         }
     }
 
-    void ForwardChunk(ReadOnlySpan<float> pixels, int batch, Span<float> features, ResNetWorkspace workspace)
+    void ForwardChunk(Operators ops, Tensor pixels, int batch, ResNetWorkspace workspace)
     {
         int size = ImageSize;
-        var kernels = workspace.Kernels;
-        float[] x = workspace.Input, y = workspace.Output;
-        Span<float> scratch = workspace.Columns;
+        Tensor x = workspace.Input, y = workspace.Output, scratch = workspace.Columns;
 
         // Stem.   [B, 3, R, R] → [B, R, R, 3] → [B, R/2, R/2, W/2] → [B, R/2, R/2, W/2] → [B, R/2, R/2, W] → [B, R/4, R/4, W]
-        Convolution.ToChannelsLast(pixels, new ImageGeometry(batch, size, size, 3), x);
+        var shape = new ImageGeometry(batch, size, size, 3);
+        ops.ToChannelsLast(pixels, shape, x);
         int h = _conv1.OutputSize(size);
-        _conv1.Forward(x, batch, size, size, y, scratch, kernels, Activation.Relu);
-        _conv2.Forward(y, batch, h, h, workspace.First, scratch, kernels, Activation.Relu);
-        _conv3.Forward(workspace.First, batch, h, h, y, scratch, kernels, Activation.Relu);
-        Pooling.AveragePool(y, new ImageGeometry(batch, h, h, _conv3.OutChannels), 2, x, kernels);
+        ops.Convolution(_conv1, x, shape, y, scratch, Activation.Relu);
+        ops.Convolution(_conv2, y, shape.With(h, h, _conv1.OutChannels), workspace.First, scratch, Activation.Relu);
+        ops.Convolution(_conv3, workspace.First, shape.With(h, h, _conv2.OutChannels), y, scratch, Activation.Relu);
+        ops.AveragePool(y, shape.With(h, h, _conv3.OutChannels), 2, x);
         h /= 2;
 
         // layer1..layer4.   [B, R/4, R/4, W] → … → [B, G, G, 32W]
         foreach (var block in _blocks)
         {
-            block.Forward(x, batch, h, h, y, workspace);
+            block.Forward(ops, x, batch, h, h, y, workspace);
             (x, y) = (y, x);
             h = block.OutputSize(h);
         }
 
-        _attentionPool.Forward(x, batch, features, workspace.Pool, kernels);            // [B, E]
+        _attentionPool.Forward(ops, x, batch, workspace.Features, workspace.Pool);            // [B, E]
     }
 }
 
 /// <summary>
-/// Scratch for one ModifiedResNet call, sized once for its sub-batch: two activation buffers the blocks ping-pong between,
-/// two temporaries inside a block, im2col rows, and the attention pool's tokens.
+/// Scratch for one ModifiedResNet call, rented once for its sub-batch: two activation tensors the blocks ping-pong between,
+/// two temporaries inside a block, im2col rows, the attention pool's tokens and the features.
 /// </summary>
-internal sealed class ResNetWorkspace : IDisposable
+internal sealed class ResNetWorkspace(Operators ops, long activation, int columns, long pool, int features)
 {
-    readonly PooledArrays _buffers = new();
-
-    public KernelContext Kernels { get; }
-    public float[] Input { get; }
-    public float[] Output { get; }
-    public float[] First { get; }
-    public float[] Second { get; }
-    public float[] Columns { get; }
-    public float[] Pool { get; }
-
-    public ResNetWorkspace(long activation, int columns, long pool, KernelContext kernels)
-    {
-        Kernels = kernels;
-        Input = _buffers.Rent(checked((int)activation));
-        Output = _buffers.Rent(checked((int)activation));
-        First = _buffers.Rent(checked((int)activation));
-        Second = _buffers.Rent(checked((int)activation));
-        Columns = _buffers.Rent(columns);
-        Pool = _buffers.Rent(checked((int)pool));
-    }
-
-    public void Dispose() => _buffers.Dispose();
+    public Tensor Input { get; } = ops.Rent(checked((int)activation));
+    public Tensor Output { get; } = ops.Rent(checked((int)activation));
+    public Tensor First { get; } = ops.Rent(checked((int)activation));
+    public Tensor Second { get; } = ops.Rent(checked((int)activation));
+    public Tensor Columns { get; } = ops.Rent(columns);
+    public Tensor Pool { get; } = ops.Rent(checked((int)pool));
+    public Tensor Features { get; } = ops.Rent(features);
 }

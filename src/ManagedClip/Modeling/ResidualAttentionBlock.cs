@@ -1,4 +1,4 @@
-using ManagedClip.Checkpoints;
+using ManagedClip.Backends;
 using ManagedClip.Kernels;
 
 namespace ManagedClip.Modeling;
@@ -9,45 +9,37 @@ namespace ManagedClip.Modeling;
 /// </summary>
 internal sealed class ResidualAttentionBlock
 {
-    readonly LayerNormLayer _ln1, _ln2;
-    readonly Linear _inProjection, _outProjection, _fc, _projection;
+    readonly LayerNormWeights _ln1, _ln2;
+    readonly LinearWeights _inProjection, _outProjection, _fc, _projection;
     readonly int _width, _heads;
     readonly Activation _activation;
 
-    public ResidualAttentionBlock(Checkpoint checkpoint, string prefix, int width, int heads, int mlpWidth, Activation activation, float epsilon)
+    public ResidualAttentionBlock(WeightLoader weights, string prefix, int width, int heads, int mlpWidth, Activation activation, float epsilon)
     {
         _width = width; _heads = heads; _activation = activation;
-        _ln1 = LayerNormLayer.Load(checkpoint, $"{prefix}.ln_1", width, epsilon);
+        _ln1 = weights.LayerNorm($"{prefix}.ln_1", width, epsilon);
         // in_proj rows: q (0..d−1), k (d..2d−1), v (2d..3d−1); one GEMM gives [tokens, 3d].
-        _inProjection = Linear.Load(checkpoint, $"{prefix}.attn.in_proj_weight", $"{prefix}.attn.in_proj_bias", width, 3 * width);
-        _outProjection = Linear.Load(checkpoint, $"{prefix}.attn.out_proj", width, width);
-        _ln2 = LayerNormLayer.Load(checkpoint, $"{prefix}.ln_2", width, epsilon);
-        _fc = Linear.Load(checkpoint, $"{prefix}.mlp.c_fc", width, mlpWidth);
-        _projection = Linear.Load(checkpoint, $"{prefix}.mlp.c_proj", mlpWidth, width);
+        _inProjection = weights.Linear($"{prefix}.attn.in_proj_weight", $"{prefix}.attn.in_proj_bias", width, 3 * width);
+        _outProjection = weights.Linear($"{prefix}.attn.out_proj", width, width);
+        _ln2 = weights.LayerNorm($"{prefix}.ln_2", width, epsilon);
+        _fc = weights.Linear($"{prefix}.mlp.c_fc", width, mlpWidth);
+        _projection = weights.Linear($"{prefix}.mlp.c_proj", mlpWidth, width);
     }
 
     /// <summary>x [batch·length, width] updated in place.</summary>
-    public void Forward(Span<float> x, int batch, int length, bool causal, Workspace workspace)
+    public void Forward(Operators ops, Tensor x, int batch, int length, bool causal, TransformerWorkspace workspace)
     {
-        int tokens = batch * length, d = _width;
-        var kernels = workspace.Kernels;
-        // AsSpan, not a range: a range over an array is a copy (RuntimeHelpers.GetSubArray), 5 MiB a layer at ViT-B batch 4.
-        Span<float> normed = workspace.Normed.AsSpan(0, tokens * d);       // [tokens, d]
-        Span<float> qkv = workspace.Qkv.AsSpan(0, tokens * 3 * d);         // [tokens, 3d]
-        Span<float> attended = workspace.Attended.AsSpan(0, tokens * d);   // [tokens, d]
-        Span<float> hidden = workspace.Hidden.AsSpan(0, tokens * _fc.OutFeatures); // [tokens, mlp]
+        int tokens = batch * length;
+        Tensor normed = workspace.Normed, qkv = workspace.Qkv, attended = workspace.Attended, hidden = workspace.Hidden;
 
-        _ln1.Forward(x, normed, tokens, kernels);
-        _inProjection.Forward(normed, tokens, qkv, kernels);
-        // q, k and v are column blocks of the fused rows: [tokens, d] views with row stride 3d.
-        Attention.Forward(new ReadOnlyMatrixView(qkv, tokens, d, 3 * d), new ReadOnlyMatrixView(qkv[d..], tokens, d, 3 * d),
-            new ReadOnlyMatrixView(qkv[(2 * d)..], tokens, d, 3 * d), new MatrixView(attended, tokens, d),
-            new AttentionShape(batch, length, length, _heads, causal), kernels);
-        _outProjection.AddTo(attended, tokens, x, kernels);
+        ops.LayerNorm(_ln1, x, normed, tokens);                                  // [tokens, d]
+        ops.Linear(_inProjection, normed, tokens, qkv);                          // [tokens, 3d]
+        ops.Attention(qkv, attended, _width, new AttentionShape(batch, length, length, _heads, causal));   // [tokens, d]
+        ops.LinearAddTo(_outProjection, attended, tokens, x);
 
-        _ln2.Forward(x, normed, tokens, kernels);
-        _fc.Forward(normed, tokens, hidden, kernels, _activation);
-        _projection.AddTo(hidden, tokens, x, kernels);
+        ops.LayerNorm(_ln2, x, normed, tokens);
+        ops.Linear(_fc, normed, tokens, hidden, _activation);                    // [tokens, mlp]
+        ops.LinearAddTo(_projection, hidden, tokens, x);
     }
 }
 
@@ -59,17 +51,30 @@ internal sealed class Transformer
     public int Width { get; }
     public int MlpWidth { get; }
 
-    public Transformer(Checkpoint checkpoint, string prefix, int width, int layers, int heads, int mlpWidth, Activation activation, float epsilon)
+    public Transformer(WeightLoader weights, string prefix, int width, int layers, int heads, int mlpWidth, Activation activation, float epsilon)
     {
         Width = width; MlpWidth = mlpWidth;
         _blocks = Enumerable.Range(0, layers)
-            .Select(i => new ResidualAttentionBlock(checkpoint, $"{prefix}.resblocks.{i}", width, heads, mlpWidth, activation, epsilon))
+            .Select(i => new ResidualAttentionBlock(weights, $"{prefix}.resblocks.{i}", width, heads, mlpWidth, activation, epsilon))
             .ToArray();
     }
 
     /// <summary>x [batch·length, width] in place.</summary>
-    public void Forward(Span<float> x, int batch, int length, bool causal, Workspace workspace)
+    public void Forward(Operators ops, Tensor x, int batch, int length, bool causal)
     {
-        foreach (var block in _blocks) block.Forward(x, batch, length, causal, workspace);
+        var workspace = new TransformerWorkspace(ops, batch * length, Width, MlpWidth);
+        foreach (var block in _blocks) block.Forward(ops, x, batch, length, causal, workspace);
     }
+}
+
+/// <summary>
+/// A transformer's scratch tensors for one forward call, rented from the call's operators once for its batch shape and reused by
+/// every block. Each call owns its workspace, which is what makes a model safe to call from several threads at once.
+/// </summary>
+internal sealed class TransformerWorkspace(Operators operators, int tokens, int width, int mlpWidth)
+{
+    public Tensor Normed { get; } = operators.Rent(tokens * width);        // [tokens, width]
+    public Tensor Qkv { get; } = operators.Rent(tokens * 3 * width);       // [tokens, 3·width]
+    public Tensor Attended { get; } = operators.Rent(tokens * width);      // [tokens, width]
+    public Tensor Hidden { get; } = operators.Rent(tokens * mlpWidth);     // [tokens, mlp]
 }

@@ -1,5 +1,5 @@
+using ManagedClip.Backends;
 using ManagedClip.Checkpoints;
-using ManagedClip.Kernels;
 
 namespace ManagedClip.Modeling;
 
@@ -11,23 +11,25 @@ namespace ManagedClip.Modeling;
 internal sealed class TextTransformer
 {
     readonly TextConfig _config;
-    readonly float[] _tokenEmbedding;          // [vocab, T]
-    readonly float[] _positionalEmbedding;     // [context, T]
+    readonly ComputeBackend _backend;
+    readonly Tensor _tokenEmbedding;           // [vocab, T]
+    readonly Tensor _positionalEmbedding;      // [context, T]
     readonly Transformer _transformer;
-    readonly LayerNormLayer _lnFinal;
-    readonly Linear _projection;               // [T] → [E]
+    readonly LayerNormWeights _lnFinal;
+    readonly LinearWeights _projection;        // [T] → [E]
 
     public int EmbedDim => _projection.OutFeatures;
     public TextConfig Config => _config;
 
-    public TextTransformer(Checkpoint checkpoint, ClipConfig config)
+    public TextTransformer(WeightLoader weights, ClipConfig config)
     {
         var t = _config = config.Text;
-        _tokenEmbedding = checkpoint.Read("token_embedding.weight", t.VocabSize, t.Width);
-        _positionalEmbedding = checkpoint.Read("positional_embedding", t.ContextLength, t.Width);
-        _transformer = new Transformer(checkpoint, "transformer", t.Width, t.Layers, t.Heads, t.MlpWidth, t.Activation, t.LayerNormEpsilon);
-        _lnFinal = LayerNormLayer.Load(checkpoint, "ln_final", t.Width, t.LayerNormEpsilon);
-        _projection = Linear.LoadProjection(checkpoint, "text_projection", t.Width, config.EmbedDim);
+        _backend = weights.Backend;
+        _tokenEmbedding = weights.Constant("token_embedding.weight", t.VocabSize, t.Width);
+        _positionalEmbedding = weights.Constant("positional_embedding", t.ContextLength, t.Width);
+        _transformer = new Transformer(weights, "transformer", t.Width, t.Layers, t.Heads, t.MlpWidth, t.Activation, t.LayerNormEpsilon);
+        _lnFinal = weights.LayerNorm("ln_final", t.Width, t.LayerNormEpsilon);
+        _projection = weights.Projection("text_projection", t.Width, config.EmbedDim);
     }
 
     /// <summary>Why the tower cannot take this row of ids (its length, an id past the vocabulary, no end-of-text id), or null.</summary>
@@ -57,55 +59,43 @@ internal sealed class TextTransformer
         return best;
     }
 
-    /// <summary>ids [batch][≤ context] → features [batch, E] (not normalized).</summary>
-    public unsafe void Forward(IReadOnlyList<int[]> ids, Span<float> features, KernelContext kernels, bool fullContext = false)
-    {
-        int batch = ids.Count, e = EmbedDim;
-        if (BatchParallel.Parts(batch, kernels.Threads) == 1) { ForwardBatch(ids, features, kernels, fullContext); return; }
-        fixed (float* pf = features)
-        {
-            float* f = pf;
-            long featuresLength = features.Length;
-            BatchParallel.Run(batch, kernels, (start, count, partKernels) =>
-            {
-                var part = new int[count][];
-                for (int b = 0; b < count; b++) part[b] = ids[start + b];
-                ForwardBatch(part, new Span<float>(f, (int)featuresLength).Slice(start * e, count * e), partKernels, fullContext);
-            });
-        }
-    }
+    /// <summary>ids [batch][≤ context] → features [batch, E] (not normalized), on at most <paramref name="threads"/> host threads.</summary>
+    public void Forward(IReadOnlyList<int[]> ids, Span<float> features, int threads, bool fullContext = false) =>
+        BatchParts.Run(_backend, threads, ids.Count, features, EmbedDim, (ops, start, count, part) => Forward(ops, ids, start, count, part, fullContext));
 
-    void ForwardBatch(IReadOnlyList<int[]> ids, Span<float> features, KernelContext kernels, bool fullContext)
+    /// <summary>Texts [start, start + count) of <paramref name="ids"/> → features [count, E].</summary>
+    void Forward(Operators ops, IReadOnlyList<int[]> ids, int start, int count, Span<float> features, bool fullContext)
     {
-        int batch = ids.Count, width = _config.Width;
+        int batch = count, width = _config.Width;
         var pool = new int[batch];
         int length = 0;
         for (int b = 0; b < batch; b++)
         {
-            var row = ids[b];
-            if (Problem(row) is { } problem) throw new ArgumentException($"text {b}: {problem}"); // callers check first, naming the row
+            var row = ids[start + b];
+            if (Problem(row) is { } problem) throw new ArgumentException($"text {start + b}: {problem}"); // callers check first, naming the row
             pool[b] = PoolingPosition(row);
             length = Math.Max(length, pool[b] + 1);
         }
         if (fullContext) length = _config.ContextLength;
 
         // x[b, i] = token_embedding[ids[b][i]] + positional_embedding[i], i < length; ids shorter than length read as padding 0.   [batch, L, T]
-        using var workspace = new Workspace(batch * length, width, _transformer.MlpWidth, kernels);
-        var x = workspace.Rent(batch * length * width);
-        ReadOnlySpan<float> table = _tokenEmbedding;
+        var tokens = new int[batch * length];
         for (int b = 0; b < batch; b++)
-            for (int i = 0; i < length; i++)
-            {
-                int id = i < ids[b].Length ? ids[b][i] : 0;
-                System.Numerics.Tensors.TensorPrimitives.Add(table.Slice(id * width, width), _positionalEmbedding.AsSpan(i * width, width),
-                    x.AsSpan((b * length + i) * width, width));
-            }
-        _transformer.Forward(x, batch, length, causal: true, workspace);
+        {
+            var row = ids[start + b];
+            row.AsSpan(0, Math.Min(row.Length, length)).CopyTo(tokens.AsSpan(b * length, length));
+        }
+        var x = ops.Rent(batch * length * width);
+        ops.EmbedTokens(_tokenEmbedding, tokens, length, _positionalEmbedding, width, x);
+        _transformer.Forward(ops, x, batch, length, causal: true);
 
         // ln_final is per token, so applying it to the pooled rows only is the same.   [batch, T] → [batch, E]
-        var pooled = workspace.Rent(batch * width);
-        for (int b = 0; b < batch; b++) x.AsSpan((b * length + pool[b]) * width, width).CopyTo(pooled.AsSpan(b * width));
-        _lnFinal.Forward(pooled, pooled, batch, kernels);
-        _projection.Forward(pooled, batch, features, kernels);
+        for (int b = 0; b < batch; b++) pool[b] += b * length;
+        var pooled = ops.Rent(batch * width);
+        ops.GatherRows(x, pool, width, pooled);
+        ops.LayerNorm(_lnFinal, pooled, pooled, batch);
+        var output = ops.Rent(batch * EmbedDim);
+        ops.Linear(_projection, pooled, batch, output);
+        ops.Download(output, features);
     }
 }

@@ -57,7 +57,7 @@ public sealed class BatchParallelTests : IDisposable
     [Fact]
     public async Task FailingPartSurfacesItsExceptionWithoutHangingTheOthers()
     {
-        var run = Task.Run(() => ManagedClip.Modeling.BatchParallel.Run(8, ManagedClip.Kernels.KernelContext.Create(2), (start, _, _) =>
+        var run = Task.Run(() => ManagedClip.Backends.Cpu.BatchParallel.Run(8, ManagedClip.Kernels.KernelContext.Create(2), (start, _, _) =>
         {
             if (start == 0) throw new InvalidOperationException("part 0 failed");
             Thread.Sleep(50);

@@ -1,5 +1,7 @@
 using ManagedClip.Tests.Support;
 using System.Text;
+using ManagedClip.Backends;
+using ManagedClip.Backends.Cpu;
 using ManagedClip.Checkpoints;
 using ManagedClip.Imaging;
 using ManagedClip.Kernels;
@@ -115,7 +117,9 @@ public class ModifiedResNetTests
                 }
     }
 
-    static ResNetWorkspace Workspace(int floats, int threads) => new(floats, 1 << 16, 0, KernelContext.Create(threads));
+    static WeightLoader Weights(Checkpoint checkpoint) => new(checkpoint, new CpuBackend(KernelContext.Create(2)));
+
+    static Tensor Host(float[] values) => HostStorage.Whole(values);
 
     // ---- BatchNorm folding ----------------------------------------------------------------------------
 
@@ -126,11 +130,12 @@ public class ModifiedResNetTests
     public void FoldedConvolutionEqualsConvolutionThenBatchNorm(string conv, string bn, int cin, int cout, int k, int stride, int h, int w)
     {
         using var checkpoint = Checkpoint.Open(ReferenceFile);
-        var layer = ConvBatchNorm.Load(checkpoint, conv, bn, cin, cout, k, stride);
+        var layer = Weights(checkpoint).ConvBatchNorm(conv, bn, cin, cout, k, stride);
         var x = Random(2 * h * w * cin, cin + h);
         int ho = layer.OutputSize(h), wo = layer.OutputSize(w);
         var y = new float[2 * ho * wo * cout];
-        layer.Forward(x, 2, h, w, y, new float[k * k * cin * 5], KernelContext.Create(2));
+        using var ops = new CpuOperators(KernelContext.Create(2));
+        ops.Convolution(layer, Host(x), new ImageGeometry(2, h, w, cin), Host(y), Host(new float[k * k * cin * 5]));
         for (int b = 0; b < 2; b++) AssertClose(ConvBn(FromNhwc(x, b, cin, h, w), checkpoint, conv, bn, cout, k, stride), y, b);
     }
 
@@ -140,7 +145,7 @@ public class ModifiedResNetTests
         float[] weight = [1.1f, -2.3f, 0.7f, 4.2f];                      // two output channels of 2 weights
         float[] gamma = [0.9f, 1.7f], beta = [0.1f, -0.4f], mean = [0.3f, -1.2f], variance = [0.05f, 2.5f];
         var folded = weight.ToArray();
-        var bias = ConvBatchNorm.Fold(folded, gamma, beta, mean, variance, 1e-5);
+        var bias = WeightLoader.FoldBatchNorm(folded, gamma, beta, mean, variance, 1e-5);
         for (int o = 0; o < 2; o++)
         {
             double scale = gamma[o] / Math.Sqrt(variance[o] + 1e-5);
@@ -160,15 +165,16 @@ public class ModifiedResNetTests
     public void BottleneckMatchesOracle(string prefix, int inChannels, int planes, int stride, int h, int w)
     {
         using var checkpoint = Checkpoint.Open(ReferenceFile);
-        var block = new Bottleneck(checkpoint, prefix, inChannels, planes, stride);
+        var block = new Bottleneck(Weights(checkpoint), prefix, inChannels, planes, stride);
         Assert.Equal(stride > 1 || inChannels != 4 * planes, block.HasDownsample);
         const int batch = 2;
         var x = Random(batch * h * w * inChannels, h * w + inChannels);
         foreach (int threads in new[] { 1, 2 })
         {
-            var workspace = Workspace(batch * h * w * Math.Max(inChannels, 4 * planes), threads);
+            using var ops = new CpuOperators(KernelContext.Create(threads));
+            var workspace = new ResNetWorkspace(ops, batch * h * w * Math.Max(inChannels, 4 * planes), 1 << 16, pool: 0, features: 0);
             var y = new float[batch * block.OutputSize(h) * block.OutputSize(w) * block.OutChannels];
-            block.Forward(x, batch, h, w, y, workspace);
+            block.Forward(ops, Host(x), batch, h, w, Host(y), workspace);
             for (int b = 0; b < batch; b++) AssertClose(OracleBottleneck(FromNhwc(x, b, inChannels, h, w), checkpoint, prefix, planes, stride), y, b);
         }
     }
@@ -217,10 +223,11 @@ public class ModifiedResNetTests
     {
         using var checkpoint = Checkpoint.Open(ReferenceFile);
         const int grid = 2, width = 512, heads = 8, embed = 48, batch = 3;
-        var pool = new AttentionPool2d(checkpoint, "visual.attnpool", grid, width, heads, embed);
+        var pool = new AttentionPool2d(Weights(checkpoint), "visual.attnpool", grid, width, heads, embed);
         var x = Random(batch * grid * grid * width, 11);
         var features = new float[batch * embed];
-        pool.Forward(x, batch, features, new float[pool.ScratchLength(batch)], KernelContext.Create(2));
+        using var ops = new CpuOperators(KernelContext.Create(2));
+        pool.Forward(ops, Host(x), batch, Host(features), Host(new float[pool.ScratchLength(batch)]));
         for (int b = 0; b < batch; b++)
         {
             var expected = OracleAttentionPool(FromNhwc(x, b, width, grid, grid), checkpoint, heads, embed);
@@ -234,12 +241,12 @@ public class ModifiedResNetTests
     {
         var (pixels, shape) = NpyFile.Read(Path.Combine(TestData.ReferenceModel("rn-tiny-a"), "random_input.npy"));
         using var checkpoint = Checkpoint.Open(ReferenceFile);
-        var whole = new ModifiedResNet(checkpoint, checkpoint.Config);
-        var split = new ModifiedResNet(checkpoint, checkpoint.Config, activationBudget: 1);     // one image per sub-batch
+        var whole = new ModifiedResNet(Weights(checkpoint), checkpoint.Config);
+        var split = new ModifiedResNet(Weights(checkpoint), checkpoint.Config, activationBudget: 1);     // one image per sub-batch
         var one = new float[shape[0] * whole.EmbedDim];
         var two = new float[shape[0] * whole.EmbedDim];
-        whole.Forward(pixels, shape[0], one, KernelContext.Create(2));
-        split.Forward(pixels, shape[0], two, KernelContext.Create(2));
+        whole.Forward(pixels, shape[0], one, threads: 2);
+        split.Forward(pixels, shape[0], two, threads: 2);
         Assert.Equal(one, two);
     }
 

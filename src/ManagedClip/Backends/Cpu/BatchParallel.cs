@@ -1,6 +1,6 @@
 using ManagedClip.Kernels;
 
-namespace ManagedClip.Modeling;
+namespace ManagedClip.Backends.Cpu;
 
 /// <summary>
 /// The one level of parallelism a forward call uses: over batch items when the batch divides well among the threads, each
@@ -48,27 +48,6 @@ internal static class BatchParallel
         {
             // Callers see the same typed exception (bad token ids, …) as from an unsplit call.
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-        }
-    }
-
-    /// <summary>An image tower's forward pass over a contiguous share of the batch: pixels [count, 3, R, R] → features [count, E].</summary>
-    public delegate void ImageForward(ReadOnlySpan<float> pixels, int count, Span<float> features, KernelContext kernels);
-
-    /// <summary>
-    /// Runs an image tower over pixels [batch, imageLength] into features [batch, featureLength]: whole, or one share per
-    /// part (spans cannot be captured by the parallel body, hence the pinned pointers).
-    /// </summary>
-    public static unsafe void RunImages(ReadOnlySpan<float> pixels, int imageLength, Span<float> features, int featureLength,
-        int batch, KernelContext kernels, ImageForward forward)
-    {
-        if (Parts(batch, kernels.Threads) == 1) { forward(pixels, batch, features, kernels); return; }
-        fixed (float* pp = pixels, pf = features)
-        {
-            float* p = pp, f = pf;
-            int pixelsLength = pixels.Length, featuresLength = features.Length;
-            Run(batch, kernels, (start, count, partKernels) =>
-                forward(new ReadOnlySpan<float>(p, pixelsLength).Slice(start * imageLength, count * imageLength), count,
-                    new Span<float>(f, featuresLength).Slice(start * featureLength, count * featureLength), partKernels));
         }
     }
 }
