@@ -5,10 +5,14 @@ public sealed partial class ClipModel
     readonly CallGate _calls = new();
 
     /// <summary>
-    /// Refuses new calls (they throw <see cref="ObjectDisposedException"/>) and waits for the running ones to finish.
-    /// The model holds no file or native resource, so nothing is left to release after that.
+    /// Refuses new calls (they throw <see cref="ObjectDisposedException"/>), waits for the running ones to finish, then releases the
+    /// weights a device holds (<see cref="ClipModelOptions.Device"/>; on the CPU the model holds no file or native resource).
     /// </summary>
-    public void Dispose() => _calls.Close();
+    public void Dispose()
+    {
+        _calls.Close();
+        _backend.Dispose();
+    }
 }
 
 /// <summary>

@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using ManagedClip.Backends.Cpu;
 using ManagedClip.Checkpoints;
 using ManagedClip.Kernels;
 using ManagedClip.Modeling;
@@ -17,6 +16,9 @@ public sealed record ClipModelOptions
 
     /// <summary>Tokenizer vocabulary (a BPE .txt.gz, vocab.json with merges.txt beside it, or a folder); null looks next to the weights.</summary>
     public string? VocabularyPath { get; init; }
+
+    /// <summary>Where the forward passes run: null or <see cref="ClipDevice.Cpu"/> for the CPU kernels, or a device of the ManagedClip.Gpu package.</summary>
+    public ClipDevice? Device { get; init; }
 }
 
 /// <summary>
@@ -31,6 +33,7 @@ public sealed partial class ClipModel : IDisposable
     readonly IImageTower _imageTower;
     readonly TextTransformer _textTower;
     readonly ClipModelOptions _options;
+    readonly Backends.ComputeBackend _backend;
     readonly string _fingerprint;
 
     public ClipConfig Config => _checkpoint.Config;
@@ -51,30 +54,39 @@ public sealed partial class ClipModel : IDisposable
         _checkpoint = checkpoint;
         _options = options;
         Kernels = KernelContext.Create(options.MaxThreads);
-        var weights = new WeightLoader(checkpoint, new CpuBackend(Kernels));
-        // Hashing and checking every weight (the fingerprint, the finite check) is a second read of the file; with a second
-        // thread allowed it runs beside the towers' reading and packing and costs no load time, with one it runs at the end.
-        if (Threads > 1) checkpoint.StartVerification();
-        // The two towers read disjoint weights: with a second thread allowed, the text tower is read and packed beside the image tower.
-        var textTower = Threads > 1 ? Task.Run(() => new TextTransformer(weights, checkpoint.Config)) : null;
+        _backend = (options.Device ?? ClipDevice.Cpu).CreateBackend(Kernels);
         try
         {
-            _imageTower = checkpoint.Config.Vision.Architecture switch
+            var weights = new WeightLoader(checkpoint, _backend);
+            // Hashing and checking every weight (the fingerprint, the finite check) is a second read of the file; with a second
+            // thread allowed it runs beside the towers' reading and packing and costs no load time, with one it runs at the end.
+            if (Threads > 1) checkpoint.StartVerification();
+            // The two towers read disjoint weights: with a second thread allowed, the text tower is read and packed beside the image tower.
+            var textTower = Threads > 1 && _backend.LoadsConcurrently ? Task.Run(() => new TextTransformer(weights, checkpoint.Config)) : null;
+            try
             {
-                VisionArchitecture.VisionTransformer => new VisionTransformer(weights, checkpoint.Config),
-                VisionArchitecture.ModifiedResNet => new ModifiedResNet(weights, checkpoint.Config),
-                var other => throw new CheckpointException($"{checkpoint.SourcePath}: the {other} image tower is not supported yet"),
-            };
+                _imageTower = checkpoint.Config.Vision.Architecture switch
+                {
+                    VisionArchitecture.VisionTransformer => new VisionTransformer(weights, checkpoint.Config),
+                    VisionArchitecture.ModifiedResNet => new ModifiedResNet(weights, checkpoint.Config),
+                    var other => throw new CheckpointException($"{checkpoint.SourcePath}: the {other} image tower is not supported yet"),
+                };
+            }
+            catch
+            {
+                // Leave the files only once the text tower's reads have stopped; its own error, if any, matters less than this one.
+                try { textTower?.Wait(); } catch (AggregateException) { }
+                throw;
+            }
+            _textTower = textTower is null ? new TextTransformer(weights, checkpoint.Config) : textTower.GetAwaiter().GetResult();
+            LogitScale = checkpoint.ReadScalar("logit_scale");
+            _fingerprint = checkpoint.Fingerprint; // waits for the verification; a non-finite weight throws here, naming the tensor
         }
         catch
         {
-            // Leave the files only once the text tower's reads have stopped; its own error, if any, matters less than this one.
-            try { textTower?.Wait(); } catch (AggregateException) { }
+            _backend.Dispose();   // the weights uploaded so far
             throw;
         }
-        _textTower = textTower is null ? new TextTransformer(weights, checkpoint.Config) : textTower.GetAwaiter().GetResult();
-        LogitScale = checkpoint.ReadScalar("logit_scale");
-        _fingerprint = checkpoint.Fingerprint; // waits for the verification; a non-finite weight throws here, naming the tensor
     }
 
     /// <summary>Loads an OpenAI/open_clip <c>.safetensors</c> file, a sharded index, or a folder of either layout.</summary>

@@ -8,8 +8,14 @@ namespace ManagedClip.Backends;
 /// against <see cref="Operators"/>; the CPU kernels are the first backend (<see cref="Cpu.CpuBackend"/>).
 /// docs/architecture.md lists the operator set and the rules for who owns which tensor.
 /// </summary>
-internal abstract class ComputeBackend
+internal abstract class ComputeBackend : IDisposable
 {
+    /// <summary>Whether two towers may pack their weights at the same time, on two threads (the CPU's can; a device stream may not).</summary>
+    public virtual bool LoadsConcurrently => false;
+
+    /// <summary>Releases what the backend holds beyond managed memory (device buffers), once the model's calls have ended.</summary>
+    public virtual void Dispose() { }
+
     /// <summary>A weight tensor kept as long as the model: the backend may keep <paramref name="values"/> itself (no copy) or upload it.</summary>
     public abstract Tensor Constant(float[] values);
 

@@ -14,6 +14,8 @@ internal sealed class CpuBackend(KernelContext kernels) : ComputeBackend
     /// <summary>The threads (the most a call may use) and the SIMD level of this backend's kernels.</summary>
     public KernelContext Kernels { get; } = kernels;
 
+    public override bool LoadsConcurrently => true;
+
     public override Tensor Constant(float[] values) => HostStorage.Whole(values);
 
     public override LinearWeights Linear(ReadOnlySpan<float> weight, float[]? bias, int inFeatures, int outFeatures) =>
