@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using ManagedClip.Gpu.Kernels;
 using ManagedClip.Kernels;
+using Half = ILGPU.Half;
 
 namespace ManagedClip.Gpu;
 
@@ -19,8 +20,11 @@ public sealed class GpuKernels : IDisposable
     readonly GpuDevice _device;
     readonly MemoryBuffer1D<float, Stride1D.Dense> _nothing;   // stands in for an absent bias or residual (never read)
 
+    // The GEMM once per left operand (dense rows, implicit im2col) and weight storage (fp32, fp16).
     readonly Action<KernelConfig, DenseRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _gemm;
+    readonly Action<KernelConfig, DenseRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _gemmHalf;
     readonly Action<KernelConfig, ConvolutionRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _convolution;
+    readonly Action<KernelConfig, ConvolutionRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _convolutionHalf;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormShape> _layerNorm;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionLaunch> _attention;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionPoolShape> _attentionPool;
@@ -40,9 +44,13 @@ public sealed class GpuKernels : IDisposable
         {
             _nothing = accelerator.Allocate1D<float>(1);
             _gemm = accelerator.LoadStreamKernel<DenseRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
-                GemmKernel.Multiply);
+                GemmKernel.Multiply<DenseRows, float, Float32Weights>);
+            _gemmHalf = accelerator.LoadStreamKernel<DenseRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
+                GemmKernel.Multiply<DenseRows, Half, Float16Weights>);
             _convolution = accelerator.LoadStreamKernel<ConvolutionRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
-                GemmKernel.Multiply);
+                GemmKernel.Multiply<ConvolutionRows, float, Float32Weights>);
+            _convolutionHalf = accelerator.LoadStreamKernel<ConvolutionRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
+                GemmKernel.Multiply<ConvolutionRows, Half, Float16Weights>);
             _layerNorm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormShape>(LayerNormKernel.Forward);
             _attention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionLaunch>(AttentionKernel.Forward);
             _attentionPool = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionPoolShape>(
@@ -67,7 +75,7 @@ public sealed class GpuKernels : IDisposable
     // ------------------------------------------------------------------ GEMM and convolution
 
     /// <summary>
-    /// y [m, N] = act(x [m, K]·B + bias + residual), B = <paramref name="weights"/> [K, N]; x and y row-major with row strides
+    /// y [m, N] = act(x [m, K]·B + bias + residual), B = <paramref name="weights"/> [K, N] (fp32 or fp16 storage); x and y row-major with row strides
     /// <paramref name="xStride"/> and <paramref name="yStride"/>. <paramref name="bias"/> [N] or empty; <paramref name="residual"/>
     /// is laid out as y (same stride) or empty, and may be y itself (y += x·B + b). y must not overlap x or the bias.
     /// </summary>
@@ -79,9 +87,13 @@ public sealed class GpuKernels : IDisposable
         CheckEpilogue(y, m, weights.N, yStride, bias, activation, residual);
         CheckDisjoint(y, nameof(y), x, nameof(x));
         if (m == 0) return;
-        int tiles = Tiles(m, GemmKernel.TileM) * Tiles(weights.N, GemmKernel.TileN);
-        Launch("GEMM", () => _gemm(new KernelConfig(tiles, GemmKernel.Threads), new DenseRows(m, weights.K, xStride), x, weights.View,
-            OrNothing(bias), OrNothing(residual), y, new GemmEpilogue(weights.N, weights.K, yStride, bias.Length > 0, residual.Length > 0, (int)activation)));
+        var config = new KernelConfig(Tiles(m, GemmKernel.TileM) * Tiles(weights.N, GemmKernel.TileN), GemmKernel.Threads);
+        var rows = new DenseRows(m, weights.K, xStride);
+        var epilogue = new GemmEpilogue(weights.N, weights.K, yStride, bias.Length > 0, residual.Length > 0, (int)activation);
+        if (weights.Precision == GpuWeightPrecision.Float16)
+            Launch("GEMM", () => _gemmHalf(config, rows, x, weights.HalfView, OrNothing(bias), OrNothing(residual), y, epilogue));
+        else
+            Launch("GEMM", () => _gemm(config, rows, x, weights.View, OrNothing(bias), OrNothing(residual), y, epilogue));
     }
 
     /// <summary>
@@ -101,10 +113,13 @@ public sealed class GpuKernels : IDisposable
         CheckDisjoint(output, nameof(output), input, nameof(input));
         if (rows == 0) return;
         var im2col = new ConvolutionRows(batch, height, width, filter.InChannels, outHeight, outWidth, filter.Kernel, filter.Stride, filter.Padding);
-        int tiles = Tiles((int)rows, GemmKernel.TileM) * Tiles(filter.OutChannels, GemmKernel.TileN);
-        Launch("convolution", () => _convolution(new KernelConfig(tiles, GemmKernel.Threads), im2col, input, filter.Weights.View,
-            OrNothing(bias), OrNothing(residual), output,
-            new GemmEpilogue(filter.OutChannels, filter.Weights.K, filter.OutChannels, bias.Length > 0, residual.Length > 0, (int)activation)));
+        var config = new KernelConfig(Tiles((int)rows, GemmKernel.TileM) * Tiles(filter.OutChannels, GemmKernel.TileN), GemmKernel.Threads);
+        var epilogue = new GemmEpilogue(filter.OutChannels, filter.Weights.K, filter.OutChannels, bias.Length > 0, residual.Length > 0, (int)activation);
+        var weights = filter.Weights;
+        if (weights.Precision == GpuWeightPrecision.Float16)
+            Launch("convolution", () => _convolutionHalf(config, im2col, input, weights.HalfView, OrNothing(bias), OrNothing(residual), output, epilogue));
+        else
+            Launch("convolution", () => _convolution(config, im2col, input, weights.View, OrNothing(bias), OrNothing(residual), output, epilogue));
     }
 
     // ------------------------------------------------------------------ transformer

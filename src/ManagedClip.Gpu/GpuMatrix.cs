@@ -1,15 +1,29 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Half = ILGPU.Half;
 
 namespace ManagedClip.Gpu;
 
+/// <summary>How a <see cref="GpuMatrix"/> holds its weights on the device; the arithmetic is fp32 either way.</summary>
+public enum GpuWeightPrecision
+{
+    /// <summary>fp32, as loaded: the results match the CPU's within float rounding.</summary>
+    Float32,
+    /// <summary>
+    /// fp16 (round to nearest even), widened to fp32 in registers as the GEMM loads it: half the memory and half the bytes
+    /// streamed per product; each weight carries a relative rounding error up to 2⁻¹¹.
+    /// </summary>
+    Float16,
+}
+
 /// <summary>
 /// A weight matrix B of logical shape [K, N] on the device, uploaded once at load, stored row-major [K, N] (N contiguous):
-/// the GEMM's 16 × 64 weight tiles are then 16 runs of 64 consecutive floats, read by 64 consecutive threads.
+/// the GEMM's 16 × 64 weight tiles are then 16 runs of 64 consecutive weights, read by 64 consecutive threads.
 /// </summary>
 public sealed class GpuMatrix : IDisposable
 {
-    readonly MemoryBuffer1D<float, Stride1D.Dense> _buffer;
+    readonly MemoryBuffer1D<float, Stride1D.Dense>? _single;
+    readonly MemoryBuffer1D<Half, Stride1D.Dense>? _half;
 
     /// <summary>Input features (rows of B).</summary>
     public int K { get; }
@@ -17,34 +31,55 @@ public sealed class GpuMatrix : IDisposable
     /// <summary>Output features (columns of B).</summary>
     public int N { get; }
 
-    /// <summary>B row-major [K, N].</summary>
-    public ArrayView<float> View => _buffer.View;
+    public GpuWeightPrecision Precision => _half is null ? GpuWeightPrecision.Float32 : GpuWeightPrecision.Float16;
 
-    GpuMatrix(MemoryBuffer1D<float, Stride1D.Dense> buffer, int k, int n)
+    /// <summary>B row-major [K, N] in fp32 (<see cref="GpuWeightPrecision.Float32"/> only).</summary>
+    public ArrayView<float> View => _single?.View ?? throw new InvalidOperationException($"this {this} matrix is stored in fp16.");
+
+    /// <summary>B row-major [K, N] in fp16 (<see cref="GpuWeightPrecision.Float16"/> only).</summary>
+    public ArrayView<Half> HalfView => _half?.View ?? throw new InvalidOperationException($"this {this} matrix is stored in fp32.");
+
+    GpuMatrix(GpuDevice device, ReadOnlySpan<float> rowMajor, int k, int n, GpuWeightPrecision precision)
     {
-        _buffer = buffer; K = k; N = n;
+        K = k; N = n;
+        if (precision == GpuWeightPrecision.Float16)
+        {
+            var rounded = new Half[rowMajor.Length];
+            for (int i = 0; i < rounded.Length; i++) rounded[i] = (Half)rowMajor[i];
+            _half = device.Upload<Half>(rounded);
+        }
+        else _single = device.Upload(rowMajor);
     }
 
     /// <summary>
     /// A PyTorch <c>nn.Linear</c> weight, row-major [<paramref name="outFeatures"/>, <paramref name="inFeatures"/>], as B = Wᵀ
     /// [K = in, N = out], so that the GEMM computes x·Wᵀ + b.
     /// </summary>
-    public static GpuMatrix FromLinearWeight(GpuDevice device, ReadOnlySpan<float> weight, int outFeatures, int inFeatures)
+    public static GpuMatrix FromLinearWeight(GpuDevice device, ReadOnlySpan<float> weight, int outFeatures, int inFeatures,
+        GpuWeightPrecision precision = GpuWeightPrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(device);
+        CheckPrecision(precision);
         CheckShape(weight.Length, outFeatures, inFeatures, nameof(weight));
         var transposed = new float[(long)inFeatures * outFeatures];
         for (int o = 0; o < outFeatures; o++)
             for (int i = 0; i < inFeatures; i++) transposed[(long)i * outFeatures + o] = weight[o * inFeatures + i];
-        return new GpuMatrix(device.Upload<float>(transposed), inFeatures, outFeatures);
+        return new GpuMatrix(device, transposed, inFeatures, outFeatures, precision);
     }
 
     /// <summary>A row-major matrix [K = <paramref name="rows"/>, N = <paramref name="columns"/>] applied on the right (x·P), as it lies.</summary>
-    public static GpuMatrix FromRowMajor(GpuDevice device, ReadOnlySpan<float> matrix, int rows, int columns)
+    public static GpuMatrix FromRowMajor(GpuDevice device, ReadOnlySpan<float> matrix, int rows, int columns,
+        GpuWeightPrecision precision = GpuWeightPrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(device);
+        CheckPrecision(precision);
         CheckShape(matrix.Length, rows, columns, nameof(matrix));
-        return new GpuMatrix(device.Upload(matrix), rows, columns);
+        return new GpuMatrix(device, matrix, rows, columns, precision);
+    }
+
+    static void CheckPrecision(GpuWeightPrecision precision)
+    {
+        if (!Enum.IsDefined(precision)) throw new ArgumentOutOfRangeException(nameof(precision), precision, "Unknown weight precision.");
     }
 
     static void CheckShape(int length, int rows, int columns, string name)
@@ -57,7 +92,11 @@ public sealed class GpuMatrix : IDisposable
 
     public override string ToString() => $"[{K}, {N}]";
 
-    public void Dispose() => _buffer.Dispose();
+    public void Dispose()
+    {
+        _single?.Dispose();
+        _half?.Dispose();
+    }
 }
 
 /// <summary>
@@ -82,7 +121,7 @@ public sealed class GpuConvolutionFilter : IDisposable
     }
 
     public static GpuConvolutionFilter FromWeights(GpuDevice device, ReadOnlySpan<float> weights, int outChannels, int inChannels,
-        int kernel, int stride = 1, int padding = 0)
+        int kernel, int stride = 1, int padding = 0, GpuWeightPrecision precision = GpuWeightPrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (outChannels < 1 || inChannels < 1 || kernel < 1 || stride < 1 || padding < 0)
@@ -97,7 +136,7 @@ public sealed class GpuConvolutionFilter : IDisposable
                 for (int ky = 0; ky < kernel; ky++)
                     for (int kx = 0; kx < kernel; kx++)
                         matrix[((ky * kernel + kx) * inChannels + ci) * outChannels + co] = weights[((co * inChannels + ci) * kernel + ky) * kernel + kx];
-        return new GpuConvolutionFilter(GpuMatrix.FromRowMajor(device, matrix, rows, outChannels), inChannels, outChannels, kernel, stride, padding);
+        return new GpuConvolutionFilter(GpuMatrix.FromRowMajor(device, matrix, rows, outChannels, precision), inChannels, outChannels, kernel, stride, padding);
     }
 
     /// <summary>Output side: ⌊(size + 2·padding − kernel) / stride⌋ + 1 (at least 1 when the window fits).</summary>

@@ -42,6 +42,24 @@ public sealed class ConvolutionTests(CpuAccelerator cpu)
         Data.Close(expected, cpu.Download(output), 1e-5);
     }
 
+    [Fact]
+    public void Float16FilterMatchesTheCpuKernelOnRoundedWeights()
+    {
+        var geometry = new ConvolutionGeometry(3, 2, 1);
+        var shape = new ImageGeometry(2, 7, 6, 4);
+        var outShape = geometry.Output(shape, 5);
+        float[] input = Data.Random(shape.Length, seed: 30), weights = Data.Random(5 * 4 * 9, seed: 31), bias = Data.Random(5, seed: 32);
+        float[] rounded = weights.Select(w => (float)(ILGPU.Half)w).ToArray();
+        float[] expected = new float[outShape.Length];
+        var filter = ConvolutionFilter.FromWeights(rounded, 5, 4, geometry);
+        Convolution.Forward(input, shape, filter, expected, new float[Convolution.MinimumScratch(filter) * 8], Epilogue.Of(bias, Activation.Relu));
+
+        using var gpuFilter = GpuConvolutionFilter.FromWeights(cpu.Device, weights, 5, 4, 3, 2, 1, GpuWeightPrecision.Float16);
+        var output = cpu.Zeros(expected.Length);
+        cpu.Kernels.Convolution(cpu.Upload(input), 2, 7, 6, gpuFilter, output, cpu.Upload(bias), Activation.Relu);
+        Data.Close(expected, cpu.Download(output), 1e-5);
+    }
+
     [Theory]
     [InlineData(2, 7, 9, 5, 3)]    // floor: the last row and the last column of windows are dropped
     [InlineData(3, 4, 4, 6, 4)]    // k = H = W: the global mean (the attention pool's first token)

@@ -59,6 +59,26 @@ public sealed class GemmTests(CpuAccelerator cpu)
         Data.Close(expected, cpu.Download(y), 1e-5);
     }
 
+    [Theory]
+    [InlineData(7, 45, 70, Activation.Gelu)]
+    [InlineData(66, 5, 3, Activation.None)]
+    public void Float16WeightsAreWidenedInRegisters(int m, int k, int n, Activation activation)
+    {
+        // Expected: the CPU kernel with every weight rounded to fp16 and back, so the fp16 path must match within float rounding.
+        float[] x = Data.Random(m * k, seed: 17), weight = Data.Random(n * k, seed: 18), bias = Data.Random(n, seed: 19);
+        float[] rounded = weight.Select(w => (float)(ILGPU.Half)w).ToArray();
+        Assert.NotEqual(weight, rounded);   // the storage really is narrower
+        float[] expected = new float[m * n];
+        Gemm.Multiply(new ReadOnlyMatrixView(x, m, k), PackedMatrix.FromLinearWeight(rounded, n, k), new MatrixView(expected, m, n), Epilogue.Of(bias, activation));
+
+        using var weights = GpuMatrix.FromLinearWeight(cpu.Device, weight, n, k, GpuWeightPrecision.Float16);
+        Assert.Equal(GpuWeightPrecision.Float16, weights.Precision);
+        Assert.Throws<InvalidOperationException>(() => weights.View);
+        var y = cpu.Zeros(m * n);
+        cpu.Kernels.Gemm(cpu.Upload(x), m, k, weights, y, n, cpu.Upload(bias), activation);
+        Data.Close(expected, cpu.Download(y), 1e-5);
+    }
+
     [Fact]
     public void ArgumentErrorsNameTheArgument()
     {

@@ -1,4 +1,5 @@
 using ILGPU;
+using Half = ILGPU.Half;
 
 namespace ManagedClip.Gpu.Kernels;
 
@@ -43,6 +44,22 @@ internal readonly struct ConvolutionRows(int batch, int height, int width, int c
     }
 }
 
+/// <summary>How the GEMM turns a stored weight into the fp32 it multiplies by: as it is, or fp16 widened in a register.</summary>
+internal interface IWeightConversion<TWeight> where TWeight : unmanaged
+{
+    float ToFloat(TWeight weight);
+}
+
+internal readonly struct Float32Weights : IWeightConversion<float>
+{
+    public float ToFloat(float weight) => weight;
+}
+
+internal readonly struct Float16Weights : IWeightConversion<Half>
+{
+    public float ToFloat(Half weight) => weight;
+}
+
 /// <summary>N, K, y's row stride and the epilogue of one GEMM launch (flags as ints: kernel arguments are plain values).</summary>
 internal readonly struct GemmEpilogue(int n, int k, int yStride, bool hasBias, bool hasResidual, int activation)
 {
@@ -50,7 +67,8 @@ internal readonly struct GemmEpilogue(int n, int k, int yStride, bool hasBias, b
 }
 
 /// <summary>
-/// y [M, N] = act(A [M, K]·W [K, N] + bias + residual), W row-major [K, N] (N contiguous), fp32.
+/// y [M, N] = act(A [M, K]·W [K, N] + bias + residual), W row-major [K, N] (N contiguous), fp32 arithmetic; W stored as fp32
+/// or as fp16 (half the bytes to stream, widened to fp32 as it is loaded: <see cref="IWeightConversion{TWeight}"/>).
 /// <para>
 /// Tiling: a group of 256 threads owns a 64 × 64 tile of y and walks K in steps of 16. Per step, the group stages
 /// A[64 rows, 16] (transposed, [16][64 + 1]: the +1 keeps the transposing stores free of bank conflicts) and
@@ -75,8 +93,9 @@ internal static class GemmKernel
     public const int TileM = 64, TileN = 64, TileK = 16;
     const int ATileStride = TileM + 1;
 
-    public static void Multiply<TRows>(TRows rows, ArrayView<float> x, ArrayView<float> weights, ArrayView<float> bias,
-        ArrayView<float> residual, ArrayView<float> y, GemmEpilogue e) where TRows : struct, IGemmRows
+    public static void Multiply<TRows, TWeight, TConvert>(TRows rows, ArrayView<float> x, ArrayView<TWeight> weights, ArrayView<float> bias,
+        ArrayView<float> residual, ArrayView<float> y, GemmEpilogue e)
+        where TRows : struct, IGemmRows where TWeight : unmanaged where TConvert : struct, IWeightConversion<TWeight>
     {
         var aTile = SharedMemory.Allocate<float>(TileK * ATileStride);   // [k][m]
         var wTile = SharedMemory.Allocate<float>(TileK * TileN);         // [k][n]
@@ -86,12 +105,13 @@ internal static class GemmKernel
         int m0 = Grid.IdxX / tilesN * TileM, n0 = Grid.IdxX % tilesN * TileN;
         int wRow = t / TileN, wColumn = n0 + t % TileN;
         bool wColumnInside = wColumn < e.N;
+        var convert = default(TConvert);
 
         // First K-step's values, in registers.
         float a0 = rows.Load(x, m0 + ty, tx), a1 = rows.Load(x, m0 + ty + 16, tx);
         float a2 = rows.Load(x, m0 + ty + 32, tx), a3 = rows.Load(x, m0 + ty + 48, tx);
-        float w0 = LoadWeight(weights, wRow, wColumn, wColumnInside, e), w1 = LoadWeight(weights, wRow + 4, wColumn, wColumnInside, e);
-        float w2 = LoadWeight(weights, wRow + 8, wColumn, wColumnInside, e), w3 = LoadWeight(weights, wRow + 12, wColumn, wColumnInside, e);
+        float w0 = LoadWeight(weights, convert, wRow, wColumn, wColumnInside, e), w1 = LoadWeight(weights, convert, wRow + 4, wColumn, wColumnInside, e);
+        float w2 = LoadWeight(weights, convert, wRow + 8, wColumn, wColumnInside, e), w3 = LoadWeight(weights, convert, wRow + 12, wColumn, wColumnInside, e);
 
         var acc = new Block4x4();
         for (int k0 = 0; k0 < e.K; k0 += TileK)
@@ -107,8 +127,8 @@ internal static class GemmKernel
             {
                 a0 = rows.Load(x, m0 + ty, next + tx); a1 = rows.Load(x, m0 + ty + 16, next + tx);
                 a2 = rows.Load(x, m0 + ty + 32, next + tx); a3 = rows.Load(x, m0 + ty + 48, next + tx);
-                w0 = LoadWeight(weights, next + wRow, wColumn, wColumnInside, e); w1 = LoadWeight(weights, next + wRow + 4, wColumn, wColumnInside, e);
-                w2 = LoadWeight(weights, next + wRow + 8, wColumn, wColumnInside, e); w3 = LoadWeight(weights, next + wRow + 12, wColumn, wColumnInside, e);
+                w0 = LoadWeight(weights, convert, next + wRow, wColumn, wColumnInside, e); w1 = LoadWeight(weights, convert, next + wRow + 4, wColumn, wColumnInside, e);
+                w2 = LoadWeight(weights, convert, next + wRow + 8, wColumn, wColumnInside, e); w3 = LoadWeight(weights, convert, next + wRow + 12, wColumn, wColumnInside, e);
             }
 
             for (int kk = 0; kk < TileK; kk++)
@@ -126,8 +146,9 @@ internal static class GemmKernel
         Store(acc.C30, acc.C31, acc.C32, acc.C33, m0 + ty + 48, n0 + tx, rows.Rows, bias, residual, y, e);
     }
 
-    static float LoadWeight(ArrayView<float> weights, int k, int column, bool columnInside, GemmEpilogue e) =>
-        columnInside && k < e.K ? weights[k * e.N + column] : 0f;
+    static float LoadWeight<TWeight, TConvert>(ArrayView<TWeight> weights, TConvert convert, int k, int column, bool columnInside, GemmEpilogue e)
+        where TWeight : unmanaged where TConvert : struct, IWeightConversion<TWeight> =>
+        columnInside && k < e.K ? convert.ToFloat(weights[k * e.N + column]) : 0f;
 
     /// <summary>One row of the thread's block: columns column, +16, +32, +48, each through the epilogue if inside y.</summary>
     static void Store(float s0, float s1, float s2, float s3, int row, int column, int m, ArrayView<float> bias, ArrayView<float> residual,
