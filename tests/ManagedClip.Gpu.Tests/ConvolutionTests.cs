@@ -14,6 +14,7 @@ public sealed class ConvolutionTests(CpuAccelerator cpu)
         [ 1, 13, 11, 3, 4, 7, 2, 3, Activation.None, false, false ],  // the stem's 7×7
         [ 1, 6, 6, 9, 32, 3, 1, 1, Activation.Relu, true, false ],    // a shape the CPU runs on its direct kernel
         [ 3, 4, 5, 2, 3, 2, 2, 0, Activation.None, true, true ],      // 2×2 stride 2, no padding, residual
+        [ 2, 9, 9, 3, 130, 3, 1, 1, Activation.Relu, true, true ],    // 162 rows × 130 channels: the large tiles
     ];
 
     [Theory]

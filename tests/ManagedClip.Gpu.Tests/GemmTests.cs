@@ -15,6 +15,10 @@ public sealed class GemmTests(CpuAccelerator cpu)
         { 64, 16, 64, 0, 0, Activation.Relu, true, false },
         { 3, 40, 130, 1, 0, Activation.None, false, true },
         { 70, 17, 9, 0, 2, Activation.QuickGelu, false, false },
+        // 128 × 128 tiles with 8 × 8 register blocks (UsesLargeTiles): exact tiles, then every edge cut
+        { 128, 8, 128, 0, 0, Activation.None, true, false },
+        { 130, 37, 200, 3, 5, Activation.Gelu, true, true },
+        { 257, 9, 129, 1, 0, Activation.Relu, false, false },
     };
 
     [Theory]
@@ -22,6 +26,8 @@ public sealed class GemmTests(CpuAccelerator cpu)
     public void MatchesTheCpuKernel(int m, int k, int n, int xExtra, int yExtra, Activation activation, bool withBias, bool residualIsY)
     {
         int xStride = k + xExtra, yStride = n + yExtra;
+        // The CPU accelerator has one multiprocessor: from 128 rows and columns on, the large tiles run.
+        Assert.Equal(m >= 128 && n >= 128, GpuKernels.UsesLargeTiles(m, n, cpu.Device.Accelerator.NumMultiprocessors));
         float[] x = Data.Random((long)(m - 1) * xStride + k, seed: m * 31 + k);
         float[] weight = Data.Random((long)n * k, seed: n + 7, scale: 0.5f);        // nn.Linear [out, in]
         float[] bias = withBias ? Data.Random(n, seed: 3) : [];
@@ -62,6 +68,7 @@ public sealed class GemmTests(CpuAccelerator cpu)
     [Theory]
     [InlineData(7, 45, 70, Activation.Gelu)]
     [InlineData(66, 5, 3, Activation.None)]
+    [InlineData(140, 21, 131, Activation.QuickGelu)]   // large tiles
     public void Float16WeightsAreWidenedInRegisters(int m, int k, int n, Activation activation)
     {
         // Expected: the CPU kernel with every weight rounded to fp16 and back, so the fp16 path must match within float rounding.
@@ -77,6 +84,15 @@ public sealed class GemmTests(CpuAccelerator cpu)
         var y = cpu.Zeros(m * n);
         cpu.Kernels.Gemm(cpu.Upload(x), m, k, weights, y, n, cpu.Upload(bias), activation);
         Data.Close(expected, cpu.Download(y), 1e-5);
+    }
+
+    [Fact]
+    public void LargeTilesOnlyWhenTheyFillTheDevice()
+    {
+        Assert.False(GpuKernels.UsesLargeTiles(50, 2304, 132));      // ViT-B/32 at batch 1: 50 rows
+        Assert.False(GpuKernels.UsesLargeTiles(400, 768, 132));      // batch 8: 4 × 6 = 24 large tiles for 132 multiprocessors
+        Assert.True(GpuKernels.UsesLargeTiles(12800, 768, 132));     // batch 256: 100 × 6 = 600
+        Assert.False(GpuKernels.UsesLargeTiles(12800, 64, 132));     // too few columns for a large tile
     }
 
     [Fact]

@@ -87,7 +87,7 @@ internal readonly struct GemmEpilogue(int n, int k, int yStride, bool hasBias, b
 /// activation: the scalar twin's order (kernels' Gemm.Finish). The residual is read at the element about to be written,
 /// by the thread that writes it, so residual = y (y += A·W + b) is safe.
 /// </summary>
-internal static class GemmKernel
+internal static partial class GemmKernel
 {
     public const int Threads = 256;
     public const int TileM = 64, TileN = 64, TileK = 16;
