@@ -37,8 +37,9 @@ internal static partial class GemmKernel
         bool wColumnInside = wColumn < e.N;
         var convert = default(TConvert);
 
-        float a0 = rows.Load(x, aRow, aColumn), a1 = rows.Load(x, aRow + 32, aColumn);
-        float a2 = rows.Load(x, aRow + 64, aColumn), a3 = rows.Load(x, aRow + 96, aColumn);
+        RowOrigin r0 = rows.Row(aRow), r1 = rows.Row(aRow + 32), r2 = rows.Row(aRow + 64), r3 = rows.Row(aRow + 96);
+        var column = rows.Column(aColumn);
+        float a0 = rows.Load(x, r0, column), a1 = rows.Load(x, r1, column), a2 = rows.Load(x, r2, column), a3 = rows.Load(x, r3, column);
         float w0 = LoadWeight(weights, convert, wRow, wColumn, wColumnInside, e), w1 = LoadWeight(weights, convert, wRow + 2, wColumn, wColumnInside, e);
         float w2 = LoadWeight(weights, convert, wRow + 4, wColumn, wColumnInside, e), w3 = LoadWeight(weights, convert, wRow + 6, wColumn, wColumnInside, e);
 
@@ -53,8 +54,8 @@ internal static partial class GemmKernel
             int next = k0 + LargeTileK;
             if (next < e.K)
             {
-                a0 = rows.Load(x, aRow, next + aColumn); a1 = rows.Load(x, aRow + 32, next + aColumn);
-                a2 = rows.Load(x, aRow + 64, next + aColumn); a3 = rows.Load(x, aRow + 96, next + aColumn);
+                column = rows.Column(next + aColumn);
+                a0 = rows.Load(x, r0, column); a1 = rows.Load(x, r1, column); a2 = rows.Load(x, r2, column); a3 = rows.Load(x, r3, column);
                 w0 = LoadWeight(weights, convert, next + wRow, wColumn, wColumnInside, e); w1 = LoadWeight(weights, convert, next + wRow + 2, wColumn, wColumnInside, e);
                 w2 = LoadWeight(weights, convert, next + wRow + 4, wColumn, wColumnInside, e); w3 = LoadWeight(weights, convert, next + wRow + 6, wColumn, wColumnInside, e);
             }
