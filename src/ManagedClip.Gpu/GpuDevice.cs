@@ -51,6 +51,7 @@ public sealed class GpuDevice : IDisposable
     static readonly CPUDevice CpuSimulator = new(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1);
 
     readonly Context _context;
+    readonly Lock _compileLock = new();
     GpuKernels? _kernels;
     bool _disposed;
 
@@ -65,13 +66,13 @@ public sealed class GpuDevice : IDisposable
     /// <summary>The stream every launch of <see cref="Kernels"/> goes to.</summary>
     public AcceleratorStream Stream => Accelerator.DefaultStream;
 
-    /// <summary>The kernels, compiled for this device on first use.</summary>
+    /// <summary>The kernels, compiled for this device on first use (once, whichever thread asks first).</summary>
     public GpuKernels Kernels
     {
         get
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return _kernels ??= new GpuKernels(this);
+            lock (_compileLock) return _kernels ??= new GpuKernels(this);
         }
     }
 

@@ -13,7 +13,7 @@ namespace ManagedClip.Gpu;
 /// <see cref="ArgumentException"/> naming the argument; the kernels themselves never check. Matrices are row-major with explicit
 /// row strides (in floats), so a view can be a head's columns of a fused QKV buffer or a channel slot of a wider output.
 /// Semantics are the CPU kernels' (kernels/ManagedClip.Kernels), within float rounding. Sizes are limited to 2³¹ − 1 floats
-/// per view (32-bit index arithmetic on the device).
+/// per view (32-bit index arithmetic on the device). Launch from one thread at a time (the stream is shared).
 /// </summary>
 public sealed class GpuKernels : IDisposable
 {
@@ -220,7 +220,9 @@ public sealed class GpuKernels : IDisposable
     public void EmbedTokens(ArrayView<int> ids, ArrayView<float> table, int vocabulary, ArrayView<float> positional,
         ArrayView<float> output, int batch, int length, int width)
     {
-        CheckCounts(batch, length + 1, width);
+        if (batch < 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be non-negative.");
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be non-negative.");
+        if (width < 1) throw new ArgumentOutOfRangeException(nameof(width), width, "width must be positive.");
         if (vocabulary < 1) throw new ArgumentOutOfRangeException(nameof(vocabulary), vocabulary, "vocabulary must be positive.");
         if (ids.Length < (long)batch * length) throw new ArgumentException($"ids have {ids.Length} values, expected [{batch}, {length}].", nameof(ids));
         CheckLength(table, (long)vocabulary * width, nameof(table));
