@@ -31,6 +31,7 @@ public sealed class GpuKernels : IDisposable
     readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TokenExtent> _embedTokens;
     readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, GatherExtent> _gatherRows;
     readonly Action<Index1D, ArrayView<float>, float> _scale;
+    readonly Action<Index1D, ArrayView<float>, int> _activate;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ImageExtent, int> _averagePool;
 
     internal GpuKernels(GpuDevice device)
@@ -54,6 +55,7 @@ public sealed class GpuKernels : IDisposable
                 ElementwiseKernels.EmbedTokens);
             _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, GatherExtent>(ElementwiseKernels.GatherRows);
             _scale = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(ElementwiseKernels.Scale);
+            _activate = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(ElementwiseKernels.Activate);
             _averagePool = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ImageExtent, int>(ElementwiseKernels.AveragePool);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -258,6 +260,15 @@ public sealed class GpuKernels : IDisposable
         CheckInt(values.Length, nameof(values));
         if (values.Length == 0) return;
         Launch("scale", () => _scale((int)values.Length, values, factor));
+    }
+
+    /// <summary>values = act(values), in place (the CPU's Activations.Apply; the GEMM and convolution fuse it instead).</summary>
+    public void Activate(ArrayView<float> values, Activation activation)
+    {
+        if ((uint)activation > (uint)Activation.Relu) throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
+        CheckInt(values.Length, nameof(values));
+        if (values.Length == 0 || activation == Activation.None) return;
+        Launch("activation", () => _activate((int)values.Length, values, (int)activation));
     }
 
     /// <summary>

@@ -99,6 +99,21 @@ public sealed class TokenTests(TestDevice device)
     }
 
     [Theory]
+    [InlineData(Activation.QuickGelu)]
+    [InlineData(Activation.Gelu)]
+    [InlineData(Activation.Relu)]
+    public void ActivateMatchesTheCpuKernel(Activation activation)
+    {
+        // Values across both of GELU's branches (|x|/√2 below and above ½) and deep into the tails.
+        float[] values = Data.Random(1001, seed: 8, scale: 9f);
+        float[] expected = (float[])values.Clone();
+        Activations.Apply(expected, activation);
+        var view = device.Upload(values);
+        device.Kernels.Activate(view, activation);
+        Data.Close(expected, device.Download(view), 1e-6);
+    }
+
+    [Theory]
     [InlineData(2, 3, 12, 4)]    // G = 2 grid plus the mean token, hd 3
     [InlineData(1, 10, 64, 2)]   // D = 64, hd 32
     [InlineData(3, 5, 300, 3)]   // D wider than the group's 256 threads
