@@ -235,7 +235,11 @@ public sealed class GpuDevice : IDisposable
         if (source.Length > destination.Length)
             throw new ArgumentException($"{source.Length} values do not fit a view of {destination.Length}.", nameof(destination));
         if (source.IsEmpty) return;
-        destination.SubView(0, source.Length).CopyFromCPU(Stream, ref MemoryMarshal.GetReference(source), source.Length);
+        try { destination.SubView(0, source.Length).CopyFromCPU(Stream, ref MemoryMarshal.GetReference(source), source.Length); }
+        catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
+        {
+            throw new GpuException($"copying {source.Length} values to {this} failed: {e.Message}", e);
+        }
     }
 
     /// <summary>Copies the first <paramref name="destination"/>.Length values of <paramref name="source"/> back; waits for the stream.</summary>
@@ -244,8 +248,12 @@ public sealed class GpuDevice : IDisposable
         if (destination.Length > source.Length)
             throw new ArgumentException($"a view of {source.Length} cannot fill {destination.Length} values.", nameof(destination));
         if (destination.IsEmpty) return;
-        source.SubView(0, destination.Length).CopyToCPU(Stream, ref MemoryMarshal.GetReference(destination), destination.Length);
-        Stream.Synchronize();
+        try { source.SubView(0, destination.Length).CopyToCPU(Stream, ref MemoryMarshal.GetReference(destination), destination.Length); }
+        catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
+        {
+            throw new GpuException($"copying {destination.Length} values back from {this} failed (a kernel before it may have failed): {e.Message}", e);
+        }
+        Synchronize();
     }
 
     /// <summary>Waits for everything launched so far; a kernel failure surfaces here as a <see cref="GpuException"/>.</summary>
