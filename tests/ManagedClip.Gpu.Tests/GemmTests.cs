@@ -15,6 +15,7 @@ public sealed class GemmTests(TestDevice device)
         { 64, 16, 64, 0, 0, Activation.Relu, true, false },
         { 3, 40, 130, 1, 0, Activation.None, false, true },
         { 70, 17, 9, 0, 2, Activation.QuickGelu, false, false },
+        { 3, 771, 5, 0, 0, Activation.None, true, true },           // a K as long as ViT-B's width (the summation order differs from the CPU's)
         // 128 × 128 tiles with 8 × 8 register blocks (UsesLargeTiles): exact tiles, then every edge cut
         { 128, 8, 128, 0, 0, Activation.None, true, false },
         { 130, 37, 200, 3, 5, Activation.Gelu, true, true },
