@@ -51,6 +51,7 @@ public sealed class GpuDevice : IDisposable
     static readonly CPUDevice CpuSimulator = new(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1);
 
     readonly Context _context;
+    readonly Lock _compileLock = new();
     GpuKernels? _kernels;
     bool _disposed;
 
@@ -65,13 +66,13 @@ public sealed class GpuDevice : IDisposable
     /// <summary>The stream every launch of <see cref="Kernels"/> goes to.</summary>
     public AcceleratorStream Stream => Accelerator.DefaultStream;
 
-    /// <summary>The kernels, compiled for this device on first use.</summary>
+    /// <summary>The kernels, compiled for this device on first use (once, whichever thread asks first).</summary>
     public GpuKernels Kernels
     {
         get
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return _kernels ??= new GpuKernels(this);
+            lock (_compileLock) return _kernels ??= new GpuKernels(this);
         }
     }
 
@@ -234,7 +235,11 @@ public sealed class GpuDevice : IDisposable
         if (source.Length > destination.Length)
             throw new ArgumentException($"{source.Length} values do not fit a view of {destination.Length}.", nameof(destination));
         if (source.IsEmpty) return;
-        destination.SubView(0, source.Length).CopyFromCPU(Stream, ref MemoryMarshal.GetReference(source), source.Length);
+        try { destination.SubView(0, source.Length).CopyFromCPU(Stream, ref MemoryMarshal.GetReference(source), source.Length); }
+        catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
+        {
+            throw new GpuException($"copying {source.Length} values to {this} failed: {e.Message}", e);
+        }
     }
 
     /// <summary>Copies the first <paramref name="destination"/>.Length values of <paramref name="source"/> back; waits for the stream.</summary>
@@ -243,8 +248,12 @@ public sealed class GpuDevice : IDisposable
         if (destination.Length > source.Length)
             throw new ArgumentException($"a view of {source.Length} cannot fill {destination.Length} values.", nameof(destination));
         if (destination.IsEmpty) return;
-        source.SubView(0, destination.Length).CopyToCPU(Stream, ref MemoryMarshal.GetReference(destination), destination.Length);
-        Stream.Synchronize();
+        try { source.SubView(0, destination.Length).CopyToCPU(Stream, ref MemoryMarshal.GetReference(destination), destination.Length); }
+        catch (Exception e) when (e is AcceleratorException or InvalidOperationException)
+        {
+            throw new GpuException($"copying {destination.Length} values back from {this} failed (a kernel before it may have failed): {e.Message}", e);
+        }
+        Synchronize();
     }
 
     /// <summary>Waits for everything launched so far; a kernel failure surfaces here as a <see cref="GpuException"/>.</summary>

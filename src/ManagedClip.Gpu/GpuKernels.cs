@@ -13,18 +13,15 @@ namespace ManagedClip.Gpu;
 /// <see cref="ArgumentException"/> naming the argument; the kernels themselves never check. Matrices are row-major with explicit
 /// row strides (in floats), so a view can be a head's columns of a fused QKV buffer or a channel slot of a wider output.
 /// Semantics are the CPU kernels' (kernels/ManagedClip.Kernels), within float rounding. Sizes are limited to 2³¹ − 1 floats
-/// per view (32-bit index arithmetic on the device).
+/// per view (32-bit index arithmetic on the device). Launch from one thread at a time (the stream is shared).
 /// </summary>
 public sealed class GpuKernels : IDisposable
 {
     readonly GpuDevice _device;
     readonly MemoryBuffer1D<float, Stride1D.Dense> _nothing;   // stands in for an absent bias or residual (never read)
 
-    // The GEMM once per left operand (dense rows, implicit im2col) and weight storage (fp32, fp16).
-    readonly Action<KernelConfig, DenseRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _gemm;
-    readonly Action<KernelConfig, DenseRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _gemmHalf;
-    readonly Action<KernelConfig, ConvolutionRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _convolution;
-    readonly Action<KernelConfig, ConvolutionRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _convolutionHalf;
+    readonly GemmVariants<DenseRows> _gemm;               // the GEMM over dense rows
+    readonly GemmVariants<ConvolutionRows> _convolution;  // the GEMM over implicit im2col rows
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormShape> _layerNorm;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionLaunch> _attention;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionPoolShape> _attentionPool;
@@ -34,6 +31,7 @@ public sealed class GpuKernels : IDisposable
     readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TokenExtent> _embedTokens;
     readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, GatherExtent> _gatherRows;
     readonly Action<Index1D, ArrayView<float>, float> _scale;
+    readonly Action<Index1D, ArrayView<float>, int> _activate;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ImageExtent, int> _averagePool;
 
     internal GpuKernels(GpuDevice device)
@@ -43,14 +41,8 @@ public sealed class GpuKernels : IDisposable
         try
         {
             _nothing = accelerator.Allocate1D<float>(1);
-            _gemm = accelerator.LoadStreamKernel<DenseRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
-                GemmKernel.Multiply<DenseRows, float, Float32Weights>);
-            _gemmHalf = accelerator.LoadStreamKernel<DenseRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
-                GemmKernel.Multiply<DenseRows, Half, Float16Weights>);
-            _convolution = accelerator.LoadStreamKernel<ConvolutionRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
-                GemmKernel.Multiply<ConvolutionRows, float, Float32Weights>);
-            _convolutionHalf = accelerator.LoadStreamKernel<ConvolutionRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
-                GemmKernel.Multiply<ConvolutionRows, Half, Float16Weights>);
+            _gemm = new GemmVariants<DenseRows>(accelerator);
+            _convolution = new GemmVariants<ConvolutionRows>(accelerator);
             _layerNorm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormShape>(LayerNormKernel.Forward);
             _attention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionLaunch>(AttentionKernel.Forward);
             _attentionPool = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionPoolShape>(
@@ -63,6 +55,7 @@ public sealed class GpuKernels : IDisposable
                 ElementwiseKernels.EmbedTokens);
             _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, GatherExtent>(ElementwiseKernels.GatherRows);
             _scale = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(ElementwiseKernels.Scale);
+            _activate = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(ElementwiseKernels.Activate);
             _averagePool = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ImageExtent, int>(ElementwiseKernels.AveragePool);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -87,13 +80,9 @@ public sealed class GpuKernels : IDisposable
         CheckEpilogue(y, m, weights.N, yStride, bias, activation, residual);
         CheckDisjoint(y, nameof(y), x, nameof(x));
         if (m == 0) return;
-        var config = new KernelConfig(Tiles(m, GemmKernel.TileM) * Tiles(weights.N, GemmKernel.TileN), GemmKernel.Threads);
-        var rows = new DenseRows(m, weights.K, xStride);
         var epilogue = new GemmEpilogue(weights.N, weights.K, yStride, bias.Length > 0, residual.Length > 0, (int)activation);
-        if (weights.Precision == GpuWeightPrecision.Float16)
-            Launch("GEMM", () => _gemmHalf(config, rows, x, weights.HalfView, OrNothing(bias), OrNothing(residual), y, epilogue));
-        else
-            Launch("GEMM", () => _gemm(config, rows, x, weights.View, OrNothing(bias), OrNothing(residual), y, epilogue));
+        bool large = UsesLargeTiles(m, weights.N, _device.Accelerator.NumMultiprocessors);
+        Launch("GEMM", () => _gemm.Run(large, new DenseRows(m, weights.K, xStride), x, weights, OrNothing(bias), OrNothing(residual), y, epilogue));
     }
 
     /// <summary>
@@ -113,13 +102,9 @@ public sealed class GpuKernels : IDisposable
         CheckDisjoint(output, nameof(output), input, nameof(input));
         if (rows == 0) return;
         var im2col = new ConvolutionRows(batch, height, width, filter.InChannels, outHeight, outWidth, filter.Kernel, filter.Stride, filter.Padding);
-        var config = new KernelConfig(Tiles((int)rows, GemmKernel.TileM) * Tiles(filter.OutChannels, GemmKernel.TileN), GemmKernel.Threads);
         var epilogue = new GemmEpilogue(filter.OutChannels, filter.Weights.K, filter.OutChannels, bias.Length > 0, residual.Length > 0, (int)activation);
-        var weights = filter.Weights;
-        if (weights.Precision == GpuWeightPrecision.Float16)
-            Launch("convolution", () => _convolutionHalf(config, im2col, input, weights.HalfView, OrNothing(bias), OrNothing(residual), output, epilogue));
-        else
-            Launch("convolution", () => _convolution(config, im2col, input, weights.View, OrNothing(bias), OrNothing(residual), output, epilogue));
+        bool large = UsesLargeTiles((int)rows, filter.OutChannels, _device.Accelerator.NumMultiprocessors);
+        Launch("convolution", () => _convolution.Run(large, im2col, input, filter.Weights, OrNothing(bias), OrNothing(residual), output, epilogue));
     }
 
     // ------------------------------------------------------------------ transformer
@@ -237,7 +222,9 @@ public sealed class GpuKernels : IDisposable
     public void EmbedTokens(ArrayView<int> ids, ArrayView<float> table, int vocabulary, ArrayView<float> positional,
         ArrayView<float> output, int batch, int length, int width)
     {
-        CheckCounts(batch, length + 1, width);
+        if (batch < 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be non-negative.");
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be non-negative.");
+        if (width < 1) throw new ArgumentOutOfRangeException(nameof(width), width, "width must be positive.");
         if (vocabulary < 1) throw new ArgumentOutOfRangeException(nameof(vocabulary), vocabulary, "vocabulary must be positive.");
         if (ids.Length < (long)batch * length) throw new ArgumentException($"ids have {ids.Length} values, expected [{batch}, {length}].", nameof(ids));
         CheckLength(table, (long)vocabulary * width, nameof(table));
@@ -273,6 +260,15 @@ public sealed class GpuKernels : IDisposable
         CheckInt(values.Length, nameof(values));
         if (values.Length == 0) return;
         Launch("scale", () => _scale((int)values.Length, values, factor));
+    }
+
+    /// <summary>values = act(values), in place (the CPU's Activations.Apply; the GEMM and convolution fuse it instead).</summary>
+    public void Activate(ArrayView<float> values, Activation activation)
+    {
+        if ((uint)activation > (uint)Activation.Relu) throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
+        CheckInt(values.Length, nameof(values));
+        if (values.Length == 0 || activation == Activation.None) return;
+        Launch("activation", () => _activate((int)values.Length, values, (int)activation));
     }
 
     /// <summary>
@@ -327,6 +323,45 @@ public sealed class GpuKernels : IDisposable
         if (batch == 0) return;
         Launch("attention pool", () => _attentionPool(new KernelConfig(batch * heads, AttentionPoolKernel.Threads), query, tokens,
             keyWeight, valueWeight, valueBias, scratch, output, new AttentionPoolShape(batch, tokenCount, width, heads)));
+    }
+
+    /// <summary>
+    /// Whether a product of <paramref name="m"/> × <paramref name="n"/> outputs runs on 128 × 128 tiles with 8 × 8 register blocks
+    /// (GemmKernel.MultiplyLarge) rather than 64 × 64 tiles with 4 × 4 blocks: when it has at least 128 rows and columns and
+    /// enough large tiles to give every multiprocessor one. Smaller products (batch 1: 50 rows) keep the small tiles, which
+    /// waste less on the edges and spread over more multiprocessors.
+    /// </summary>
+    public static bool UsesLargeTiles(int m, int n, int multiprocessors) =>
+        m >= GemmKernel.LargeTile && n >= GemmKernel.LargeTile
+        && (long)Tiles(m, GemmKernel.LargeTile) * Tiles(n, GemmKernel.LargeTile) >= Math.Max(1, multiprocessors);
+
+    /// <summary>The four compiled forms of the GEMM over one kind of left operand: small or large tiles × fp32 or fp16 weights.</summary>
+    sealed class GemmVariants<TRows> where TRows : struct, IGemmRows
+    {
+        readonly Action<KernelConfig, TRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _small, _large;
+        readonly Action<KernelConfig, TRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue> _smallHalf, _largeHalf;
+
+        public GemmVariants(Accelerator accelerator)
+        {
+            _small = accelerator.LoadStreamKernel<TRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
+                GemmKernel.Multiply<TRows, float, Float32Weights>);
+            _large = accelerator.LoadStreamKernel<TRows, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
+                GemmKernel.MultiplyLarge<TRows, float, Float32Weights>);
+            _smallHalf = accelerator.LoadStreamKernel<TRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
+                GemmKernel.Multiply<TRows, Half, Float16Weights>);
+            _largeHalf = accelerator.LoadStreamKernel<TRows, ArrayView<float>, ArrayView<Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmEpilogue>(
+                GemmKernel.MultiplyLarge<TRows, Half, Float16Weights>);
+        }
+
+        public void Run(bool large, TRows rows, ArrayView<float> x, GpuMatrix weights, ArrayView<float> bias, ArrayView<float> residual,
+            ArrayView<float> y, GemmEpilogue epilogue)
+        {
+            int tile = large ? GemmKernel.LargeTile : GemmKernel.TileM;
+            var config = new KernelConfig(Tiles(rows.Rows, tile) * Tiles(epilogue.N, tile), GemmKernel.Threads);
+            bool half = weights.Precision == GpuWeightPrecision.Float16;
+            if (half) (large ? _largeHalf : _smallHalf)(config, rows, x, weights.HalfView, bias, residual, y, epilogue);
+            else (large ? _large : _small)(config, rows, x, weights.View, bias, residual, y, epilogue);
+        }
     }
 
     // ------------------------------------------------------------------ checks

@@ -3,8 +3,8 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Gpu.Tests;
 
 /// <summary>Convolution, pooling and NCHW → NHWC against the CPU kernels.</summary>
-[Collection(CpuAcceleratorCollection.Name)]
-public sealed class ConvolutionTests(CpuAccelerator cpu)
+[Collection(TestDeviceCollection.Name)]
+public sealed class ConvolutionTests(TestDevice device)
 {
     public static IEnumerable<object[]> Cases =>
     [
@@ -14,6 +14,7 @@ public sealed class ConvolutionTests(CpuAccelerator cpu)
         [ 1, 13, 11, 3, 4, 7, 2, 3, Activation.None, false, false ],  // the stem's 7×7
         [ 1, 6, 6, 9, 32, 3, 1, 1, Activation.Relu, true, false ],    // a shape the CPU runs on its direct kernel
         [ 3, 4, 5, 2, 3, 2, 2, 0, Activation.None, true, true ],      // 2×2 stride 2, no padding, residual
+        [ 2, 9, 9, 3, 130, 3, 1, 1, Activation.Relu, true, true ],    // 162 rows × 130 channels: the large tiles
     ];
 
     [Theory]
@@ -33,13 +34,13 @@ public sealed class ConvolutionTests(CpuAccelerator cpu)
         Convolution.Forward(input, shape, filter, expected, new float[4 * Convolution.MinimumScratch(filter) + 1],
             new Epilogue(bias, activation, residualIsY ? expected : default));
 
-        using var gpuFilter = GpuConvolutionFilter.FromWeights(cpu.Device, weights, outChannels, inChannels, kernel, stride, padding);
+        using var gpuFilter = GpuConvolutionFilter.FromWeights(device.Device, weights, outChannels, inChannels, kernel, stride, padding);
         Assert.Equal(outShape.Height, gpuFilter.OutputSize(height));
         Assert.Equal(outShape.Width, gpuFilter.OutputSize(width));
-        var output = cpu.Upload(y);
-        cpu.Kernels.Convolution(cpu.Upload(input), batch, height, width, gpuFilter, output, withBias ? cpu.Upload(bias) : default, activation,
+        var output = device.Upload(y);
+        device.Kernels.Convolution(device.Upload(input), batch, height, width, gpuFilter, output, withBias ? device.Upload(bias) : default, activation,
             residualIsY ? output : default);
-        Data.Close(expected, cpu.Download(output), 1e-5);
+        Data.Close(expected, device.Download(output), 1e-5);
     }
 
     [Fact]
@@ -54,10 +55,10 @@ public sealed class ConvolutionTests(CpuAccelerator cpu)
         var filter = ConvolutionFilter.FromWeights(rounded, 5, 4, geometry);
         Convolution.Forward(input, shape, filter, expected, new float[Convolution.MinimumScratch(filter) * 8], Epilogue.Of(bias, Activation.Relu));
 
-        using var gpuFilter = GpuConvolutionFilter.FromWeights(cpu.Device, weights, 5, 4, 3, 2, 1, GpuWeightPrecision.Float16);
-        var output = cpu.Zeros(expected.Length);
-        cpu.Kernels.Convolution(cpu.Upload(input), 2, 7, 6, gpuFilter, output, cpu.Upload(bias), Activation.Relu);
-        Data.Close(expected, cpu.Download(output), 1e-5);
+        using var gpuFilter = GpuConvolutionFilter.FromWeights(device.Device, weights, 5, 4, 3, 2, 1, GpuWeightPrecision.Float16);
+        var output = device.Zeros(expected.Length);
+        device.Kernels.Convolution(device.Upload(input), 2, 7, 6, gpuFilter, output, device.Upload(bias), Activation.Relu);
+        Data.Close(expected, device.Download(output), 1e-5);
     }
 
     [Theory]
@@ -71,9 +72,9 @@ public sealed class ConvolutionTests(CpuAccelerator cpu)
         float[] expected = new float[batch * (height / kernel) * (width / kernel) * channels];
         Pooling.AveragePool(input, shape, kernel, expected);
 
-        var output = cpu.Zeros(expected.Length);
-        cpu.Kernels.AveragePool(cpu.Upload(input), batch, height, width, channels, kernel, output);
-        Data.Close(expected, cpu.Download(output), 1e-6);
+        var output = device.Zeros(expected.Length);
+        device.Kernels.AveragePool(device.Upload(input), batch, height, width, channels, kernel, output);
+        Data.Close(expected, device.Download(output), 1e-6);
     }
 
     [Fact]
@@ -84,25 +85,25 @@ public sealed class ConvolutionTests(CpuAccelerator cpu)
         float[] expected = new float[shape.Length];
         Convolution.ToChannelsLast(input, shape, expected);
 
-        var output = cpu.Zeros(expected.Length);
-        cpu.Kernels.ToChannelsLast(cpu.Upload(input), 2, 4, 5, 3, output);
-        Assert.Equal(expected, cpu.Download(output));   // a permutation: exact
+        var output = device.Zeros(expected.Length);
+        device.Kernels.ToChannelsLast(device.Upload(input), 2, 4, 5, 3, output);
+        Assert.Equal(expected, device.Download(output));   // a permutation: exact
     }
 
     [Fact]
     public void ArgumentErrorsNameTheArgument()
     {
-        var kernels = cpu.Kernels;
-        using var filter = GpuConvolutionFilter.FromWeights(cpu.Device, Data.Random(4 * 3 * 9, seed: 1), 4, 3, 3, 2, 1);
-        var input = cpu.Zeros(1 * 5 * 5 * 3);
-        var output = cpu.Zeros(1 * 3 * 3 * 4);
+        var kernels = device.Kernels;
+        using var filter = GpuConvolutionFilter.FromWeights(device.Device, Data.Random(4 * 3 * 9, seed: 1), 4, 3, 3, 2, 1);
+        var input = device.Zeros(1 * 5 * 5 * 3);
+        var output = device.Zeros(1 * 3 * 3 * 4);
         Assert.Equal("input", Assert.Throws<ArgumentException>(() => kernels.Convolution(input, 1, 5, 6, filter, output)).ParamName);
-        Assert.Equal("y", Assert.Throws<ArgumentException>(() => kernels.Convolution(input, 1, 5, 5, filter, cpu.Zeros(35))).ParamName);
-        Assert.Equal("bias", Assert.Throws<ArgumentException>(() => kernels.Convolution(input, 1, 5, 5, filter, output, cpu.Zeros(3))).ParamName);
+        Assert.Equal("y", Assert.Throws<ArgumentException>(() => kernels.Convolution(input, 1, 5, 5, filter, device.Zeros(35))).ParamName);
+        Assert.Equal("bias", Assert.Throws<ArgumentException>(() => kernels.Convolution(input, 1, 5, 5, filter, output, device.Zeros(3))).ParamName);
         Assert.Equal("output", Assert.Throws<ArgumentException>(() => kernels.Convolution(input, 1, 5, 5, filter, input.SubView(0, 36))).ParamName);
-        Assert.Equal("weights", Assert.Throws<ArgumentException>(() => GpuConvolutionFilter.FromWeights(cpu.Device, new float[10], 4, 3, 3)).ParamName);
-        Assert.Equal("kernel", Assert.Throws<ArgumentException>(() => kernels.AveragePool(input, 1, 5, 5, 3, 6, cpu.Zeros(3))).ParamName);
-        Assert.Equal("output", Assert.Throws<ArgumentException>(() => kernels.AveragePool(input, 1, 5, 5, 3, 2, cpu.Zeros(11))).ParamName);
+        Assert.Equal("weights", Assert.Throws<ArgumentException>(() => GpuConvolutionFilter.FromWeights(device.Device, new float[10], 4, 3, 3)).ParamName);
+        Assert.Equal("kernel", Assert.Throws<ArgumentException>(() => kernels.AveragePool(input, 1, 5, 5, 3, 6, device.Zeros(3))).ParamName);
+        Assert.Equal("output", Assert.Throws<ArgumentException>(() => kernels.AveragePool(input, 1, 5, 5, 3, 2, device.Zeros(11))).ParamName);
         Assert.Equal("output", Assert.Throws<ArgumentException>(() => kernels.ToChannelsLast(input, 1, 3, 5, 5, input)).ParamName);
     }
 }

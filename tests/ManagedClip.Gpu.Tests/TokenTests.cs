@@ -8,8 +8,8 @@ namespace ManagedClip.Gpu.Tests;
 /// patchify and token assembly, TextTransformer's embedding, the pooled rows), and the attention pool's heads against the
 /// CPU kernels composed as AttentionPool2d composes them.
 /// </summary>
-[Collection(CpuAcceleratorCollection.Name)]
-public sealed class TokenTests(CpuAccelerator cpu)
+[Collection(TestDeviceCollection.Name)]
+public sealed class TokenTests(TestDevice device)
 {
     [Fact]
     public void PatchifyLaysPatchesOutInChannelRowColumnOrder()
@@ -27,10 +27,10 @@ public sealed class TokenTests(CpuAccelerator cpu)
                             pixels.AsSpan(((b * channels + c) * size + py * patch + ky) * size + px * patch, patch).CopyTo(row.Slice((c * patch + ky) * patch, patch));
                 }
 
-        var rows = cpu.Zeros(expected.Length);
-        cpu.Kernels.Patchify(cpu.Upload(pixels), batch, channels, size, patch, rows);
-        Assert.Equal(expected, cpu.Download(rows));
-        Assert.Equal("patchSize", Assert.Throws<ArgumentException>(() => cpu.Kernels.Patchify(cpu.Upload(pixels), batch, channels, size, 3, rows)).ParamName);
+        var rows = device.Zeros(expected.Length);
+        device.Kernels.Patchify(device.Upload(pixels), batch, channels, size, patch, rows);
+        Assert.Equal(expected, device.Download(rows));
+        Assert.Equal("patchSize", Assert.Throws<ArgumentException>(() => device.Kernels.Patchify(device.Upload(pixels), batch, channels, size, 3, rows)).ParamName);
     }
 
     [Theory]
@@ -51,9 +51,9 @@ public sealed class TokenTests(CpuAccelerator cpu)
             TensorPrimitives.Add(sequence, positional, sequence);
         }
 
-        var output = cpu.Zeros(expected.Length);
-        cpu.Kernels.AssembleTokens(cpu.Upload(first), firstPerItem, cpu.Upload(rest), cpu.Upload(positional), output, batch, tokens, width);
-        Assert.Equal(expected, cpu.Download(output));
+        var output = device.Zeros(expected.Length);
+        device.Kernels.AssembleTokens(device.Upload(first), firstPerItem, device.Upload(rest), device.Upload(positional), output, batch, tokens, width);
+        Assert.Equal(expected, device.Download(output));
     }
 
     [Fact]
@@ -68,14 +68,14 @@ public sealed class TokenTests(CpuAccelerator cpu)
                 TensorPrimitives.Add(table.AsSpan(ids[b * length + i] * width, width), positional.AsSpan(i * width, width),
                     expected.AsSpan((b * length + i) * width, width));
 
-        var output = cpu.Zeros(expected.Length);
-        cpu.Kernels.EmbedTokens(cpu.Upload(ids), cpu.Upload(table), vocabulary, cpu.Upload(positional), output, batch, length, width);
-        Assert.Equal(expected, cpu.Download(output));
+        var output = device.Zeros(expected.Length);
+        device.Kernels.EmbedTokens(device.Upload(ids), device.Upload(table), vocabulary, device.Upload(positional), output, batch, length, width);
+        Assert.Equal(expected, device.Download(output));
 
         // An id outside the vocabulary cannot throw on the device: its row comes back NaN, the others are untouched.
         ids[5] = vocabulary;
-        cpu.Kernels.EmbedTokens(cpu.Upload(ids), cpu.Upload(table), vocabulary, cpu.Upload(positional), output, batch, length, width);
-        float[] flagged = cpu.Download(output);
+        device.Kernels.EmbedTokens(device.Upload(ids), device.Upload(table), vocabulary, device.Upload(positional), output, batch, length, width);
+        float[] flagged = device.Download(output);
         for (int i = 0; i < flagged.Length; i++)
             if (i / width == 5) Assert.True(float.IsNaN(flagged[i])); else Assert.Equal(expected[i], flagged[i]);
     }
@@ -86,16 +86,31 @@ public sealed class TokenTests(CpuAccelerator cpu)
         const int sourceRows = 6, width = 5, sourceStride = 7, outputStride = 6;
         float[] x = Data.Random((sourceRows - 1) * sourceStride + width, seed: 6);
         int[] rows = [4, 0, 5];
-        var output = cpu.Zeros(2 * outputStride + width);
-        cpu.Kernels.GatherRows(cpu.Upload(x), sourceRows, width, sourceStride, cpu.Upload(rows), rows.Length, output, outputStride);
-        float[] gathered = cpu.Download(output);
+        var output = device.Zeros(2 * outputStride + width);
+        device.Kernels.GatherRows(device.Upload(x), sourceRows, width, sourceStride, device.Upload(rows), rows.Length, output, outputStride);
+        float[] gathered = device.Download(output);
         for (int r = 0; r < rows.Length; r++)
             Assert.Equal(x.AsSpan(rows[r] * sourceStride, width).ToArray(), gathered.AsSpan(r * outputStride, width).ToArray());
 
         float[] values = Data.Random(37, seed: 7);
-        var view = cpu.Upload(values);
-        cpu.Kernels.Scale(view, -0.375f);
-        Assert.Equal(values.Select(v => v * -0.375f).ToArray(), cpu.Download(view));
+        var view = device.Upload(values);
+        device.Kernels.Scale(view, -0.375f);
+        Assert.Equal(values.Select(v => v * -0.375f).ToArray(), device.Download(view));
+    }
+
+    [Theory]
+    [InlineData(Activation.QuickGelu)]
+    [InlineData(Activation.Gelu)]
+    [InlineData(Activation.Relu)]
+    public void ActivateMatchesTheCpuKernel(Activation activation)
+    {
+        // Values across both of GELU's branches (|x|/√2 below and above ½) and deep into the tails.
+        float[] values = Data.Random(1001, seed: 8, scale: 9f);
+        float[] expected = (float[])values.Clone();
+        Activations.Apply(expected, activation);
+        var view = device.Upload(values);
+        device.Kernels.Activate(view, activation);
+        Data.Close(expected, device.Download(view), 1e-6);
     }
 
     [Theory]
@@ -133,26 +148,26 @@ public sealed class TokenTests(CpuAccelerator cpu)
             for (int b = 0; b < batch; b++) oh.AsSpan(b * hd, hd).CopyTo(expected.AsSpan(b * width + h * hd));
         }
 
-        var output = cpu.Zeros(expected.Length);
-        var scratch = cpu.Zeros(GpuKernels.AttentionPoolScratchLength(batch, tokens, width, heads));
-        cpu.Kernels.AttentionPoolHeads(cpu.Upload(query), cpu.Upload(x), batch, tokens, width, heads, cpu.Upload(keyWeight), cpu.Upload(valueWeight),
-            cpu.Upload(valueBias), scratch, output);
-        Data.Close(expected, cpu.Download(output), 1e-5);
+        var output = device.Zeros(expected.Length);
+        var scratch = device.Zeros(GpuKernels.AttentionPoolScratchLength(batch, tokens, width, heads));
+        device.Kernels.AttentionPoolHeads(device.Upload(query), device.Upload(x), batch, tokens, width, heads, device.Upload(keyWeight), device.Upload(valueWeight),
+            device.Upload(valueBias), scratch, output);
+        Data.Close(expected, device.Download(output), 1e-5);
     }
 
     [Fact]
     public void ArgumentErrorsNameTheArgument()
     {
-        var kernels = cpu.Kernels;
-        var d = cpu.Zeros(4 * 4);
-        Assert.Equal("scratch", Assert.Throws<ArgumentException>(() => kernels.AttentionPoolHeads(cpu.Zeros(4), cpu.Zeros(3 * 4), 1, 3, 4, 2, d, d,
-            cpu.Zeros(4), cpu.Zeros(GpuKernels.AttentionPoolScratchLength(1, 3, 4, 2) - 1), cpu.Zeros(4))).ParamName);
-        Assert.Equal("heads", Assert.Throws<ArgumentException>(() => kernels.AttentionPoolHeads(cpu.Zeros(4), cpu.Zeros(3 * 4), 1, 3, 4, 3, d, d,
-            cpu.Zeros(4), cpu.Zeros(100), cpu.Zeros(4))).ParamName);
-        Assert.Equal("valueBias", Assert.Throws<ArgumentException>(() => kernels.AttentionPoolHeads(cpu.Zeros(4), cpu.Zeros(3 * 4), 1, 3, 4, 2, d, d,
-            cpu.Zeros(3), cpu.Zeros(100), cpu.Zeros(4))).ParamName);
-        Assert.Equal("ids", Assert.Throws<ArgumentException>(() => kernels.EmbedTokens(cpu.Upload(new int[3]), cpu.Zeros(8), 2, cpu.Zeros(8), cpu.Zeros(8), 1, 4, 2)).ParamName);
-        Assert.Equal("rest", Assert.Throws<ArgumentException>(() => kernels.AssembleTokens(cpu.Zeros(2), false, cpu.Zeros(3), cpu.Zeros(4), cpu.Zeros(8), 2, 2, 2)).ParamName);
-        Assert.Equal("rows", Assert.Throws<ArgumentException>(() => kernels.GatherRows(cpu.Zeros(8), 4, 2, 2, cpu.Upload(new int[1]), 2, cpu.Zeros(4), 2)).ParamName);
+        var kernels = device.Kernels;
+        var d = device.Zeros(4 * 4);
+        Assert.Equal("scratch", Assert.Throws<ArgumentException>(() => kernels.AttentionPoolHeads(device.Zeros(4), device.Zeros(3 * 4), 1, 3, 4, 2, d, d,
+            device.Zeros(4), device.Zeros(GpuKernels.AttentionPoolScratchLength(1, 3, 4, 2) - 1), device.Zeros(4))).ParamName);
+        Assert.Equal("heads", Assert.Throws<ArgumentException>(() => kernels.AttentionPoolHeads(device.Zeros(4), device.Zeros(3 * 4), 1, 3, 4, 3, d, d,
+            device.Zeros(4), device.Zeros(100), device.Zeros(4))).ParamName);
+        Assert.Equal("valueBias", Assert.Throws<ArgumentException>(() => kernels.AttentionPoolHeads(device.Zeros(4), device.Zeros(3 * 4), 1, 3, 4, 2, d, d,
+            device.Zeros(3), device.Zeros(100), device.Zeros(4))).ParamName);
+        Assert.Equal("ids", Assert.Throws<ArgumentException>(() => kernels.EmbedTokens(device.Upload(new int[3]), device.Zeros(8), 2, device.Zeros(8), device.Zeros(8), 1, 4, 2)).ParamName);
+        Assert.Equal("rest", Assert.Throws<ArgumentException>(() => kernels.AssembleTokens(device.Zeros(2), false, device.Zeros(3), device.Zeros(4), device.Zeros(8), 2, 2, 2)).ParamName);
+        Assert.Equal("rows", Assert.Throws<ArgumentException>(() => kernels.GatherRows(device.Zeros(8), 4, 2, 2, device.Upload(new int[1]), 2, device.Zeros(4), 2)).ParamName);
     }
 }

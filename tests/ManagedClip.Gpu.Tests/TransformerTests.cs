@@ -3,8 +3,8 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Gpu.Tests;
 
 /// <summary>Layer norm and attention against the CPU kernels.</summary>
-[Collection(CpuAcceleratorCollection.Name)]
-public sealed class TransformerTests(CpuAccelerator cpu)
+[Collection(TestDeviceCollection.Name)]
+public sealed class TransformerTests(TestDevice device)
 {
     [Theory]
     [InlineData(5, 37, 0, 3, false)]     // strided rows, out of place
@@ -20,10 +20,10 @@ public sealed class TransformerTests(CpuAccelerator cpu)
         float[] expected = inPlace ? (float[])x.Clone() : new float[(long)(rows - 1) * yStride + width];
         LayerNorm.Forward(new ReadOnlyMatrixView(x, rows, width, xStride), new MatrixView(expected, rows, width, yStride), gamma, beta);
 
-        var xView = cpu.Upload(x);
-        var yView = inPlace ? xView : cpu.Zeros(expected.Length);
-        cpu.Kernels.LayerNorm(xView, rows, width, xStride, yView, yStride, cpu.Upload(gamma), cpu.Upload(beta));
-        var actual = cpu.Download(yView);
+        var xView = device.Upload(x);
+        var yView = inPlace ? xView : device.Zeros(expected.Length);
+        device.Kernels.LayerNorm(xView, rows, width, xStride, yView, yStride, device.Upload(gamma), device.Upload(beta));
+        var actual = device.Download(yView);
         Data.Close(expected, actual, 1e-5, i => i % yStride < width);
     }
 
@@ -66,11 +66,11 @@ public sealed class TransformerTests(CpuAccelerator cpu)
         Attention.Forward(View(q, qOffset, queries, width, qStride), View(k, kOffset, keys, width, kStride), View(v, vOffset, keys, width, vStride),
             new MatrixView(expected, queries, width, outStride), shape);
 
-        ILGPU.ArrayView<float> qv = cpu.Upload(q), kv = fused ? qv : cpu.Upload(k), vv = fused ? qv : cpu.Upload(v);
-        var output = cpu.Zeros(expected.Length);
-        cpu.Kernels.Attention(qv.SubView(qOffset, qv.Length - qOffset), qStride, kv.SubView(kOffset, kv.Length - kOffset), kStride,
+        ILGPU.ArrayView<float> qv = device.Upload(q), kv = fused ? qv : device.Upload(k), vv = fused ? qv : device.Upload(v);
+        var output = device.Zeros(expected.Length);
+        device.Kernels.Attention(qv.SubView(qOffset, qv.Length - qOffset), qStride, kv.SubView(kOffset, kv.Length - kOffset), kStride,
             vv.SubView(vOffset, vv.Length - vOffset), vStride, output, outStride, width, batch, queryLength, keyLength, heads, causal);
-        Data.Close(expected, cpu.Download(output), 1e-5, i => i % outStride < width);
+        Data.Close(expected, device.Download(output), 1e-5, i => i % outStride < width);
     }
 
     static ReadOnlyMatrixView View(float[] data, int offset, int rows, int columns, int stride) =>
@@ -85,11 +85,11 @@ public sealed class TransformerTests(CpuAccelerator cpu)
         float[] prefixQkv = qkv[..(prefix * 3 * width)];
         float[] Run(float[] data, int length)
         {
-            var view = cpu.Upload(data);
-            var output = cpu.Zeros(length * width);
-            cpu.Kernels.Attention(view, 3 * width, view.SubView(width, view.Length - width), 3 * width, view.SubView(2 * width, view.Length - 2 * width),
+            var view = device.Upload(data);
+            var output = device.Zeros(length * width);
+            device.Kernels.Attention(view, 3 * width, view.SubView(width, view.Length - width), 3 * width, view.SubView(2 * width, view.Length - 2 * width),
                 3 * width, output, width, width, 1, length, length, heads, causal: true);
-            return cpu.Download(output);
+            return device.Download(output);
         }
         Assert.Equal(Run(qkv, full)[..(prefix * width)], Run(prefixQkv, prefix));
     }
@@ -97,23 +97,23 @@ public sealed class TransformerTests(CpuAccelerator cpu)
     [Fact]
     public void ArgumentErrorsNameTheArgument()
     {
-        var kernels = cpu.Kernels;
-        var qkv = cpu.Zeros(4 * 3 * 8);
-        var output = cpu.Zeros(4 * 8);
+        var kernels = device.Kernels;
+        var qkv = device.Zeros(4 * 3 * 8);
+        var output = device.Zeros(4 * 8);
         ILGPU.ArrayView<float> k = qkv.SubView(8, qkv.Length - 8), v = qkv.SubView(16, qkv.Length - 16);
         Assert.Equal("causal", Assert.Throws<ArgumentException>(() => kernels.Attention(qkv, 24, k, 24, v, 24, output, 8, 8, 1, 4, 3, 2, causal: true)).ParamName);
         Assert.Equal("width", Assert.Throws<ArgumentException>(() => kernels.Attention(qkv, 24, k, 24, v, 24, output, 8, 8, 1, 4, 4, 3)).ParamName);
-        Assert.Equal("output", Assert.Throws<ArgumentException>(() => kernels.Attention(qkv, 24, k, 24, v, 24, cpu.Zeros(31), 8, 8, 1, 4, 4, 2)).ParamName);
+        Assert.Equal("output", Assert.Throws<ArgumentException>(() => kernels.Attention(qkv, 24, k, 24, v, 24, device.Zeros(31), 8, 8, 1, 4, 4, 2)).ParamName);
         Assert.Equal("output", Assert.Throws<ArgumentException>(() => kernels.Attention(qkv, 24, k, 24, v, 24, qkv.SubView(0, 32), 8, 8, 1, 4, 4, 2)).ParamName);
         Assert.Equal("k", Assert.Throws<ArgumentException>(() => kernels.Attention(qkv, 24, k, 24, v, 24, output, 8, 8, 1, 4, 5, 2)).ParamName);
-        var wide = cpu.Zeros(2 * 3 * 129);
+        var wide = device.Zeros(2 * 3 * 129);
         Assert.Equal("heads", Assert.Throws<ArgumentException>(
-            () => kernels.Attention(wide, 3 * 129, wide, 3 * 129, wide, 3 * 129, cpu.Zeros(2 * 129), 129, 129, 1, 2, 2, 1)).ParamName);
+            () => kernels.Attention(wide, 3 * 129, wide, 3 * 129, wide, 3 * 129, device.Zeros(2 * 129), 129, 129, 1, 2, 2, 1)).ParamName);
 
-        var x = cpu.Zeros(2 * 5);
-        Assert.Equal("gamma", Assert.Throws<ArgumentException>(() => kernels.LayerNorm(x, 2, 5, 5, cpu.Zeros(10), 5, cpu.Zeros(4), cpu.Zeros(5))).ParamName);
-        Assert.Equal("y", Assert.Throws<ArgumentException>(() => kernels.LayerNorm(x, 2, 5, 5, x.SubView(1, 9), 5, cpu.Zeros(5), cpu.Zeros(5))).ParamName);
+        var x = device.Zeros(2 * 5);
+        Assert.Equal("gamma", Assert.Throws<ArgumentException>(() => kernels.LayerNorm(x, 2, 5, 5, device.Zeros(10), 5, device.Zeros(4), device.Zeros(5))).ParamName);
+        Assert.Equal("y", Assert.Throws<ArgumentException>(() => kernels.LayerNorm(x, 2, 5, 5, x.SubView(1, 9), 5, device.Zeros(5), device.Zeros(5))).ParamName);
         Assert.Equal("epsilon", Assert.Throws<ArgumentOutOfRangeException>(
-            () => kernels.LayerNorm(x, 2, 5, 5, x, 5, cpu.Zeros(5), cpu.Zeros(5), float.NaN)).ParamName);
+            () => kernels.LayerNorm(x, 2, 5, 5, x, 5, device.Zeros(5), device.Zeros(5), float.NaN)).ParamName);
     }
 }

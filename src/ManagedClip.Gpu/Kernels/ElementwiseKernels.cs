@@ -82,6 +82,9 @@ internal static class ElementwiseKernels
         output[r * s.OutputStride + d] = source >= 0 && source < s.SourceRows ? x[source * s.SourceStride + d] : float.NaN;
     }
 
+    /// <summary>values[i] = act(values[i]) (Activation as its int value), the GEMM epilogue's element function on its own.</summary>
+    public static void Activate(Index1D index, ArrayView<float> values, int activation) => values[index] = DeviceMath.Activate(values[index], activation);
+
     /// <summary>values[i] ·= factor.</summary>
     public static void Scale(Index1D index, ArrayView<float> values, float factor) => values[index] *= factor;
 

@@ -4,13 +4,32 @@ using Half = ILGPU.Half;
 namespace ManagedClip.Gpu.Kernels;
 
 /// <summary>
-/// Where the GEMM's left operand A [M, K] comes from: <see cref="Load"/> returns A[row, k], 0 outside [0, M) × [0, K) (so the
-/// tiles at the edges are zero-padded). A dense row-major matrix, or the implicit im2col matrix of a convolution.
+/// Where the GEMM's left operand A [M, K] comes from. A thread loads the same few rows at every K-step and one column per
+/// step, so the index arithmetic is split: <see cref="Row"/> once per row and kernel (for im2col, the divisions that find the
+/// pixel), <see cref="Column"/> once per K-step (the divisions that find the tap), and <see cref="Load"/> per element, which
+/// returns A[row, k], or 0 outside [0, M) × [0, K) (the tiles at the edges are zero-padded). A dense row-major matrix, or the
+/// implicit im2col matrix of a convolution.
 /// </summary>
 internal interface IGemmRows
 {
     int Rows { get; }
-    float Load(ArrayView<float> x, int row, int k);
+    RowOrigin Row(int row);
+    ColumnTap Column(int k);
+    float Load(ArrayView<float> x, RowOrigin row, ColumnTap column);
+}
+
+/// <summary>A row of A, located: its offset in x (for im2col: the image's), its window's top-left input pixel, and whether it exists.</summary>
+internal readonly struct RowOrigin(int offset, int y, int x, bool inside)
+{
+    public readonly int Offset = offset, Y = y, X = x;
+    public readonly bool Inside = inside;
+}
+
+/// <summary>A column of A, located: k itself, and for im2col its tap (ky, kx) and channel; whether it exists.</summary>
+internal readonly struct ColumnTap(int k, int ky, int kx, int channel, bool inside)
+{
+    public readonly int K = k, Ky = ky, Kx = kx, Channel = channel;
+    public readonly bool Inside = inside;
 }
 
 /// <summary>A row-major [M, K] matrix with row stride <see cref="Stride"/>.</summary>
@@ -18,7 +37,9 @@ internal readonly struct DenseRows(int rows, int columns, int stride) : IGemmRow
 {
     public readonly int M = rows, K = columns, Stride = stride;
     public int Rows => M;
-    public float Load(ArrayView<float> x, int row, int k) => row < M && k < K ? x[row * Stride + k] : 0f;
+    public RowOrigin Row(int row) => new(row * Stride, 0, 0, row < M);
+    public ColumnTap Column(int k) => new(k, 0, 0, 0, k < K);
+    public float Load(ArrayView<float> x, RowOrigin row, ColumnTap column) => row.Inside && column.Inside ? x[row.Offset + column.K] : 0f;
 }
 
 /// <summary>
@@ -33,14 +54,23 @@ internal readonly struct ConvolutionRows(int batch, int height, int width, int c
         Kernel = kernel, Stride = stride, Padding = padding;
     public int Rows => Batch * OutHeight * OutWidth;
 
-    public float Load(ArrayView<float> x, int row, int k)
+    public RowOrigin Row(int row)
     {
-        if (row >= Rows || k >= Kernel * Kernel * Channels) return 0f;
         int ox = row % OutWidth, oy = row / OutWidth % OutHeight, b = row / (OutWidth * OutHeight);
-        int c = k % Channels, tap = k / Channels, kx = tap % Kernel, ky = tap / Kernel;
-        int iy = oy * Stride - Padding + ky, ix = ox * Stride - Padding + kx;
-        if (iy < 0 || iy >= Height || ix < 0 || ix >= Width) return 0f;
-        return x[((b * Height + iy) * Width + ix) * Channels + c];
+        return new RowOrigin(b * Height * Width * Channels, oy * Stride - Padding, ox * Stride - Padding, row < Rows);
+    }
+
+    public ColumnTap Column(int k)
+    {
+        int tap = k / Channels;
+        return new ColumnTap(k, tap / Kernel, tap % Kernel, k % Channels, k < Kernel * Kernel * Channels);
+    }
+
+    public float Load(ArrayView<float> x, RowOrigin row, ColumnTap column)
+    {
+        int iy = row.Y + column.Ky, ix = row.X + column.Kx;
+        bool inside = row.Inside && column.Inside && iy >= 0 && iy < Height && ix >= 0 && ix < Width;
+        return inside ? x[row.Offset + (iy * Width + ix) * Channels + column.Channel] : 0f;
     }
 }
 
@@ -79,7 +109,8 @@ internal readonly struct GemmEpilogue(int n, int k, int yStride, bool hasBias, b
 /// </para>
 /// <para>
 /// Loads: thread t fetches A[ty + 16r, tx] and W[t / 64 + 4r, t % 64], r &lt; 4: sixteen (A) and sixty-four (W) consecutive
-/// threads read consecutive addresses. The next K-step's eight values are fetched into registers before the current step's
+/// threads read consecutive addresses. Its four rows of A are located once (<see cref="IGemmRows.Row"/>), its column once
+/// per step (<see cref="IGemmRows.Column"/>), so implicit im2col costs a few integer operations per load, not six divisions. The next K-step's eight values are fetched into registers before the current step's
 /// arithmetic, so the global loads are in flight while the FMAs run (one shared buffer, two barriers a step).
 /// Edges: A and W are zero-padded past M, N and K in the tiles, and only in-range outputs are stored, so any M, K, N work.
 /// </para>
@@ -87,7 +118,7 @@ internal readonly struct GemmEpilogue(int n, int k, int yStride, bool hasBias, b
 /// activation: the scalar twin's order (kernels' Gemm.Finish). The residual is read at the element about to be written,
 /// by the thread that writes it, so residual = y (y += A·W + b) is safe.
 /// </summary>
-internal static class GemmKernel
+internal static partial class GemmKernel
 {
     public const int Threads = 256;
     public const int TileM = 64, TileN = 64, TileK = 16;
@@ -107,9 +138,10 @@ internal static class GemmKernel
         bool wColumnInside = wColumn < e.N;
         var convert = default(TConvert);
 
-        // First K-step's values, in registers.
-        float a0 = rows.Load(x, m0 + ty, tx), a1 = rows.Load(x, m0 + ty + 16, tx);
-        float a2 = rows.Load(x, m0 + ty + 32, tx), a3 = rows.Load(x, m0 + ty + 48, tx);
+        // The thread's four rows of A, located once; then the first K-step's values, in registers.
+        RowOrigin r0 = rows.Row(m0 + ty), r1 = rows.Row(m0 + ty + 16), r2 = rows.Row(m0 + ty + 32), r3 = rows.Row(m0 + ty + 48);
+        var column = rows.Column(tx);
+        float a0 = rows.Load(x, r0, column), a1 = rows.Load(x, r1, column), a2 = rows.Load(x, r2, column), a3 = rows.Load(x, r3, column);
         float w0 = LoadWeight(weights, convert, wRow, wColumn, wColumnInside, e), w1 = LoadWeight(weights, convert, wRow + 4, wColumn, wColumnInside, e);
         float w2 = LoadWeight(weights, convert, wRow + 8, wColumn, wColumnInside, e), w3 = LoadWeight(weights, convert, wRow + 12, wColumn, wColumnInside, e);
 
@@ -125,8 +157,8 @@ internal static class GemmKernel
             int next = k0 + TileK;
             if (next < e.K)
             {
-                a0 = rows.Load(x, m0 + ty, next + tx); a1 = rows.Load(x, m0 + ty + 16, next + tx);
-                a2 = rows.Load(x, m0 + ty + 32, next + tx); a3 = rows.Load(x, m0 + ty + 48, next + tx);
+                column = rows.Column(next + tx);
+                a0 = rows.Load(x, r0, column); a1 = rows.Load(x, r1, column); a2 = rows.Load(x, r2, column); a3 = rows.Load(x, r3, column);
                 w0 = LoadWeight(weights, convert, next + wRow, wColumn, wColumnInside, e); w1 = LoadWeight(weights, convert, next + wRow + 4, wColumn, wColumnInside, e);
                 w2 = LoadWeight(weights, convert, next + wRow + 8, wColumn, wColumnInside, e); w3 = LoadWeight(weights, convert, next + wRow + 12, wColumn, wColumnInside, e);
             }

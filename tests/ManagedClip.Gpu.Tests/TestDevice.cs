@@ -4,14 +4,27 @@ using ILGPU.Runtime;
 namespace ManagedClip.Gpu.Tests;
 
 /// <summary>
-/// One ILGPU CPU accelerator for the whole test run (opening a device and compiling the kernels is the slow part), with
-/// helpers to move arrays on and off it. The buffers a test uploads are released when the test class is done with them.
+/// One device for the whole test run (opening a device and compiling the kernels is the slow part), with helpers to move
+/// arrays on and off it. The buffers a test uploads are released at the end of the run. The device is ILGPU's CPU
+/// accelerator, unless MANAGEDCLIP_GPU_TEST_DEVICE names another kind (cuda or opencl): on a GPU machine,
+/// <c>MANAGEDCLIP_GPU_TEST_DEVICE=cuda dotnet test tests/ManagedClip.Gpu.Tests -c Release</c> checks every kernel on the GPU.
 /// </summary>
-public sealed class CpuAccelerator : IDisposable
+public sealed class TestDevice : IDisposable
 {
+    public const string Variable = "MANAGEDCLIP_GPU_TEST_DEVICE";
+
     readonly List<IDisposable> _buffers = [];
 
-    public GpuDevice Device { get; } = GpuDevice.Open(GpuDeviceKind.Cpu);
+    public GpuDevice Device { get; } = GpuDevice.Open(RequestedKind());
+
+    /// <summary>The kind MANAGEDCLIP_GPU_TEST_DEVICE asks for; the CPU accelerator by default.</summary>
+    public static GpuDeviceKind RequestedKind() => Environment.GetEnvironmentVariable(Variable)?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "cpu" => GpuDeviceKind.Cpu,
+        "cuda" => GpuDeviceKind.Cuda,
+        "opencl" => GpuDeviceKind.OpenCL,
+        var other => throw new InvalidOperationException($"{Variable}={other}: expected cpu, cuda or opencl."),
+    };
     public GpuKernels Kernels => Device.Kernels;
 
     public ArrayView<float> Upload(float[] values)
@@ -51,9 +64,9 @@ public sealed class CpuAccelerator : IDisposable
 }
 
 [CollectionDefinition(Name)]
-public sealed class CpuAcceleratorCollection : ICollectionFixture<CpuAccelerator>
+public sealed class TestDeviceCollection : ICollectionFixture<TestDevice>
 {
-    public const string Name = "ILGPU CPU accelerator";
+    public const string Name = "the test device";
 }
 
 static class Data
