@@ -9,6 +9,8 @@ using ManagedClip.Tests.Support;
 // managedclip-bench ceiling            the ViT-B/32 MLP shapes against the FMA ceiling measured in alternating rounds
 // managedclip-bench decode FOLDER [REPS]  single-thread JPEG decode of FOLDER's files: the managed decoder and ImageSharp (bench/decode/run.sh)
 // managedclip-bench resample [REPS]    single-thread bicubic resize of a 12 MP RGB image to 299x224 (224x224 window): scalar vs SIMD passes
+// managedclip-bench gpu-parity CHECKPOINT DEVICE [BATCH]   features on a GPU device (cuda, opencl, ilgpu-cpu) against the CPU's (bench/gpu.sh)
+// managedclip-bench gpu-gemm DEVICE [PEAK_TFLOPS] [REPS]  the ViT-B/32 GEMMs at batch 256 on the device: TFLOP/s and % of the FP32 peak (H200: 67)
 // managedclip-bench [BenchmarkDotNet args]   the BenchmarkDotNet suites (e.g. --filter '*Gemm*')
 if (args.Length >= 2 && args[0] == "weights")
 {
@@ -65,6 +67,16 @@ if (args.Length >= 1 && args[0] == "resample")
 if (args.Length >= 1 && args[0] == "ceiling")
 {
     GemmSweep.AgainstCeiling();
+    return 0;
+}
+if (args.Length >= 3 && args[0] == "gpu-parity")
+{
+    GpuBench.Parity(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 8);
+    return 0;
+}
+if (args.Length >= 2 && args[0] == "gpu-gemm")
+{
+    GpuBench.Gemm(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 67, args.Length > 3 ? int.Parse(args[3]) : 20);
     return 0;
 }
 if (args.Length >= 1 && args[0] == "gemm")

@@ -14,14 +14,14 @@ internal sealed class BenchCommand : ICommand
     const int DefaultPromptTokens = 10;
 
     public CommandSpec Spec { get; } = new("bench",
-        "bench --model PATH --tower image|text [--batch N] [--iterations K] [--warmup W] [--threads T] [--tokens L] [--full-context] [--json]",
+        "bench --model PATH --tower image|text [--batch N] [--iterations K] [--warmup W] [--threads T] [--device D] [--tokens L] [--full-context] [--json]",
         "Measure a tower's throughput on synthetic inputs: W warm-up calls, then K timed calls of N items each. " +
         "Prints items/s, ms per item and achieved GFLOP/s (median over the timed calls), and the process's peak memory. " +
         "Text prompts are L tokens long (start and end included); the text tower runs only up to the batch's last end-of-text " +
         "token unless --full-context, which runs all context positions as runtimes without that shortcut do. " +
         "With --json, one object per timed call, then a last line {tower, batch, threads, items_per_second, ms_per_item, gflops}.",
         ModelOptions.Names(ModelOptions.Model, ("--tower NAME", "image or text"), ("--batch N", "items per call (default 8)"),
-            ("--iterations K", "timed calls (default 10)"), ("--warmup W", "untimed calls first (default 2)"), ModelOptions.Threads,
+            ("--iterations K", "timed calls (default 10)"), ("--warmup W", "untimed calls first (default 2)"), ModelOptions.Threads, ModelOptions.Device,
             ("--tokens L", $"synthetic prompt length in tokens, 2..context (default {DefaultPromptTokens})")),
         [("--full-context", "text: run all context positions (77), as runtimes without the end-of-text shortcut do")],
         ["managedclip bench --model ViT-B-32.safetensors --tower image --batch 8 --threads 2",
@@ -99,8 +99,8 @@ internal sealed class BenchCommand : ICommand
         var c = CultureInfo.InvariantCulture;
         output.WriteLine($"model          {model.SourcePath} ({config.Vision.Architecture}, {model.StorageDType})");
         output.WriteLine(tower == "image"
-            ? $"tower          image, {model.ImageSize} px, batch {batch}, {threads} threads, {Kernels.Simd.Describe(Kernels.Simd.Best)}"
-            : $"tower          text, {length} positions{(fullContext ? " (full context)" : "")}, batch {batch}, {threads} threads, {Kernels.Simd.Describe(Kernels.Simd.Best)}");
+            ? $"tower          image, {model.ImageSize} px, batch {batch}, {Where(model, threads)}"
+            : $"tower          text, {length} positions{(fullContext ? " (full context)" : "")}, batch {batch}, {Where(model, threads)}");
         output.WriteLine(string.Create(c, $"calls          {warmup} warm-up, {iterations} timed: median {1000 * median:0.00} ms, min {1000 * seconds.Min():0.00} ms, max {1000 * seconds.Max():0.00} ms"));
         output.WriteLine(string.Create(c, $"throughput     {itemsPerSecond:0.00} items/s, {msPerItem:0.00} ms/item, {gflops:0.0} GFLOP/s ({flopsPerItem / 1e9:0.000} GFLOP/item)"));
         output.WriteLine(string.Create(c, $"peak memory    {peak / 1048576.0:0} MiB resident (checkpoint {CheckpointBytes(model.SourcePath) / 1048576.0:0} MiB)"));
@@ -113,6 +113,10 @@ internal sealed class BenchCommand : ICommand
         int n = sorted.Length;
         return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
     }
+
+    /// <summary>The device, or on the CPU its threads and SIMD path.</summary>
+    static string Where(ClipModel model, int threads) =>
+        model.Device == ClipDevice.Cpu ? $"{threads} threads, {Kernels.Simd.Describe(Kernels.Simd.Best)}" : $"on {model.Device}";
 
     static long CheckpointBytes(string path) =>
         File.Exists(path) ? new FileInfo(path).Length

@@ -8,7 +8,7 @@ namespace ManagedClip.Cli;
 internal sealed class ClassifyCommand : ICommand
 {
     public CommandSpec Spec { get; } = new("classify",
-        "classify --model PATH [--vocab PATH] (--labels \"a,b,c\" | --labels-file F) [--template T]... [--templates-file F] [--top K] [--json] IMAGE...",
+        "classify --model PATH [--vocab PATH] [--device D] (--labels \"a,b,c\" | --labels-file F) [--template T]... [--templates-file F] [--top K] [--json] IMAGE...",
         "Zero-shot classification: each label is put into every template ({} stands for the label), the prompts are encoded and averaged " +
         "per label (mean of unit vectors, normalized again), and each image gets the softmax of 100 × cosine (exp(logit_scale)) over the labels, " +
         "most probable first. Class embeddings are cached on disk, keyed by the model's fingerprint and the exact prompts, so a large ensemble " +
@@ -20,7 +20,7 @@ internal sealed class ClassifyCommand : ICommand
             ("--templates-file F", "templates, one per line, or a JSON file: an array or an object with \"templates\" (added to any --template)"),
             ("--top K", "show the K most probable labels (default 5)"),
             ("--cache-dir DIR", $"class-embedding cache (default ${ClassEmbeddingCache.EnvironmentVariable}, else $XDG_CACHE_HOME/managedclip, else ~/.cache/managedclip)"),
-            ModelOptions.Threads),
+            ModelOptions.Threads, ModelOptions.Device),
         [("--no-cache", "neither read nor write the class-embedding cache"), .. ImageFlags.Both],
         [
             "managedclip classify --model clip-vit-base-patch32/ --labels \"cat,dog,bird\" cat.jpg",

@@ -15,18 +15,21 @@ internal static class ModelOptions
 
     public static (string Name, string Help)[] Names(params (string, string)[] options) => options.Select(o => (o.Item1.Split(' ')[0], o.Item1 + ": " + o.Item2)).ToArray();
 
+    public static readonly (string, string) Device = Devices.Option;
+
     public static ClipModel Load(ParsedArguments args) =>
         ClipModel.Load(args.Required("--model"), new ClipModelOptions
         {
             MaxThreads = args.Int("--threads", 1, 1024) ?? 0,
             VocabularyPath = args.Value("--vocab"),
+            Device = Devices.Open(args.Value("--device")),
         });
 }
 
 internal sealed class InfoCommand : ICommand
 {
     public CommandSpec Spec { get; } = new("info", "info [--model PATH] [--json]",
-        "Show the runtime (JIT or Native AOT), the SIMD path the kernels use, and with --model the checkpoint's architecture.",
+        "Show the runtime (JIT or Native AOT), the SIMD path the kernels use, the devices --device can name, and with --model the checkpoint's architecture.",
         ModelOptions.Names(ModelOptions.Model), [], ["managedclip info", "managedclip info --model clip-vit-base-patch32/ --json"]);
 
     public int Run(ParsedArguments args, Output output)
@@ -47,6 +50,17 @@ internal sealed class InfoCommand : ICommand
                 w.WriteNumber("vector_bits", (int)simd);
                 w.WriteNumber("cores", Environment.ProcessorCount);
                 w.WriteString("framework", System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
+                w.WriteBoolean("gpu_backend", Devices.HaveGpu);
+                w.WriteStartArray("devices");
+                foreach (var (kind, name, memory) in Devices.List())
+                {
+                    w.WriteStartObject();
+                    w.WriteString("device", kind);
+                    w.WriteString("name", name);
+                    if (memory > 0) w.WriteNumber("memory_bytes", memory);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
                 if (checkpoint is null || config is null) return;
                 w.WriteStartObject("model");
                 w.WriteString("path", checkpoint.SourcePath);
@@ -82,6 +96,9 @@ internal sealed class InfoCommand : ICommand
         output.WriteLine($"runtime      {runtime} ({System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription})");
         output.WriteLine($"simd         {Simd.Describe(simd)}, {(int)simd}-bit vectors");
         output.WriteLine($"cores        {Environment.ProcessorCount}");
+        foreach (var (kind, name, memory) in Devices.List())
+            output.WriteLine($"device       {kind,-10} {name}{(memory > 0 ? $", {memory / (1024.0 * 1024 * 1024):0.#} GiB" : "")}");
+        if (!Devices.HaveGpu) output.WriteLine("             (the GPU devices need the JIT build: this is the Native AOT one)");
         if (checkpoint is null || config is null) return 0;
         var vc = config.Vision;
         var tc = config.Text;
@@ -134,9 +151,9 @@ internal sealed class TokenizeCommand : ICommand
 
 internal sealed class EmbedTextCommand : ICommand
 {
-    public CommandSpec Spec { get; } = new("embed-text", "embed-text --model PATH [--vocab PATH] [--raw] [--json] -- TEXT...",
+    public CommandSpec Spec { get; } = new("embed-text", "embed-text --model PATH [--vocab PATH] [--device D] [--raw] [--json] -- TEXT...",
         "Encode texts with the text tower. Embeddings are L2-normalized unless --raw.",
-        ModelOptions.Names(ModelOptions.Model, ModelOptions.Vocab, ModelOptions.Threads),
+        ModelOptions.Names(ModelOptions.Model, ModelOptions.Vocab, ModelOptions.Threads, ModelOptions.Device),
         [("--raw", "print the projected features before L2 normalization")],
         ["managedclip embed-text --model clip-vit-base-patch32/ --json -- \"a photo of a cat\" \"a diagram\""]);
 
@@ -180,10 +197,10 @@ internal static class ImageFlags
 
 internal sealed class EmbedImageCommand : ICommand
 {
-    public CommandSpec Spec { get; } = new("embed-image", "embed-image --model PATH [--raw] [--exif-orientation] [--fast-decode] [--json] INPUT...",
+    public CommandSpec Spec { get; } = new("embed-image", "embed-image --model PATH [--device D] [--raw] [--exif-orientation] [--fast-decode] [--json] INPUT...",
         "Encode images with the image tower. INPUT is an image file (JPEG, PNG, GIF, BMP, TIFF, WebP, PBM, TGA), preprocessed as the original CLIP does, " +
         "or a .npy float32 tensor [3,R,R] or [N,3,R,R] already preprocessed (one result per row, named FILE.npy#i). A file that fails is reported and the rest still run.",
-        ModelOptions.Names(ModelOptions.Model, ModelOptions.Threads),
+        ModelOptions.Names(ModelOptions.Model, ModelOptions.Threads, ModelOptions.Device),
         [("--raw", "print the projected features before L2 normalization"), .. ImageFlags.Both],
         ["managedclip embed-image --model clip-vit-base-patch32/ --json cat.jpg dog.png", "managedclip embed-image --model ViT-B-32.safetensors batch.npy"]);
 

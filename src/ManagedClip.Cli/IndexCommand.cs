@@ -6,7 +6,7 @@ namespace ManagedClip.Cli;
 /// <summary>Embeds the images under folders into an index file for text-to-image search; incremental and crash-safe.</summary>
 internal sealed class IndexCommand : ICommand
 {
-    public CommandSpec Spec { get; } = new("index", "index --model PATH [--vocab PATH] --out INDEX [--commit-every N] [--json] DIR...",
+    public CommandSpec Spec { get; } = new("index", "index --model PATH [--vocab PATH] [--device D] --out INDEX [--commit-every N] [--json] DIR...",
         "Walk the folders for images (JPEG, PNG, GIF, BMP, TIFF, WebP, PBM, TGA; hidden files and folders are skipped, links to folders are " +
         "not followed, links to files are), embed them in batches and store the embeddings with their paths " +
         "and the model's fingerprint in INDEX. Run it again to update: only new or changed files (path, size, modification time) are embedded and " +
@@ -16,7 +16,7 @@ internal sealed class IndexCommand : ICommand
         ModelOptions.Names(ModelOptions.Model, ModelOptions.Vocab,
             ("--out INDEX", "the index file to create or update"),
             ("--commit-every N", "write the index after every N embedded images (default 1000)"),
-            ModelOptions.Threads),
+            ModelOptions.Threads, ModelOptions.Device),
         ImageFlags.Both,
         ["managedclip index --model clip-vit-base-patch32/ --out photos.mcidx ~/Pictures", "managedclip search --index photos.mcidx -- \"a dog on a beach\""]);
 

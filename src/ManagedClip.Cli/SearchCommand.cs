@@ -8,14 +8,14 @@ namespace ManagedClip.Cli;
 /// <summary>Text-to-image (or image-to-image) search over an index built by <c>managedclip index</c>.</summary>
 internal sealed class SearchCommand : ICommand
 {
-    public CommandSpec Spec { get; } = new("search", "search --index INDEX [--model PATH] [--vocab PATH] [--top K] [--json] (-- QUERY... | --image IMAGE)",
+    public CommandSpec Spec { get; } = new("search", "search --index INDEX [--model PATH] [--vocab PATH] [--device D] [--top K] [--json] (-- QUERY... | --image IMAGE)",
         "Find the indexed images closest to a text (or to an image): exact cosine similarity against every embedding, best first. " +
         "Without --model, the model (and vocabulary) recorded in the index is used; a model other than the index's is refused. " +
         "With --json, one object per hit: {\"query\", \"rank\", \"path\", \"score\"}. --verbose prints the timings on stderr.",
         ModelOptions.Names(("--index INDEX", "the index file written by managedclip index"), ModelOptions.Model, ModelOptions.Vocab,
             ("--image IMAGE", "search with an image instead of a text"),
             ("--top K", "number of hits per query (default 10)"),
-            ModelOptions.Threads),
+            ModelOptions.Threads, ModelOptions.Device),
         [],
         ["managedclip search --index photos.mcidx -- \"a dog on a beach\"", "managedclip search --index photos.mcidx --top 3 --json --image query.jpg"]);
 
@@ -34,7 +34,7 @@ internal sealed class SearchCommand : ICommand
         Time($"index loaded ({index.Count} × {index.EmbedDim})");
         string modelPath = args.Value("--model") ?? index.ModelPath;
         string? vocab = args.Value("--vocab") ?? (args.Value("--model") is null ? index.VocabularyPath : null);
-        using var model = ClipModel.Load(modelPath, new ClipModelOptions { MaxThreads = args.Int("--threads", 1, 1024) ?? 0, VocabularyPath = vocab });
+        using var model = ClipModel.Load(modelPath, new ClipModelOptions { MaxThreads = args.Int("--threads", 1, 1024) ?? 0, VocabularyPath = vocab, Device = Devices.Open(args.Value("--device")) });
         index.EnsureSameModel(model, indexPath);
         Time("model loaded");
 

@@ -26,10 +26,13 @@ public readonly record struct GpuDeviceInfo(GpuDeviceKind Kind, int Index, strin
 }
 
 /// <summary>A device that cannot be opened or used: what was asked, and what was found instead.</summary>
-public sealed class GpuException : Exception
+public sealed class GpuException : ClipException
 {
     public GpuException(string message) : base(message) { }
     public GpuException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>For a device out of memory: the bytes the refused allocation asked for (0 for any other failure).</summary>
+    public long RequestedBytes { get; init; }
 }
 
 /// <summary>
@@ -41,7 +44,7 @@ public sealed class GpuException : Exception
 /// the caller), ILGPU.Algorithms enabled so that exp/sqrt have device implementations on CUDA and OpenCL without LibDevice.
 /// </para>
 /// </summary>
-public sealed class GpuDevice : IDisposable
+public sealed partial class GpuDevice : ClipDevice, IDisposable
 {
     /// <summary>
     /// The simulated GPU the CPU accelerator presents: warps of 32 threads, 8 warps (256 threads) per group, so every kernel's
@@ -57,7 +60,7 @@ public sealed class GpuDevice : IDisposable
 
     public GpuDeviceKind Kind { get; }
     public int Index { get; }
-    public string Name { get; }
+    public override string Name { get; }
     public long MemoryBytes { get; }
 
     /// <summary>The ILGPU accelerator (for buffers and copies).</summary>
@@ -199,6 +202,11 @@ public sealed class GpuDevice : IDisposable
         _ => "ILGPU CPU",
     };
 
+    /// <summary>
+    /// The most bytes one allocation may take (tests set it to stand for a small device, whose allocations then fail as a full one's do).
+    /// </summary>
+    internal long AllocationLimitBytes { get; set; } = long.MaxValue;
+
     /// <summary>A zeroed buffer of <paramref name="length"/> floats on the device; a device out of memory becomes a <see cref="GpuException"/> saying how much was asked.</summary>
     public MemoryBuffer1D<float, Stride1D.Dense> Allocate(long length) => Allocate<float>(length);
 
@@ -207,17 +215,18 @@ public sealed class GpuDevice : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
+        long bytes = length * Marshal.SizeOf<T>();
         try
         {
+            if (bytes > AllocationLimitBytes) throw new OutOfMemoryException($"more than the {AllocationLimitBytes} bytes one allocation may take here");
             var buffer = Accelerator.Allocate1D<T>(length);
             buffer.View.MemSetToZero(Stream);
             return buffer;
         }
         catch (Exception e) when (e is AcceleratorException or OutOfMemoryException)
         {
-            long bytes = length * Marshal.SizeOf<T>();
             throw new GpuException($"{Describe(Kind)} device {Index} ({Name}) could not allocate {bytes / (1024.0 * 1024):0.#} MiB " +
-                $"({Accelerator.MemorySize / (1024.0 * 1024):0} MiB in all): {e.Message}", e);
+                $"({Accelerator.MemorySize / (1024.0 * 1024):0} MiB in all): {e.Message}", e) { RequestedBytes = bytes };
         }
     }
 

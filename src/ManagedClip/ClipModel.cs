@@ -46,6 +46,9 @@ public sealed partial class ClipModel : IDisposable
     public int ImageSize => _imageTower.ImageSize;
     public int EmbedDim => Config.EmbedDim;
 
+    /// <summary>Where this model's forward passes run (<see cref="ClipModelOptions.Device"/>).</summary>
+    public ClipDevice Device => _options.Device ?? ClipDevice.Cpu;
+
     /// <summary>The stored log temperature; similarities are scaled by exp(LogitScale) (100 for the released models).</summary>
     public float LogitScale { get; }
 

@@ -51,6 +51,21 @@ public class AotBuildTests
         Assert.Equal(expectedBits, bits);
     }
 
+    [Fact]
+    public void AGpuDeviceIsACleanErrorThatNamesTheJitBuild()
+    {
+        // The GPU backend compiles its kernels at run time: the Native AOT build leaves it out, lists only the CPU, and says so.
+        string binary = Binary("aot-portable");
+        var info = CliRunner.RunProgram(binary, "info", "--json");
+        Assert.Equal(0, info.ExitCode);
+        var line = Assert.Single(info.JsonLines);
+        Assert.False(line.GetProperty("gpu_backend").GetBoolean());
+        Assert.Equal(["cpu"], line.GetProperty("devices").EnumerateArray().Select(d => d.GetProperty("device").GetString()!).ToArray());
+        foreach (var device in new[] { "cuda", "opencl", "ilgpu-cpu" })
+            CliRunner.AssertCleanError(CliRunner.RunProgram(binary, "embed-text", "--model", TestData.ReferenceModel("vit-tiny-a"), "--device", device, "--", "a cat"),
+                1, "use the JIT build");
+    }
+
     public static TheoryData<string, string> BuildsAndModels()
     {
         var data = new TheoryData<string, string>();

@@ -13,6 +13,12 @@ internal abstract class ComputeBackend : IDisposable
     /// <summary>Whether two towers may pack their weights at the same time, on two threads (the CPU's can; a device stream may not).</summary>
     public virtual bool LoadsConcurrently => false;
 
+    /// <summary>
+    /// Floats a ModifiedResNet's activation buffer may hold: a larger batch runs in sub-batches that fit (the CPU's 32 MiB keeps them
+    /// near its caches: RN50 at 224 runs 10 images at a time).
+    /// </summary>
+    public virtual long ActivationBudget => 1L << 23;
+
     /// <summary>Releases what the backend holds beyond managed memory (device buffers), once the model's calls have ended.</summary>
     public virtual void Dispose() { }
 

@@ -15,9 +15,6 @@ namespace ManagedClip.Modeling;
 /// </summary>
 internal sealed class ModifiedResNet : IImageTower
 {
-    /// <summary>Floats per activation buffer (32 MiB); larger batches run in sub-batches that fit (RN50 at 224: 10 images, RN50x64: 1).</summary>
-    public const long DefaultActivationBudget = 1L << 23;
-
     /// <summary>Most floats of convolution scratch (8 MiB, im2col rows or Winograd tiles): enough that each GEMM is large, few enough to stay small.</summary>
     const int ColumnBudget = 1 << 21;
 
@@ -35,9 +32,9 @@ internal sealed class ModifiedResNet : IImageTower
     public int EmbedDim => _attentionPool.OutputDim;
     internal IReadOnlyList<Bottleneck> Blocks => _blocks;
 
-    public ModifiedResNet(WeightLoader weights, ClipConfig config, long activationBudget = DefaultActivationBudget)
+    public ModifiedResNet(WeightLoader weights, ClipConfig config, long? activationBudget = null)
     {
-        _activationBudget = activationBudget;
+        _activationBudget = activationBudget ?? weights.Backend.ActivationBudget;   // floats per activation buffer: a larger batch runs in sub-batches that fit
         _backend = weights.Backend;
         var v = _config = (ModifiedResNetConfig)config.Vision;
         int width = v.Width, size = v.ImageSize;
