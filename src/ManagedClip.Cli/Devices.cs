@@ -29,13 +29,22 @@ internal static class Devices
         if (name is null or "cpu") return ClipDevice.Cpu;
         if (!Names.Contains(name)) throw new UsageException($"--device must be one of {string.Join(", ", Names)}, got '{name}'");
 #if GPU_BACKEND
-        // The device lives as long as the process: every model the command loads uses it, and the process's end releases it.
-        return GpuDevice.Open(name switch { "cuda" => GpuDeviceKind.Cuda, "opencl" => GpuDeviceKind.OpenCL, _ => GpuDeviceKind.Cpu });
+        return OpenGpu(name);
 #else
         throw new ClipException($"--device {name}: this managedclip is the Native AOT build, which runs on the CPU only (the GPU backend " +
             "compiles its kernels at run time, which Native AOT cannot do); use the JIT build (dotnet run --project src/ManagedClip.Cli, or dotnet build)");
 #endif
     }
+
+#if GPU_BACKEND
+    /// <summary>
+    /// A method of its own, never inlined, so that a command on the CPU does not load ILGPU at all (JIT-compiling a method loads the
+    /// assemblies its calls name). The device lives as long as the process: every model the command loads uses it.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static ClipDevice OpenGpu(string name) =>
+        GpuDevice.Open(name switch { "cuda" => GpuDeviceKind.Cuda, "opencl" => GpuDeviceKind.OpenCL, _ => GpuDeviceKind.Cpu });
+#endif
 
     /// <summary>The devices <c>info</c> lists: the CPU, and what ILGPU finds in the JIT build.</summary>
     public static IEnumerable<(string Kind, string Name, long MemoryBytes)> List()
