@@ -34,8 +34,9 @@ static class GpuBench
             row[^1] = onCpu.Config.Text.EndOfTextId;
             return row;
         }).ToArray();
-        Report($"{Path.GetFileName(checkpoint)} image, {batch} seeded images", onCpu.EncodeImages(pixels, batch), onDevice.EncodeImages(pixels, batch));
-        Report($"{Path.GetFileName(checkpoint)} text, {batch} seeded rows", onCpu.EncodeTokens(ids), onDevice.EncodeTokens(ids));
+        string name = $"{onCpu.Config.ModelName} ({Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))}/{Path.GetFileName(checkpoint)})";
+        Report($"{name} image, {batch} seeded images", onCpu.EncodeImages(pixels, batch), onDevice.EncodeImages(pixels, batch));
+        Report($"{name} text, {batch} seeded rows", onCpu.EncodeTokens(ids), onDevice.EncodeTokens(ids));
         Console.WriteLine($"  on {gpu}");
     }
 
@@ -55,7 +56,7 @@ static class GpuBench
             }
             worstRow = Math.Max(worstRow, Math.Sqrt(difference / norm));
         }
-        Console.WriteLine($"{what,-40} device vs CPU: max|Δ|/max|cpu| {worstDifference / largest:E2}, worst row ‖Δ‖/‖cpu‖ {worstRow:E2}");
+        Console.WriteLine($"{what,-60} device vs CPU: max|Δ|/max|cpu| {worstDifference / largest:E2}, worst row ‖Δ‖/‖cpu‖ {worstRow:E2}");
     }
 
     /// <summary>The ViT-B/32 GEMMs at batch 256 (12,800 tokens): TFLOP/s, median of <paramref name="repetitions"/>, against <paramref name="peakTflops"/>.</summary>
@@ -83,7 +84,7 @@ static class GpuBench
             }
             Array.Sort(times);
             double tflops = 2.0 * tokens * k * n / times[repetitions / 2] / 1e12;
-            Console.WriteLine($"GEMM {name,-16} [{tokens}, {k}]·[{k}, {n}]: {tflops:0.00} TFLOP/s median of {repetitions}, {100 * tflops / peakTflops:0.0} % of {peakTflops} TFLOP/s FP32 peak");
+            Console.WriteLine($"GEMM {name,-16} [{tokens}, {k}]·[{k}, {n}]: {tflops:0.00} TFLOP/s ({1000 * tflops:0.0} GFLOP/s) median of {repetitions}, {100 * tflops / peakTflops:0.0} % of the {peakTflops} TFLOP/s FP32 peak");
         }
         Console.WriteLine($"  on {gpu}");
     }
