@@ -47,12 +47,12 @@ internal sealed class GpuAttentionPool(Tensor keyWeight, Tensor valueWeight, Ten
 /// <summary>
 /// The GPU backend: the operator set on <see cref="GpuKernels"/>, over tensors in device memory. Weights are uploaded once, at load;
 /// a call's tensors are device buffers allocated for the call and freed at its end; a batch runs whole (no host-thread split) unless
-/// its tensors do not fit the device's memory, and one call at a time uses the device's stream (concurrent calls wait for each other).
+/// its tensors do not fit the device's memory, and one call at a time uses the device's stream (concurrent calls, of this model or of
+/// another on the same device, wait for each other: <see cref="GpuDevice.StreamLock"/>).
 /// </summary>
 internal sealed class GpuBackend(GpuDevice device, GpuWeightPrecision precision) : ComputeBackend
 {
     readonly List<IDisposable> _weights = [];
-    readonly object _stream = new();
     bool _disposed;
 
     /// <summary>
@@ -61,38 +61,53 @@ internal sealed class GpuBackend(GpuDevice device, GpuWeightPrecision precision)
     /// </summary>
     public override long ActivationBudget => 1L << 28;
 
+    /// <summary>A weight the backend keeps until it is disposed. Called with the device's stream lock held.</summary>
     T Keep<T>(T weight) where T : IDisposable
     {
-        lock (_weights) _weights.Add(weight);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _weights.Add(weight);
         return weight;
     }
 
     Tensor Upload(ReadOnlySpan<float> values)
     {
         if (values.IsEmpty) return default;
-        var buffer = Keep(device.Allocate(values.Length));
-        device.CopyToDevice(values, buffer.View);
-        return new Tensor(new DeviceStorage(buffer), 0, values.Length);
+        lock (device.StreamLock)
+        {
+            var buffer = Keep(device.Allocate(values.Length));
+            device.CopyToDevice(values, buffer.View);
+            return new Tensor(new DeviceStorage(buffer), 0, values.Length);
+        }
     }
 
     public override Tensor Constant(float[] values) => Upload(values);
 
-    public override LinearWeights Linear(ReadOnlySpan<float> weight, float[]? bias, int inFeatures, int outFeatures) =>
-        new GpuLinear(Keep(GpuMatrix.FromLinearWeight(device, weight, outFeatures, inFeatures, precision)), Upload(bias ?? []));
+    public override LinearWeights Linear(ReadOnlySpan<float> weight, float[]? bias, int inFeatures, int outFeatures)
+    {
+        GpuMatrix matrix;
+        lock (device.StreamLock) matrix = Keep(GpuMatrix.FromLinearWeight(device, weight, outFeatures, inFeatures, precision));
+        return new GpuLinear(matrix, Upload(bias ?? []));
+    }
 
-    public override LinearWeights Projection(ReadOnlySpan<float> weight, int inFeatures, int outFeatures) =>
-        new GpuLinear(Keep(GpuMatrix.FromRowMajor(device, weight, inFeatures, outFeatures, precision)), default);
+    public override LinearWeights Projection(ReadOnlySpan<float> weight, int inFeatures, int outFeatures)
+    {
+        lock (device.StreamLock) return new GpuLinear(Keep(GpuMatrix.FromRowMajor(device, weight, inFeatures, outFeatures, precision)), default);
+    }
 
-    public override ConvolutionWeights Convolution(ReadOnlySpan<float> weight, float[] bias, int inChannels, int outChannels, ConvolutionGeometry geometry) =>
-        new GpuConvolution(Keep(GpuConvolutionFilter.FromWeights(device, weight, outChannels, inChannels, geometry.Kernel, geometry.Stride, geometry.Padding, precision)),
-            Upload(bias), geometry);
+    public override ConvolutionWeights Convolution(ReadOnlySpan<float> weight, float[] bias, int inChannels, int outChannels, ConvolutionGeometry geometry)
+    {
+        GpuConvolutionFilter filter;
+        lock (device.StreamLock)
+            filter = Keep(GpuConvolutionFilter.FromWeights(device, weight, outChannels, inChannels, geometry.Kernel, geometry.Stride, geometry.Padding, precision));
+        return new GpuConvolution(filter, Upload(bias), geometry);
+    }
 
     public override AttentionPoolWeights AttentionPool(ReadOnlySpan<float> keyWeight, ReadOnlySpan<float> valueWeight, float[] valueBias, int width, int heads) =>
         new GpuAttentionPool(Upload(keyWeight), Upload(valueWeight), Upload(valueBias), width, heads);
 
     public override void Run(int batch, int threads, Action<int, int, Operators> body)
     {
-        lock (_stream)
+        lock (device.StreamLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             RunPart(0, batch, body);
@@ -120,12 +135,12 @@ internal sealed class GpuBackend(GpuDevice device, GpuWeightPrecision precision)
 
     public override void Dispose()
     {
-        lock (_stream)
+        lock (device.StreamLock)
         {
             if (_disposed) return;
             _disposed = true;
             device.Synchronize();
-            lock (_weights) foreach (var weight in _weights) weight.Dispose();
+            foreach (var weight in _weights) weight.Dispose();
         }
     }
 }
