@@ -77,17 +77,10 @@ internal sealed class WeightLoader(Checkpoint checkpoint, ComputeBackend backend
     public AttentionPoolWeights AttentionPool(string prefix, int width, int heads)
     {
         _ = checkpoint.Read($"{prefix}.k_proj.bias", width);
-        // Both [D, D] weights at once, k then v, in one pooled buffer.
+        // Both [D, D] weights are needed at once: k in the pooled buffer, v in its own array, garbage once packed (a second pooled
+        // buffer of D² floats, 16 MiB for RN50, would stay in the pool for the life of the process).
         return WithScratch($"{prefix}.k_proj.weight", [width, width], key =>
-        {
-            float[] value = System.Buffers.ArrayPool<float>.Shared.Rent(width * width);
-            try
-            {
-                checkpoint.ReadInto($"{prefix}.v_proj.weight", value.AsSpan(0, width * width), width, width);
-                return backend.AttentionPool(key, value.AsSpan(0, width * width), checkpoint.Read($"{prefix}.v_proj.bias", width), width, heads);
-            }
-            finally { System.Buffers.ArrayPool<float>.Shared.Return(value); }
-        });
+            backend.AttentionPool(key, checkpoint.Read($"{prefix}.v_proj.weight", width, width), checkpoint.Read($"{prefix}.v_proj.bias", width), width, heads));
     }
 
     internal delegate T Packer<T>(Span<float> weight);
