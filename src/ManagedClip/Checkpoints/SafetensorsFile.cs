@@ -62,7 +62,7 @@ public sealed class SafetensorsFile : IDisposable
             // snapshot file into its blobs) FileInfo.Length is the link's.
             long length = RandomAccess.GetLength(handle);
             if (length < 8) throw new CheckpointException($"{path}: not a safetensors file: {length} bytes is too short for the 8-byte header length");
-            Span<byte> prefix = stackalloc byte[8];
+            Span<byte> prefix = stackalloc byte[(int)Math.Min(length, 16)];
             ReadExactly(handle, path, prefix, 0);
             long headerLength = HeaderLength(path, prefix, length, maxHeaderBytes);
             var header = new byte[headerLength];
@@ -87,16 +87,47 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
-    /// <summary>The JSON header's length from the 8-byte prefix, checked against the limit and the file's length before anything is allocated.</summary>
+    /// <summary>
+    /// The JSON header's length from the 8-byte prefix, checked against the limit and the file's length before anything is
+    /// allocated. <paramref name="prefix"/> is the file's first bytes (8 to 16). A file that is not safetensors at all is
+    /// told apart from a damaged one first: its length makes no sense or no '{' follows it, and then its first bytes say
+    /// what it is if they can (<see cref="ForeignFormat"/>).
+    /// </summary>
     static long HeaderLength(string path, ReadOnlySpan<byte> prefix, long fileLength, long maxHeaderBytes)
     {
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+        bool opensJson = prefix.Length > 8 && prefix[8] == (byte)'{';
+        bool plausible = headerLength > 0 && headerLength <= (ulong)maxHeaderBytes && headerLength <= (ulong)(fileLength - 8);
+        if (!plausible || !opensJson)
+        {
+            // Only a file that cannot be safetensors is named by its signature: a real header can start with any 8 bytes.
+            if (ForeignFormat(prefix) is { } format)
+                throw new CheckpointException($"{path}: not a safetensors file (it starts like {format})");
+            if (!plausible && !opensJson)
+                throw new CheckpointException($"{path}: not a safetensors file (its first 8 bytes, read as the header length, say {headerLength} bytes, " +
+                    $"and no JSON header follows them; the file has {fileLength} bytes)");
+        }
         if (headerLength == 0) throw new CheckpointException($"{path}: corrupt safetensors header: header length is 0");
         if (headerLength > (ulong)maxHeaderBytes)
             throw new CheckpointException($"{path}: corrupt safetensors header: header length {headerLength} bytes exceeds the limit of {maxHeaderBytes} bytes");
         if (headerLength > (ulong)(fileLength - 8))
             throw new CheckpointException($"{path}: truncated or corrupt safetensors file: header length {headerLength} bytes runs past the end of the {fileLength}-byte file");
         return (long)headerLength;
+    }
+
+    /// <summary>What a file's first bytes say it is, for the formats people mistake for a checkpoint; null when none matches.</summary>
+    static string? ForeignFormat(ReadOnlySpan<byte> start)
+    {
+        if (start.StartsWith((ReadOnlySpan<byte>)[0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A])) return "a PNG image";
+        if (start.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])) return "a JPEG image";
+        if (start.StartsWith("GIF87a"u8) || start.StartsWith("GIF89a"u8)) return "a GIF image";
+        if (start.Length >= 12 && start.StartsWith("RIFF"u8) && start.Slice(8, 4).SequenceEqual("WEBP"u8)) return "a WebP image";
+        if (start.StartsWith("PK\u0003\u0004"u8) || start.StartsWith("PK\u0005\u0006"u8))
+            return "a ZIP archive, as PyTorch .pt/.bin checkpoints are; convert it to safetensors";
+        if (start.StartsWith((ReadOnlySpan<byte>)[0x1F, 0x8B])) return "a gzip file";
+        if (start[0] == 0x80 && start[1] is >= 2 and <= 5)
+            return "a Python pickle, as legacy PyTorch checkpoints are; convert it to safetensors";
+        return null;
     }
 
     /// <summary>Validates the JSON header (the bytes after the length prefix): well-formed JSON, known dtypes, sizes matching shapes, ranges inside the data section and disjoint.</summary>
