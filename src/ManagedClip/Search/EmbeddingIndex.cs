@@ -217,7 +217,7 @@ public sealed class EmbeddingIndex
     public static EmbeddingIndex Load(string path)
     {
         if (Directory.Exists(path)) throw new IndexException($"{path}: is a folder, not an index file");
-        if (!File.Exists(path)) throw new IndexException($"{path}: no such index file (build one with: managedclip index --model PATH --out {path} DIR)");
+        if (!File.Exists(path)) throw new IndexException($"{path}: no such index file (ImageIndexer.Update builds one, as does EmbeddingIndex.Save)");
         try
         {
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
@@ -231,7 +231,7 @@ public sealed class EmbeddingIndex
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("index files are read on little-endian machines");
         long length = stream.Length;
-        IndexException Damaged(string what) => new($"{path}: the index is damaged ({what}); delete it and run managedclip index again");
+        IndexException Damaged(string what) => new($"{path}: the index is damaged ({what}); delete it and build it again");
         var checksum = new IndexChecksum();
         byte[] Take(int count, string what)
         {
@@ -246,7 +246,7 @@ public sealed class EmbeddingIndex
         stream.Position = 0;
         var fixedHeader = Take(FixedHeaderBytes, "header");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(fixedHeader.AsSpan(8));
-        if (version != FormatVersion) throw new IndexException($"{path}: index format version {version} is not supported (this build reads version {FormatVersion}); delete it and run managedclip index again");
+        if (version != FormatVersion) throw new IndexException($"{path}: index format version {version} is not supported (this build reads version {FormatVersion}); delete it and build it again");
         uint dim = BinaryPrimitives.ReadUInt32LittleEndian(fixedHeader.AsSpan(12));
         ulong count = BinaryPrimitives.ReadUInt64LittleEndian(fixedHeader.AsSpan(16));
         if (dim == 0 || dim > 1 << 16) throw Damaged($"embedding dimension {dim}");

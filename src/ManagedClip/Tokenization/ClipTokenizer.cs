@@ -162,7 +162,7 @@ public sealed class ClipTokenizer
     }
 
     private const string WhereToGetIt =
-        "Use the Hugging Face model folder's vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz from the openai/CLIP repository (clip/bpe_simple_vocab_16e6.txt.gz), passed with --vocab.";
+        "Use the Hugging Face model folder's vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz from the openai/CLIP repository (clip/bpe_simple_vocab_16e6.txt.gz), and give its path as the vocabulary path (ClipModelOptions.VocabularyPath).";
 
     private static ClipTokenizer? FromFolder(string dir)
     {

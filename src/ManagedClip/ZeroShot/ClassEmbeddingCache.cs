@@ -109,7 +109,7 @@ public sealed class ClassEmbeddingCache
         string path = PathOf(key);
         try { AtomicFile.Write(path, stream => stream.Write(bytes)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new ClipException($"{path}: cannot write the class-embedding cache ({e.Message}); choose another folder with --cache-dir or ${EnvironmentVariable}", e); }
+        { throw new ClipException($"{path}: cannot write the class-embedding cache ({e.Message}); choose another folder for the ClassEmbeddingCache, or set ${EnvironmentVariable} for the default one", e); }
         return path;
     }
 }
