@@ -9,13 +9,38 @@ using Microsoft.Win32.SafeHandles;
 namespace ManagedClip.Checkpoints;
 
 /// <summary>Element types a safetensors header may name. Floating types are up-cast to fp32 for compute; integer tensors are tolerated and ignored.</summary>
-public enum TensorDType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool }
+public enum TensorDType
+{
+    /// <summary>64-bit IEEE float.</summary>
+    F64,
+    /// <summary>32-bit IEEE float.</summary>
+    F32,
+    /// <summary>16-bit IEEE float (half).</summary>
+    F16,
+    /// <summary>bfloat16: the upper 16 bits of a float32.</summary>
+    BF16,
+    /// <summary>64-bit signed integer.</summary>
+    I64,
+    /// <summary>32-bit signed integer.</summary>
+    I32,
+    /// <summary>16-bit signed integer.</summary>
+    I16,
+    /// <summary>8-bit signed integer.</summary>
+    I8,
+    /// <summary>8-bit unsigned integer.</summary>
+    U8,
+    /// <summary>Boolean, one byte each.</summary>
+    Bool,
+}
 
 /// <summary>One tensor's entry in a safetensors header. <see cref="DataOffset"/> is absolute within the file.</summary>
 public sealed record TensorEntry(string Name, TensorDType DType, int[] Shape, long DataOffset, long ByteLength, string FilePath)
 {
+    /// <summary>Elements in the tensor: the product of <see cref="Shape"/> (1 for a scalar).</summary>
     public long ElementCount => Shape.Aggregate(1L, (count, dim) => count * dim);
+    /// <summary>Whether the dtype is a float type (F64, F32, F16, BF16), the only ones read as weights.</summary>
     public bool IsFloatingPoint => DType is TensorDType.F64 or TensorDType.F32 or TensorDType.F16 or TensorDType.BF16;
+    /// <summary>The shape as text, e.g. "[512, 768]".</summary>
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
 }
 
@@ -35,9 +60,13 @@ public sealed class SafetensorsFile : IDisposable
     readonly SafeFileHandle _handle;
     bool _disposed;
 
+    /// <summary>The file's path, as given to <see cref="Open"/>.</summary>
     public string Path { get; }
+    /// <summary>The file's length in bytes (of the file itself, through symbolic links).</summary>
     public long Length { get; }
+    /// <summary>Every tensor of the header, by name, validated.</summary>
     public IReadOnlyDictionary<string, TensorEntry> Tensors { get; }
+    /// <summary>The header's <c>__metadata__</c> entries (non-string values as their JSON text); empty when it has none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     SafetensorsFile(string path, long length, SafeFileHandle handle, Dictionary<string, TensorEntry> tensors, Dictionary<string, string> metadata)
@@ -46,6 +75,17 @@ public sealed class SafetensorsFile : IDisposable
         Tensors = tensors; Metadata = metadata;
     }
 
+    /// <summary>Opens a safetensors file and validates its whole header; no tensor is read yet.</summary>
+    /// <param name="path">The .safetensors file.</param>
+    /// <param name="maxHeaderBytes">The largest JSON header accepted, in bytes.</param>
+    /// <exception cref="CheckpointException">The file is missing or unreadable, is not a safetensors file (a PNG, a ZIP or pickle PyTorch
+    /// checkpoint, ...), is truncated, or its header is malformed: the message names the file and what is wrong.</exception>
+    /// <example>
+    /// <code>
+    /// using var file = SafetensorsFile.Open("model.safetensors");
+    /// foreach (var tensor in file.Tensors.Values) Console.WriteLine($"{tensor.Name} {tensor.DType} {tensor.ShapeText}");
+    /// </code>
+    /// </example>
     public static SafetensorsFile Open(string path, long maxHeaderBytes = DefaultMaxHeaderBytes)
     {
         FileInfo info;
@@ -222,6 +262,7 @@ public sealed class SafetensorsFile : IDisposable
 
     static string Format(int[] shape) => "[" + string.Join(", ", shape) + "]";
 
+    /// <summary>Bytes per element of a dtype (8, 4, 2 or 1).</summary>
     public static int SizeOf(TensorDType dtype) => dtype switch
     {
         TensorDType.F64 or TensorDType.I64 => 8,
@@ -342,6 +383,7 @@ public sealed class SafetensorsFile : IDisposable
         catch (IOException e) { throw new CheckpointException($"{path}: cannot read the file ({e.Message})", e); }
     }
 
+    /// <summary>Closes the file; tensors can no longer be read (<see cref="ObjectDisposedException"/>). Calling it again does nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

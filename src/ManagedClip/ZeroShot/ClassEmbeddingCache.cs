@@ -32,6 +32,8 @@ public sealed class ClassEmbeddingCache
     /// <summary>The root cache folder (class embeddings go in its <c>classes/</c> subfolder).</summary>
     public string Directory { get; }
 
+    /// <summary>A cache in <paramref name="directory"/> (made absolute; created on the first write).</summary>
+    /// <exception cref="ArgumentException"><paramref name="directory"/> is null or empty.</exception>
     public ClassEmbeddingCache(string directory)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
