@@ -46,7 +46,7 @@ public sealed partial class ClipModel : IDisposable
     public string Folder => _checkpoint.Folder;
     /// <summary>The dtype most weights were stored in (F32, F16 or BF16); computation is in fp32 whatever it is.</summary>
     public TensorDType StorageDType => _checkpoint.StorageDType;
-    /// <summary>Floating-point parameters in the checkpoint.</summary>
+    /// <summary>Learned parameters in the checkpoint: its floating-point values, batch-norm running statistics excluded.</summary>
     public long ParameterCount => _checkpoint.ParameterCount;
     /// <summary>Side of the square images the image tower takes, in pixels (224 for ViT-B/32): inputs are [3, ImageSize, ImageSize].</summary>
     public int ImageSize => _imageTower.ImageSize;
