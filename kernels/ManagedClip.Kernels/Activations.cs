@@ -5,11 +5,13 @@ namespace ManagedClip.Kernels;
 /// <summary>Element-wise non-linearity fused into GEMM epilogues or applied in place.</summary>
 public enum Activation
 {
+    /// <summary>The identity: no activation.</summary>
     None,
     /// <summary>x·sigmoid(1.702x): what all OpenAI CLIP checkpoints were trained with.</summary>
     QuickGelu,
     /// <summary>Exact GELU, x·Φ(x) = x·½(1 + erf(x/√2)) (open_clip's plain configs, nn.GELU()).</summary>
     Gelu,
+    /// <summary>max(x, 0) (the ModifiedResNet towers).</summary>
     Relu,
 }
 

@@ -413,8 +413,11 @@ public static class Convolution
 /// </summary>
 public sealed class ConvolutionFilter
 {
+    /// <summary>Cin: channels of the input.</summary>
     public int InChannels { get; }
+    /// <summary>Cout: channels of the output.</summary>
     public int OutChannels { get; }
+    /// <summary>The window: kernel size, stride and padding.</summary>
     public ConvolutionGeometry Geometry { get; }
     internal PackedMatrix Weights { get; }
 
@@ -426,6 +429,12 @@ public sealed class ConvolutionFilter
         Weights = weights; InChannels = inChannels; OutChannels = outChannels; Geometry = geometry;
     }
 
+    /// <summary>Packs PyTorch's OIHW weights [Cout, Cin, k, k] for <see cref="Convolution"/>.</summary>
+    /// <param name="weights">The weights, [<paramref name="outChannels"/>, <paramref name="inChannels"/>, k, k] with k = the geometry's kernel.</param>
+    /// <param name="outChannels">Cout.</param>
+    /// <param name="inChannels">Cin.</param>
+    /// <param name="geometry">Kernel size, stride and padding.</param>
+    /// <exception cref="ArgumentException">A dimension is not positive, the padding is negative, or the weights do not have Cout·Cin·k·k values.</exception>
     public static ConvolutionFilter FromWeights(ReadOnlySpan<float> weights, int outChannels, int inChannels, ConvolutionGeometry geometry)
     {
         int kernel = geometry.Kernel;

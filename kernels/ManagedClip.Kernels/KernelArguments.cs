@@ -6,9 +6,13 @@ namespace ManagedClip.Kernels;
 /// </summary>
 public readonly ref struct MatrixView
 {
+    /// <summary>The matrix's floats: row r at r·<see cref="Stride"/>, <see cref="Columns"/> long.</summary>
     public Span<float> Data { get; }
+    /// <summary>Number of rows.</summary>
     public int Rows { get; }
+    /// <summary>Floats per row.</summary>
     public int Columns { get; }
+    /// <summary>Floats from the start of one row to the start of the next (at least <see cref="Columns"/>).</summary>
     public int Stride { get; }
 
     /// <summary>The span must hold every row: (rows − 1)·stride + columns floats (none when rows is 0).</summary>
@@ -19,19 +23,33 @@ public readonly ref struct MatrixView
         Data = data; Rows = rows; Columns = columns; Stride = stride;
     }
 
+    /// <summary>The same rows, read-only.</summary>
     public static implicit operator ReadOnlyMatrixView(MatrixView m) => new(m.Data, m.Rows, m.Columns, m.Stride);
 
+    /// <summary>The shape, "[rows, columns]", with the stride when it is not the columns.</summary>
     public override string ToString() => ReadOnlyMatrixView.Describe(Rows, Columns, Stride);
 }
 
 /// <summary>The read-only form of <see cref="MatrixView"/>.</summary>
 public readonly ref struct ReadOnlyMatrixView
 {
+    /// <summary>The matrix's floats: row r at r·<see cref="Stride"/>, <see cref="Columns"/> long.</summary>
     public ReadOnlySpan<float> Data { get; }
+    /// <summary>Number of rows.</summary>
     public int Rows { get; }
+    /// <summary>Floats per row.</summary>
     public int Columns { get; }
+    /// <summary>Floats from the start of one row to the start of the next (at least <see cref="Columns"/>).</summary>
     public int Stride { get; }
 
+    /// <summary>The span must hold every row: (rows − 1)·stride + columns floats (none when rows is 0).</summary>
+    /// <param name="data">The floats, row-major.</param>
+    /// <param name="rows">Rows, at least 0.</param>
+    /// <param name="columns">Floats per row, at least 0.</param>
+    /// <param name="stride">Floats from one row's start to the next; -1 means <paramref name="columns"/>.</param>
+    /// <param name="name">The operand's name in error messages.</param>
+    /// <exception cref="ArgumentOutOfRangeException">Rows or columns are negative, or the stride is shorter than a row.</exception>
+    /// <exception cref="ArgumentException">The span is shorter than the rows need.</exception>
     public ReadOnlyMatrixView(ReadOnlySpan<float> data, int rows, int columns, int stride = -1, string name = "matrix")
     {
         if (stride == -1) stride = columns;
@@ -53,6 +71,7 @@ public readonly ref struct ReadOnlyMatrixView
     internal static string Describe(int rows, int columns, int stride) =>
         stride == columns ? $"[{rows}, {columns}]" : $"[{rows}, {columns}] with row stride {stride}";
 
+    /// <summary>The shape, "[rows, columns]", with the stride when it is not the columns.</summary>
     public override string ToString() => Describe(Rows, Columns, Stride);
 }
 
@@ -63,10 +82,15 @@ public readonly ref struct ReadOnlyMatrixView
 /// </summary>
 public readonly ref struct Epilogue
 {
+    /// <summary>Added to every row, one value per output column; empty for none.</summary>
     public ReadOnlySpan<float> Bias { get; }
+    /// <summary>Applied last, after the bias and the residual.</summary>
     public Activation Activation { get; }
+    /// <summary>Added element by element, laid out as the output; empty for none.</summary>
     public ReadOnlySpan<float> Residual { get; }
 
+    /// <summary>An epilogue y = act(product + bias + residual); the kernel checks the lengths against its output.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The activation is not a member of <see cref="ManagedClip.Kernels.Activation"/>.</exception>
     public Epilogue(ReadOnlySpan<float> bias, Activation activation = Activation.None, ReadOnlySpan<float> residual = default)
     {
         Activations.CheckActivation(activation);
@@ -106,6 +130,7 @@ public readonly record struct ImageGeometry(int Batch, int Height, int Width, in
             throw new ArgumentException($"{name}: batch must be non-negative and height, width and channels positive (got {this}).", name);
     }
 
+    /// <summary>The NHWC shape, "[batch, height, width, channels]".</summary>
     public override string ToString() => $"[{Batch}, {Height}, {Width}, {Channels}]";
 }
 
@@ -128,5 +153,6 @@ public readonly record struct ConvolutionGeometry(int Kernel, int Stride = 1, in
     /// <summary>1×1, stride 1, no padding: the activations already are a GEMM operand.</summary>
     public bool IsPointwise => Kernel == 1 && Stride == 1 && Padding == 0;
 
+    /// <summary>The window, e.g. "3×3 stride 1 padding 1".</summary>
     public override string ToString() => $"{Kernel}×{Kernel} stride {Stride} padding {Padding}";
 }

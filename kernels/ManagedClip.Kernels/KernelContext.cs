@@ -115,6 +115,7 @@ public sealed class KernelContext
         Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => work.RunTasks());
     }
 
+    /// <summary>The threads and the SIMD level, e.g. "8 thread(s), AVX-512 (Vector512)".</summary>
     public override string ToString() => $"{Threads} thread(s), {Simd.Describe(Level)}";
 }
 

@@ -6,9 +6,13 @@ namespace ManagedClip.Kernels;
 /// <summary>The vector width a kernel runs at. Every kernel has one path per level; the scalar path is the test oracle.</summary>
 public enum SimdLevel
 {
+    /// <summary>No vectors: one float at a time (the reference path).</summary>
     Scalar = 0,
+    /// <summary>128-bit vectors, 4 floats (SSE/NEON).</summary>
     Vector128 = 128,
+    /// <summary>256-bit vectors, 8 floats (AVX2).</summary>
     Vector256 = 256,
+    /// <summary>512-bit vectors, 16 floats (AVX-512).</summary>
     Vector512 = 512,
 }
 

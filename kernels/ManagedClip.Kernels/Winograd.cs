@@ -8,7 +8,9 @@ namespace ManagedClip.Kernels;
 /// </summary>
 public sealed class WinogradFilter
 {
+    /// <summary>Cin: channels of the input.</summary>
     public int InChannels { get; }
+    /// <summary>Cout: channels of the output.</summary>
     public int OutChannels { get; }
     internal PackedMatrix[] Points { get; }
 

@@ -26,6 +26,8 @@ public sealed class WorkSharing
     /// <summary>Members of the team.</summary>
     public int Members => _inFlight.Length;
 
+    /// <summary>A team of <paramref name="members"/> that share their GEMM tasks.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="members"/> is not positive.</exception>
     public WorkSharing(int members)
     {
         if (members <= 0) throw new ArgumentOutOfRangeException(nameof(members), members, "members must be positive.");

@@ -41,7 +41,11 @@ internal sealed class ClassifyCommand : ICommand
         var clock = Stopwatch.StartNew();
         ZeroShotClassifier classifier;
         using (var progress = ProgressBar.Start(output.Diagnostics, "encoding prompts", "prompts"))
-            classifier = ZeroShotClassifier.Create(model, labels, templates, new ZeroShotOptions { Cache = cache, Progress = (done, total) => progress?.Report(done, total) });
+        {
+            try { classifier = ZeroShotClassifier.Create(model, labels, templates, new ZeroShotOptions { Cache = cache, Progress = (done, total) => progress?.Report(done, total) }); }
+            catch (ClipException e) when (cache is not null && e.InnerException is IOException or UnauthorizedAccessException && e.Message.StartsWith(cache.Directory, StringComparison.Ordinal))
+            { throw new ClipException($"{e.Message}; on the command line: --cache-dir DIR, or --no-cache", e); }
+        }
         if (verbose && classifier.CacheProblem is { } problem)
             output.Diagnostics.WriteLine($"warning: class-embedding cache entry not used: {problem}; recomputed and rewritten");
         if (verbose)

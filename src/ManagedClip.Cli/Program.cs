@@ -71,7 +71,7 @@ namespace ManagedClip.Cli
                         stderr.WriteLine($"error: {e.Message}");
                         return 2;
                     case ClipException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or OutOfMemoryException:
-                        stderr.WriteLine(verbose ? $"error: {thrown}" : $"error: {e.Message}");
+                        stderr.WriteLine(verbose ? $"error: {thrown}" : $"error: {CommandLineWording(e)}");
                         return 1;
                     default: // a bug: still one line and exit 1, never the runtime's crash
                         stderr.WriteLine(verbose ? InternalError(thrown, verbose) : InternalError(e, verbose));
@@ -79,6 +79,13 @@ namespace ManagedClip.Cli
                 }
             }
         }
+
+        /// <summary>
+        /// A library message with the flag that sets what it names: the library speaks of its options
+        /// (ClipModelOptions.VocabularyPath), the command line of its flags.
+        /// </summary>
+        internal static string CommandLineWording(Exception e) =>
+            e is VocabularyException ? $"{e.Message} On the command line: --vocab PATH." : e.Message;
 
         /// <summary>The line for an exception no code expected: its type and message; the stack trace only with --verbose.</summary>
         internal static string InternalError(Exception? e, bool verbose) =>

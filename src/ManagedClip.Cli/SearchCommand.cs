@@ -30,6 +30,8 @@ internal sealed class SearchCommand : ICommand
         var clock = Stopwatch.StartNew();
         void Time(string what) { if (verbose) output.Diagnostics.WriteLine($"{what}: {clock.Elapsed.TotalMilliseconds:0.0} ms"); clock.Restart(); }
 
+        if (!File.Exists(indexPath) && !Directory.Exists(indexPath))
+            throw new IndexException($"{indexPath}: no such index file (build one with: managedclip index --model PATH --out {indexPath} DIR)");
         var index = EmbeddingIndex.Load(indexPath);
         Time($"index loaded ({index.Count} × {index.EmbedDim})");
         string modelPath = args.Value("--model") ?? index.ModelPath;

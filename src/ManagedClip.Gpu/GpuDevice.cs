@@ -22,13 +22,16 @@ public enum GpuDeviceKind
 /// <summary>One device ILGPU can open: its kind, its index among the devices of that kind, its name and its memory in bytes.</summary>
 public readonly record struct GpuDeviceInfo(GpuDeviceKind Kind, int Index, string Name, long MemoryBytes)
 {
+    /// <summary>The device for a listing, e.g. "CUDA 0: NVIDIA H200 (139.8 GiB)".</summary>
     public override string ToString() => $"{GpuDevice.Describe(Kind)} {Index}: {Name} ({MemoryBytes / (1024.0 * 1024 * 1024):0.#} GiB)";
 }
 
 /// <summary>A device that cannot be opened or used: what was asked, and what was found instead.</summary>
 public sealed class GpuException : ClipException
 {
+    /// <summary>An exception with this message.</summary>
     public GpuException(string message) : base(message) { }
+    /// <summary>An exception with this message, caused by <paramref name="inner"/>.</summary>
     public GpuException(string message, Exception inner) : base(message, inner) { }
 
     /// <summary>For a device out of memory: the bytes the refused allocation asked for (0 for any other failure).</summary>
@@ -58,9 +61,13 @@ public sealed partial class GpuDevice : ClipDevice, IDisposable
     GpuKernels? _kernels;
     bool _disposed;
 
+    /// <summary>The kind of accelerator: CUDA, OpenCL or ILGPU's CPU accelerator.</summary>
     public GpuDeviceKind Kind { get; }
+    /// <summary>The device's index among the devices of its <see cref="Kind"/>.</summary>
     public int Index { get; }
+    /// <summary>The device's name as its driver reports it (e.g. "NVIDIA H200").</summary>
     public override string Name { get; }
+    /// <summary>The device's memory in bytes.</summary>
     public long MemoryBytes { get; }
 
     /// <summary>The ILGPU accelerator (for buffers and copies).</summary>
@@ -101,6 +108,16 @@ public sealed partial class GpuDevice : ClipDevice, IDisposable
     /// Opens device <paramref name="index"/> of <paramref name="kind"/>. Throws <see cref="GpuException"/> naming what was asked and
     /// what ILGPU found when there is no such device or it cannot be started.
     /// </summary>
+    /// <param name="kind">CUDA, OpenCL, or ILGPU's CPU accelerator.</param>
+    /// <param name="index">The device's index among those of <paramref name="kind"/> (see <see cref="List"/>).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not a member of <see cref="GpuDeviceKind"/>, or <paramref name="index"/> is negative.</exception>
+    /// <exception cref="GpuException">There is no such device (no driver, or fewer devices), or it cannot be started.</exception>
+    /// <example>
+    /// <code>
+    /// using var device = GpuDevice.Open(GpuDeviceKind.Cuda);
+    /// using var model = ClipModel.Load("ViT-B-32.safetensors", new ClipModelOptions { Device = device });
+    /// </code>
+    /// </example>
     public static GpuDevice Open(GpuDeviceKind kind, int index = 0)
     {
         if (!Enum.IsDefined(kind)) throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown device kind.");
@@ -275,8 +292,10 @@ public sealed partial class GpuDevice : ClipDevice, IDisposable
         }
     }
 
+    /// <summary>The device, e.g. "CUDA device 0: NVIDIA H200".</summary>
     public override string ToString() => $"{Describe(Kind)} device {Index}: {Name}";
 
+    /// <summary>Releases the kernels, the accelerator and the ILGPU context. Models on this device must be disposed first. Calling it again does nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

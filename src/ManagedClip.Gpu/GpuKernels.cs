@@ -451,5 +451,6 @@ public sealed class GpuKernels : IDisposable
             throw new ArgumentException(rule is null ? $"{name} must not overlap {other}." : $"{name} {rule}.", name);
     }
 
+    /// <summary>Releases the one-float placeholder buffer the kernels pass for an absent bias or residual; the device (<see cref="GpuDevice.Dispose"/>) calls it.</summary>
     public void Dispose() => _nothing.Dispose();
 }

@@ -31,6 +31,7 @@ public sealed class GpuMatrix : IDisposable
     /// <summary>Output features (columns of B).</summary>
     public int N { get; }
 
+    /// <summary>How the weights are stored on the device: fp32 or fp16 (computed in fp32 either way).</summary>
     public GpuWeightPrecision Precision => _half is null ? GpuWeightPrecision.Float32 : GpuWeightPrecision.Float16;
 
     /// <summary>B row-major [K, N] in fp32 (<see cref="GpuWeightPrecision.Float32"/> only).</summary>
@@ -90,8 +91,10 @@ public sealed class GpuMatrix : IDisposable
             throw new ArgumentException($"{name} has {length} elements, expected [{rows}, {columns}] = {(long)rows * columns}.", name);
     }
 
+    /// <summary>The logical shape, "[K, N]".</summary>
     public override string ToString() => $"[{K}, {N}]";
 
+    /// <summary>Frees the matrix on the device.</summary>
     public void Dispose()
     {
         _single?.Dispose();
@@ -106,10 +109,15 @@ public sealed class GpuMatrix : IDisposable
 /// </summary>
 public sealed class GpuConvolutionFilter : IDisposable
 {
+    /// <summary>Cin: channels of the input.</summary>
     public int InChannels { get; }
+    /// <summary>Cout: channels of the output.</summary>
     public int OutChannels { get; }
+    /// <summary>k: side of the square window.</summary>
     public int Kernel { get; }
+    /// <summary>Step of the window, in pixels.</summary>
     public int Stride { get; }
+    /// <summary>Zero pixels added on each side.</summary>
     public int Padding { get; }
 
     /// <summary>The GEMM operand [k·k·Cin, Cout].</summary>
@@ -120,6 +128,18 @@ public sealed class GpuConvolutionFilter : IDisposable
         Weights = weights; InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride; Padding = padding;
     }
 
+    /// <summary>Uploads PyTorch's convolution weights [Cout, Cin, k, k] to the device, reordered into the implicit GEMM's operand.</summary>
+    /// <param name="device">The device to hold the weights.</param>
+    /// <param name="weights">The weights, [<paramref name="outChannels"/>, <paramref name="inChannels"/>, <paramref name="kernel"/>, <paramref name="kernel"/>].</param>
+    /// <param name="outChannels">Cout.</param>
+    /// <param name="inChannels">Cin.</param>
+    /// <param name="kernel">k, the window's side.</param>
+    /// <param name="stride">The window's step.</param>
+    /// <param name="padding">Zero pixels on each side.</param>
+    /// <param name="precision">fp32, or fp16 to halve the memory.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="device"/> is null.</exception>
+    /// <exception cref="ArgumentException">A dimension or the stride is not positive, the padding is negative, or the weights do not have Cout·Cin·k·k values.</exception>
+    /// <exception cref="GpuException">The device cannot hold the weights.</exception>
     public static GpuConvolutionFilter FromWeights(GpuDevice device, ReadOnlySpan<float> weights, int outChannels, int inChannels,
         int kernel, int stride = 1, int padding = 0, GpuWeightPrecision precision = GpuWeightPrecision.Float32)
     {
@@ -147,7 +167,9 @@ public sealed class GpuConvolutionFilter : IDisposable
         return (size + 2 * Padding - Kernel) / Stride + 1;
     }
 
+    /// <summary>The filter, e.g. "64 → 128, 3×3 stride 1 padding 1".</summary>
     public override string ToString() => $"{InChannels} → {OutChannels}, {Kernel}×{Kernel} stride {Stride} padding {Padding}";
 
+    /// <summary>Frees the weights on the device.</summary>
     public void Dispose() => Weights.Dispose();
 }

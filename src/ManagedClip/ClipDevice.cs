@@ -20,6 +20,7 @@ public abstract class ClipDevice
     /// <summary>What the device is, for a user ("CPU (AVX2, 2 threads)", "CUDA 0: NVIDIA H200").</summary>
     public abstract string Name { get; }
 
+    /// <summary>The device's <see cref="Name"/>.</summary>
     public override string ToString() => Name;
 
     /// <summary>A backend for one model on this device; <paramref name="kernels"/> is the host's (threads, SIMD level) for its CPU work.</summary>

@@ -16,6 +16,21 @@ public sealed partial class ClipModel
     /// thread waiting, and <see cref="ClipModelOptions.MaxThreads"/> bounds decoding and the forward passes together
     /// (<see cref="ThreadBudget"/>). A file that fails to decode is reported in its result and the others are still encoded.
     /// </summary>
+    /// <param name="paths">The image files (any format the decoder reads: PNG, JPEG, GIF, BMP, TIFF, WebP, ...).</param>
+    /// <param name="preprocessing">Resize, crop and normalization; null for the checkpoint's own (<see cref="DefaultPreprocessOptions"/>).</param>
+    /// <returns>One result per path, in input order: raw features [<see cref="EmbedDim"/>], or the <see cref="ClipException"/> that file raised (an <see cref="ImageInputException"/> when it cannot be read or decoded).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="paths"/> is null.</exception>
+    /// <exception cref="ArgumentException">The preprocessing crops to another size than <see cref="ImageSize"/>, or its options are invalid.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    /// <example>
+    /// <code>
+    /// foreach (var result in model.EncodeImageFiles(["cat.jpg", "dog.png"]))
+    /// {
+    ///     if (result.Error is not null) { Console.Error.WriteLine(result.Error.Message); continue; }
+    ///     Console.WriteLine($"{result.Path}: {result.Features!.Length} features");
+    /// }
+    /// </code>
+    /// </example>
     public IEnumerable<ImageFileResult> EncodeImageFiles(IReadOnlyList<string> paths, PreprocessOptions? preprocessing = null)
     {
         ArgumentNullException.ThrowIfNull(paths);

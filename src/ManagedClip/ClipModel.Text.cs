@@ -18,6 +18,15 @@ public sealed partial class ClipModel
 
     /// <summary>Texts → one raw feature vector [E] per text, tokenized for the model's context (<see cref="TextContextLength"/>).
     /// Over-long texts are truncated as clip.tokenize(truncate=True) does.</summary>
+    /// <exception cref="VocabularyException">No vocabulary was found (<see cref="ClipModelOptions.VocabularyPath"/>, or none beside the weights),
+    /// or the vocabulary gives a token id the model does not have.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    /// <example>
+    /// <code>
+    /// float[][] features = model.EncodeTexts(["a photo of a cat", "a photo of a dog"]);
+    /// float[] unit = ClipModel.Normalize(features[0]); // raw features: normalize them for cosine similarity
+    /// </code>
+    /// </example>
     public float[][] EncodeTexts(IReadOnlyList<string> texts)
     {
         using var call = _calls.Enter(this);

@@ -36,14 +36,21 @@ public sealed partial class ClipModel : IDisposable
     readonly Backends.ComputeBackend _backend;
     readonly string _fingerprint;
 
+    /// <summary>The architecture: embedding dimension, image and text tower hyper-parameters.</summary>
     public ClipConfig Config => _checkpoint.Config;
+    /// <summary>The tensor naming of the checkpoint loaded (OpenAI or Hugging Face).</summary>
     public CheckpointFormat Format => _checkpoint.Format;
+    /// <summary>The file or folder the model was loaded from, as given to <see cref="Load"/>.</summary>
     public string SourcePath => _checkpoint.SourcePath;
     /// <summary>The folder the weights are in (vocabulary and preprocessor_config.json are looked for there).</summary>
     public string Folder => _checkpoint.Folder;
+    /// <summary>The dtype most weights were stored in (F32, F16 or BF16); computation is in fp32 whatever it is.</summary>
     public TensorDType StorageDType => _checkpoint.StorageDType;
+    /// <summary>Learned parameters in the checkpoint: its floating-point values, batch-norm running statistics excluded.</summary>
     public long ParameterCount => _checkpoint.ParameterCount;
+    /// <summary>Side of the square images the image tower takes, in pixels (224 for ViT-B/32): inputs are [3, ImageSize, ImageSize].</summary>
     public int ImageSize => _imageTower.ImageSize;
+    /// <summary>Length of an embedding (512 for ViT-B/32), text and image alike.</summary>
     public int EmbedDim => Config.EmbedDim;
 
     /// <summary>Where this model's forward passes run (<see cref="ClipModelOptions.Device"/>).</summary>
@@ -93,6 +100,18 @@ public sealed partial class ClipModel : IDisposable
     }
 
     /// <summary>Loads an OpenAI/open_clip <c>.safetensors</c> file, a sharded index, or a folder of either layout.</summary>
+    /// <param name="path">A .safetensors file, a model.safetensors.index.json, or a folder holding either (OpenAI or Hugging Face layout).</param>
+    /// <param name="options">Threads, batch size, vocabulary and device; null for the defaults.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="ClipModelOptions.MaxThreads"/> is negative or <see cref="ClipModelOptions.MaxBatch"/> is less than 1.</exception>
+    /// <exception cref="CheckpointException">The path does not exist, is not a safetensors checkpoint, is damaged, holds a non-finite weight, or
+    /// is not a CLIP architecture this library knows; the message names the file and, where there is one, the tensor.</exception>
+    /// <exception cref="ClipException">The device cannot take the weights (ManagedClip.Gpu's GpuException, naming the MiB).</exception>
+    /// <example>
+    /// <code>
+    /// using var model = ClipModel.Load("ViT-B-32.safetensors", new ClipModelOptions { MaxThreads = 4 });
+    /// Console.WriteLine($"{model.EmbedDim}-dimensional embeddings from {model.ImageSize} × {model.ImageSize} images");
+    /// </code>
+    /// </example>
     public static ClipModel Load(string path, ClipModelOptions? options = null)
     {
         options ??= new ClipModelOptions();

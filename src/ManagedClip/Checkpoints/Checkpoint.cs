@@ -19,8 +19,11 @@ public sealed partial class Checkpoint : IDisposable
     public string SourcePath { get; }
     /// <summary>The folder holding the weights: where a vocabulary or preprocessor_config.json is looked for.</summary>
     public string Folder { get; }
+    /// <summary>The naming the checkpoint uses: OpenAI's or Hugging Face's.</summary>
     public CheckpointFormat Format { get; }
+    /// <summary>The architecture, inferred from the tensor shapes (and config.json for Hugging Face folders).</summary>
     public ClipConfig Config { get; }
+    /// <summary>The safetensors files read (one, or the shards of a sharded checkpoint).</summary>
     public IReadOnlyList<string> Files => _files.Select(f => f.Path).ToArray();
 
     /// <summary>The floating-point dtype most parameters are stored in (F32, F16, BF16).</summary>
@@ -156,11 +159,14 @@ public sealed partial class Checkpoint : IDisposable
 
     // ---- reading tensors by canonical name ----------------------------------------------------------
 
+    /// <summary>Whether the checkpoint holds a tensor of this canonical (OpenAI) name.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
     /// <summary>The canonical names present, for inference and for messages.</summary>
     public IEnumerable<string> Names => _tensors.Keys;
 
+    /// <summary>The shape of a tensor, by canonical (OpenAI) name.</summary>
+    /// <exception cref="CheckpointException">The checkpoint has no such tensor; the message names the file and the name looked for.</exception>
     public int[] ShapeOf(string name) => Lookup(name).Shape;
 
     /// <summary>Reads a tensor as fp32 after checking it has the shape the model expects; the error names file, tensor, expected and found shape.</summary>
@@ -226,6 +232,7 @@ public sealed partial class Checkpoint : IDisposable
 
     bool _disposed;
 
+    /// <summary>Stops any background verification and closes the files. Calling it again does nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

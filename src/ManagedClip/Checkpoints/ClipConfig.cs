@@ -2,12 +2,32 @@ using ManagedClip.Kernels;
 
 namespace ManagedClip.Checkpoints;
 
-public enum CheckpointFormat { OpenAI, HuggingFace }
+/// <summary>The tensor naming a checkpoint uses.</summary>
+public enum CheckpointFormat
+{
+    /// <summary>OpenAI's <c>clip/model.py</c> names (also open_clip's), e.g. <c>visual.transformer.resblocks.0.attn.in_proj_weight</c>.</summary>
+    OpenAI,
+    /// <summary>Hugging Face transformers' <c>CLIPModel</c> names, e.g. <c>vision_model.encoder.layers.0.self_attn.q_proj.weight</c>.</summary>
+    HuggingFace,
+}
 
-public enum VisionArchitecture { VisionTransformer, ModifiedResNet }
+/// <summary>The image tower's kind.</summary>
+public enum VisionArchitecture
+{
+    /// <summary>A vision transformer (ViT-B/32, ViT-L/14, ...): <see cref="VisionTransformerConfig"/>.</summary>
+    VisionTransformer,
+    /// <summary>OpenAI's ModifiedResNet (RN50, RN101, RN50x4, ...): <see cref="ModifiedResNetConfig"/>.</summary>
+    ModifiedResNet,
+}
 
 /// <summary>Where the text tower takes its pooled state (<c>clip/model.py CLIP.encode_text</c>, transformers <c>CLIPTextTransformer.forward</c>): the first maximal id (OpenAI, and HF's legacy path), or the first occurrence of the end-of-text id.</summary>
-public enum TextPooling { ArgMax, FirstEndOfText }
+public enum TextPooling
+{
+    /// <summary>The position of the largest token id (end-of-text is the largest in OpenAI's vocabulary).</summary>
+    ArgMax,
+    /// <summary>The position of the first <see cref="TextConfig.EndOfTextId"/>.</summary>
+    FirstEndOfText,
+}
 
 /// <summary>
 /// The image tower's hyper-parameters, common to both architectures: <see cref="VisionTransformerConfig"/> and
@@ -15,6 +35,7 @@ public enum TextPooling { ArgMax, FirstEndOfText }
 /// </summary>
 public abstract record VisionConfig(int Width, int Layers, int Heads, int ImageSize, Activation Activation)
 {
+    /// <summary>Which tower this is: a ViT or a ModifiedResNet.</summary>
     public abstract VisionArchitecture Architecture { get; }
 
     /// <summary>G: the side of the token grid the final attention sees.</summary>
@@ -23,6 +44,7 @@ public abstract record VisionConfig(int Width, int Layers, int Heads, int ImageS
     /// <summary>Width of one attention head.</summary>
     public abstract int HeadDim { get; }
 
+    /// <summary>Tokens the final attention sees: the G × G grid plus the class (or mean-pooled) token.</summary>
     public int Tokens => GridSize * GridSize + 1;
 }
 
@@ -36,8 +58,11 @@ public sealed record VisionTransformerConfig(int Width, int Layers, int Heads, i
     /// <summary>LayerNorm ε of every OpenAI checkpoint (PyTorch's default).</summary>
     public const float DefaultLayerNormEpsilon = 1e-5f;
 
+    /// <inheritdoc/>
     public override VisionArchitecture Architecture => VisionArchitecture.VisionTransformer;
+    /// <summary>Patches per side: <see cref="VisionConfig.ImageSize"/> / <see cref="PatchSize"/>.</summary>
     public override int GridSize => ImageSize / PatchSize;
+    /// <summary><see cref="VisionConfig.Width"/> / <see cref="VisionConfig.Heads"/>.</summary>
     public override int HeadDim => Width / Heads;
 }
 
@@ -54,11 +79,25 @@ public sealed record ModifiedResNetConfig(int Width, int[] Blocks, int Heads, in
     /// <summary>Channels of the last stage, the attention pool's width: <see cref="VisionConfig.Width"/> · 8 planes · expansion 4.</summary>
     public int PoolWidth => Reduction * Width;
 
+    /// <inheritdoc/>
     public override VisionArchitecture Architecture => VisionArchitecture.ModifiedResNet;
+    /// <summary>Side of the last stage's feature map: <see cref="VisionConfig.ImageSize"/> / 32.</summary>
     public override int GridSize => ImageSize / Reduction;
+    /// <summary><see cref="PoolWidth"/> / <see cref="VisionConfig.Heads"/>.</summary>
     public override int HeadDim => PoolWidth / Heads;
 }
 
+/// <summary>The text tower's hyper-parameters (<c>clip/model.py CLIP</c>'s transformer, or transformers' <c>CLIPTextModel</c>).</summary>
+/// <param name="Width">Model width (512 for ViT-B/32).</param>
+/// <param name="Layers">Transformer blocks.</param>
+/// <param name="Heads">Attention heads per block.</param>
+/// <param name="MlpWidth">Hidden width of each block's MLP.</param>
+/// <param name="ContextLength">Tokens per text, 77 in every released model.</param>
+/// <param name="VocabSize">Rows of the token embedding (49408 for OpenAI's BPE).</param>
+/// <param name="Activation">The MLP's activation (QuickGELU in OpenAI's checkpoints).</param>
+/// <param name="LayerNormEpsilon">The LayerNorms' ε.</param>
+/// <param name="Pooling">Which token's state becomes the text's features.</param>
+/// <param name="EndOfTextId">The end-of-text token id (49407 for OpenAI's BPE).</param>
 public sealed record TextConfig(
     int Width,
     int Layers,
@@ -71,6 +110,7 @@ public sealed record TextConfig(
     TextPooling Pooling,
     int EndOfTextId)
 {
+    /// <summary>Width of one attention head: <see cref="Width"/> / <see cref="Heads"/>.</summary>
     public int HeadDim => Width / Heads;
 }
 

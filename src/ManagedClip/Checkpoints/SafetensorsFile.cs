@@ -9,13 +9,38 @@ using Microsoft.Win32.SafeHandles;
 namespace ManagedClip.Checkpoints;
 
 /// <summary>Element types a safetensors header may name. Floating types are up-cast to fp32 for compute; integer tensors are tolerated and ignored.</summary>
-public enum TensorDType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool }
+public enum TensorDType
+{
+    /// <summary>64-bit IEEE float.</summary>
+    F64,
+    /// <summary>32-bit IEEE float.</summary>
+    F32,
+    /// <summary>16-bit IEEE float (half).</summary>
+    F16,
+    /// <summary>bfloat16: the upper 16 bits of a float32.</summary>
+    BF16,
+    /// <summary>64-bit signed integer.</summary>
+    I64,
+    /// <summary>32-bit signed integer.</summary>
+    I32,
+    /// <summary>16-bit signed integer.</summary>
+    I16,
+    /// <summary>8-bit signed integer.</summary>
+    I8,
+    /// <summary>8-bit unsigned integer.</summary>
+    U8,
+    /// <summary>Boolean, one byte each.</summary>
+    Bool,
+}
 
 /// <summary>One tensor's entry in a safetensors header. <see cref="DataOffset"/> is absolute within the file.</summary>
 public sealed record TensorEntry(string Name, TensorDType DType, int[] Shape, long DataOffset, long ByteLength, string FilePath)
 {
+    /// <summary>Elements in the tensor: the product of <see cref="Shape"/> (1 for a scalar).</summary>
     public long ElementCount => Shape.Aggregate(1L, (count, dim) => count * dim);
+    /// <summary>Whether the dtype is a float type (F64, F32, F16, BF16), the only ones read as weights.</summary>
     public bool IsFloatingPoint => DType is TensorDType.F64 or TensorDType.F32 or TensorDType.F16 or TensorDType.BF16;
+    /// <summary>The shape as text, e.g. "[512, 768]".</summary>
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
 }
 
@@ -35,9 +60,13 @@ public sealed class SafetensorsFile : IDisposable
     readonly SafeFileHandle _handle;
     bool _disposed;
 
+    /// <summary>The file's path, as given to <see cref="Open"/>.</summary>
     public string Path { get; }
+    /// <summary>The file's length in bytes (of the file itself, through symbolic links).</summary>
     public long Length { get; }
+    /// <summary>Every tensor of the header, by name, validated.</summary>
     public IReadOnlyDictionary<string, TensorEntry> Tensors { get; }
+    /// <summary>The header's <c>__metadata__</c> entries (non-string values as their JSON text); empty when it has none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     SafetensorsFile(string path, long length, SafeFileHandle handle, Dictionary<string, TensorEntry> tensors, Dictionary<string, string> metadata)
@@ -46,6 +75,17 @@ public sealed class SafetensorsFile : IDisposable
         Tensors = tensors; Metadata = metadata;
     }
 
+    /// <summary>Opens a safetensors file and validates its whole header; no tensor is read yet.</summary>
+    /// <param name="path">The .safetensors file.</param>
+    /// <param name="maxHeaderBytes">The largest JSON header accepted, in bytes.</param>
+    /// <exception cref="CheckpointException">The file is missing or unreadable, is not a safetensors file (a PNG, a ZIP or pickle PyTorch
+    /// checkpoint, ...), is truncated, or its header is malformed: the message names the file and what is wrong.</exception>
+    /// <example>
+    /// <code>
+    /// using var file = SafetensorsFile.Open("model.safetensors");
+    /// foreach (var tensor in file.Tensors.Values) Console.WriteLine($"{tensor.Name} {tensor.DType} {tensor.ShapeText}");
+    /// </code>
+    /// </example>
     public static SafetensorsFile Open(string path, long maxHeaderBytes = DefaultMaxHeaderBytes)
     {
         FileInfo info;
@@ -62,7 +102,7 @@ public sealed class SafetensorsFile : IDisposable
             // snapshot file into its blobs) FileInfo.Length is the link's.
             long length = RandomAccess.GetLength(handle);
             if (length < 8) throw new CheckpointException($"{path}: not a safetensors file: {length} bytes is too short for the 8-byte header length");
-            Span<byte> prefix = stackalloc byte[8];
+            Span<byte> prefix = stackalloc byte[(int)Math.Min(length, 16)];
             ReadExactly(handle, path, prefix, 0);
             long headerLength = HeaderLength(path, prefix, length, maxHeaderBytes);
             var header = new byte[headerLength];
@@ -87,16 +127,47 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
-    /// <summary>The JSON header's length from the 8-byte prefix, checked against the limit and the file's length before anything is allocated.</summary>
+    /// <summary>
+    /// The JSON header's length from the 8-byte prefix, checked against the limit and the file's length before anything is
+    /// allocated. <paramref name="prefix"/> is the file's first bytes (8 to 16). A file that is not safetensors at all is
+    /// told apart from a damaged one first: its length makes no sense or no '{' follows it, and then its first bytes say
+    /// what it is if they can (<see cref="ForeignFormat"/>).
+    /// </summary>
     static long HeaderLength(string path, ReadOnlySpan<byte> prefix, long fileLength, long maxHeaderBytes)
     {
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+        bool opensJson = prefix.Length > 8 && prefix[8] == (byte)'{';
+        bool plausible = headerLength > 0 && headerLength <= (ulong)maxHeaderBytes && headerLength <= (ulong)(fileLength - 8);
+        if (!plausible || !opensJson)
+        {
+            // Only a file that cannot be safetensors is named by its signature: a real header can start with any 8 bytes.
+            if (ForeignFormat(prefix) is { } format)
+                throw new CheckpointException($"{path}: not a safetensors file (it starts like {format})");
+            if (!plausible && !opensJson)
+                throw new CheckpointException($"{path}: not a safetensors file (its first 8 bytes, read as the header length, say {headerLength} bytes, " +
+                    $"and no JSON header follows them; the file has {fileLength} bytes)");
+        }
         if (headerLength == 0) throw new CheckpointException($"{path}: corrupt safetensors header: header length is 0");
         if (headerLength > (ulong)maxHeaderBytes)
             throw new CheckpointException($"{path}: corrupt safetensors header: header length {headerLength} bytes exceeds the limit of {maxHeaderBytes} bytes");
         if (headerLength > (ulong)(fileLength - 8))
             throw new CheckpointException($"{path}: truncated or corrupt safetensors file: header length {headerLength} bytes runs past the end of the {fileLength}-byte file");
         return (long)headerLength;
+    }
+
+    /// <summary>What a file's first bytes say it is, for the formats people mistake for a checkpoint; null when none matches.</summary>
+    static string? ForeignFormat(ReadOnlySpan<byte> start)
+    {
+        if (start.StartsWith((ReadOnlySpan<byte>)[0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A])) return "a PNG image";
+        if (start.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])) return "a JPEG image";
+        if (start.StartsWith("GIF87a"u8) || start.StartsWith("GIF89a"u8)) return "a GIF image";
+        if (start.Length >= 12 && start.StartsWith("RIFF"u8) && start.Slice(8, 4).SequenceEqual("WEBP"u8)) return "a WebP image";
+        if (start.StartsWith("PK\u0003\u0004"u8) || start.StartsWith("PK\u0005\u0006"u8))
+            return "a ZIP archive, as PyTorch .pt/.bin checkpoints are; convert it to safetensors";
+        if (start.StartsWith((ReadOnlySpan<byte>)[0x1F, 0x8B])) return "a gzip file";
+        if (start[0] == 0x80 && start[1] is >= 2 and <= 5)
+            return "a Python pickle, as legacy PyTorch checkpoints are; convert it to safetensors";
+        return null;
     }
 
     /// <summary>Validates the JSON header (the bytes after the length prefix): well-formed JSON, known dtypes, sizes matching shapes, ranges inside the data section and disjoint.</summary>
@@ -191,6 +262,7 @@ public sealed class SafetensorsFile : IDisposable
 
     static string Format(int[] shape) => "[" + string.Join(", ", shape) + "]";
 
+    /// <summary>Bytes per element of a dtype (8, 4, 2 or 1).</summary>
     public static int SizeOf(TensorDType dtype) => dtype switch
     {
         TensorDType.F64 or TensorDType.I64 => 8,
@@ -311,6 +383,7 @@ public sealed class SafetensorsFile : IDisposable
         catch (IOException e) { throw new CheckpointException($"{path}: cannot read the file ({e.Message})", e); }
     }
 
+    /// <summary>Closes the file; tensors can no longer be read (<see cref="ObjectDisposedException"/>). Calling it again does nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

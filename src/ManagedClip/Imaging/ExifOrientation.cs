@@ -13,6 +13,9 @@ namespace ManagedClip.Imaging;
 /// </summary>
 public static class ExifOrientation
 {
+    /// <summary>The image turned as <paramref name="orientation"/> says; the same image for 1 or an unknown value.</summary>
+    /// <param name="img">The decoded image.</param>
+    /// <param name="orientation">The EXIF Orientation tag, 1..8.</param>
     public static DecodedImage Apply(DecodedImage img, int orientation)
     {
         ArgumentNullException.ThrowIfNull(img);

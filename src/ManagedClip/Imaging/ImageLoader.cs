@@ -43,14 +43,20 @@ public enum SourceMode
 /// <summary>A decoded image: interleaved 8-bit channels (<see cref="Bytes"/>) or, for <see cref="SourceMode.I"/>, 32-bit integers (<see cref="Ints"/>).</summary>
 public sealed class DecodedImage
 {
+    /// <summary>The pixel mode, as Pillow would have opened the file.</summary>
     public required SourceMode Mode { get; init; }
+    /// <summary>Width in pixels.</summary>
     public required int Width { get; init; }
+    /// <summary>Height in pixels.</summary>
     public required int Height { get; init; }
+    /// <summary>Interleaved 8-bit pixels, [Height, Width, <see cref="Channels"/>]; null for <see cref="SourceMode.I"/>.</summary>
     public byte[]? Bytes { get; init; }
+    /// <summary>32-bit pixels, [Height, Width], for <see cref="SourceMode.I"/> only; otherwise null.</summary>
     public int[]? Ints { get; init; }
     /// <summary>The container format ImageSharp recognised ("PNG", "JPEG", ...).</summary>
     public string Format { get; init; } = "";
 
+    /// <summary>Values per pixel: 1 (L, 1, I), 2 (LA), 3 (RGB, palette expanded) or 4 (RGBA, CMYK).</summary>
     public int Channels => Mode switch
     {
         SourceMode.L or SourceMode.Bilevel or SourceMode.I => 1,

@@ -10,6 +10,10 @@ public sealed class ImagePreprocessor
 {
     private readonly PreprocessOptions _o;
 
+    /// <summary>A preprocessor with fixed options; it holds no other state and may be shared between threads.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Size, CropSize or MaxPixels is not positive.</exception>
+    /// <exception cref="ArgumentException">Mean or Std does not have 3 values.</exception>
     public ImagePreprocessor(PreprocessOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -21,6 +25,7 @@ public sealed class ImagePreprocessor
         _o = options;
     }
 
+    /// <summary>The options given at construction.</summary>
     public PreprocessOptions Options => _o;
 
     /// <summary>[3, CropSize, CropSize] CHW float32. Any failure is an <see cref="ImageInputException"/> naming the file.</summary>

@@ -15,6 +15,8 @@ public static class NpyFile
     /// <summary>Tensors larger than this are refused before any allocation (1 G floats = 4 GiB).</summary>
     const long MaxElements = 1L << 30;
 
+    /// <summary>Reads a little-endian float32 C-order .npy file: its values and shape.</summary>
+    /// <exception cref="ImageInputException">The file is missing or unreadable, is not a .npy file, holds another dtype or Fortran order, or is truncated.</exception>
     public static (float[] Data, int[] Shape) Read(string path)
     {
         byte[] prefix;

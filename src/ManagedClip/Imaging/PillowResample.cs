@@ -7,11 +7,17 @@ namespace ManagedClip.Imaging;
 /// <summary>Pillow's resampling filters, numbered as <c>PIL.Image.Resampling</c> (and HF's <c>resample</c> field).</summary>
 public enum PillowFilter
 {
+    /// <summary>Nearest neighbour (<c>Image.NEAREST</c>).</summary>
     Nearest = 0,
+    /// <summary>Lanczos, a = 3 (<c>Image.LANCZOS</c>).</summary>
     Lanczos = 1,
+    /// <summary>Bilinear (<c>Image.BILINEAR</c>), with Pillow's antialiasing support when downscaling.</summary>
     Bilinear = 2,
+    /// <summary>Bicubic, a = −0.5 (<c>Image.BICUBIC</c>): what CLIP's preprocessing uses.</summary>
     Bicubic = 3,
+    /// <summary>Box (<c>Image.BOX</c>).</summary>
     Box = 4,
+    /// <summary>Hamming (<c>Image.HAMMING</c>).</summary>
     Hamming = 5,
 }
 

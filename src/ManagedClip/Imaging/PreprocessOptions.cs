@@ -21,7 +21,9 @@ public sealed record PreprocessOptions
     /// <summary>Pillow's <c>MAX_IMAGE_PIXELS</c> (1024·1024·1024 / 4 / 3): Pillow warns above it, we refuse.</summary>
     public const long DefaultMaxPixels = 89_478_485;
 
+    /// <summary>OpenAI CLIP's per-channel normalization mean (RGB).</summary>
     public static readonly float[] ClipMean = [0.48145466f, 0.4578275f, 0.40821073f];
+    /// <summary>OpenAI CLIP's per-channel normalization standard deviation (RGB).</summary>
     public static readonly float[] ClipStd = [0.26862954f, 0.26130258f, 0.27577711f];
 
     /// <summary>Target of the resize: the shorter side (or both sides when <see cref="ResizeToSquare"/>).</summary>
@@ -32,6 +34,7 @@ public sealed record PreprocessOptions
     public float[] Mean { get; init; } = (float[])ClipMean.Clone();
     /// <summary>Per-channel std (RGB), float32.</summary>
     public float[] Std { get; init; } = (float[])ClipStd.Clone();
+    /// <summary>How the center crop's offset is rounded: half to even (OpenAI) or floor (Hugging Face).</summary>
     public CropRounding Crop { get; init; } = CropRounding.HalfToEven;
     /// <summary>HF order: convert to RGB before resizing (alpha dropped, palette expanded, then bicubic). OpenAI: false.</summary>
     public bool ConvertToRgbFirst { get; init; }

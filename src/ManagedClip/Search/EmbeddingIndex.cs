@@ -38,6 +38,7 @@ public sealed class EmbeddingIndex
 {
     /// <summary>The first eight bytes of every index file.</summary>
     public const string Magic = "MCLIPIDX";
+    /// <summary>The file format version this build writes and reads.</summary>
     public const int FormatVersion = 1;
     const int FixedHeaderBytes = 56;
 
@@ -46,16 +47,27 @@ public sealed class EmbeddingIndex
 
     /// <summary>The fingerprint of the model the embeddings came from (64 hex digits).</summary>
     public string Fingerprint { get; }
+    /// <summary>Length of each embedding.</summary>
     public int EmbedDim { get; }
     /// <summary>The model the index was built with, as given then (made absolute); search uses it when no model is named.</summary>
     public string ModelPath { get; }
     /// <summary>The vocabulary given when the index was built (absolute), or null.</summary>
     public string? VocabularyPath { get; }
+    /// <summary>Files in the index.</summary>
     public int Count => _entries.Count;
+    /// <summary>The files, in the order of their embeddings: path, size and modification time as indexed.</summary>
     public IReadOnlyList<IndexEntry> Entries => _entries;
     /// <summary>All embeddings, [Count × EmbedDim], unit rows in entry order.</summary>
     public ReadOnlySpan<float> Embeddings => _embeddings.AsSpan(0, Count * EmbedDim);
 
+    /// <summary>An empty index for embeddings of the model with this fingerprint (see <see cref="For"/>).</summary>
+    /// <param name="fingerprint">The model's <see cref="ClipModel.Fingerprint"/>, 64 hex digits.</param>
+    /// <param name="embedDim">Length of each embedding, at least 1.</param>
+    /// <param name="modelPath">The model's path, recorded for search.</param>
+    /// <param name="vocabularyPath">The vocabulary's path to record, or null.</param>
+    /// <param name="capacity">Entries to reserve room for.</param>
+    /// <exception cref="ArgumentException"><paramref name="fingerprint"/> is not 64 hex digits.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="embedDim"/> is less than 1.</exception>
     public EmbeddingIndex(string fingerprint, int embedDim, string modelPath, string? vocabularyPath = null, int capacity = 0)
     {
         if (fingerprint.Length != 64 || !fingerprint.All(Uri.IsHexDigit)) throw new ArgumentException("a fingerprint is 64 hex digits", nameof(fingerprint));
@@ -71,6 +83,8 @@ public sealed class EmbeddingIndex
     public static EmbeddingIndex For(ClipModel model, string? vocabularyPath = null) =>
         new(model.Fingerprint, model.EmbedDim, Path.GetFullPath(model.SourcePath), vocabularyPath is null ? null : Path.GetFullPath(vocabularyPath));
 
+    /// <summary>The unit embedding of entry <paramref name="index"/>, <see cref="EmbedDim"/> floats.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not in [0, <see cref="Count"/>).</exception>
     public ReadOnlySpan<float> EmbeddingOf(int index)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Count, nameof(index));
@@ -97,6 +111,18 @@ public sealed class EmbeddingIndex
     /// The <paramref name="top"/> entries most similar to <paramref name="query"/> (raw or unit features), best first:
     /// exact cosine over every row, ties broken by entry order.
     /// </summary>
+    /// <param name="query">Features [<see cref="EmbedDim"/>] of a text or an image, from the model the index was built with.</param>
+    /// <param name="top">How many hits to return, at least 1; at most <see cref="Count"/> come back.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="top"/> is less than 1.</exception>
+    /// <exception cref="ArgumentException">The query does not have <see cref="EmbedDim"/> values.</exception>
+    /// <example>
+    /// <code>
+    /// var index = EmbeddingIndex.Load("photos.mcidx");
+    /// index.EnsureSameModel(model, "photos.mcidx");
+    /// foreach (var hit in index.Search(model.EncodeText("a dog on a beach"), top: 5))
+    ///     Console.WriteLine($"{hit.Rank}. {hit.Path} ({hit.Score:0.000})");
+    /// </code>
+    /// </example>
     public SearchHit[] Search(ReadOnlySpan<float> query, int top)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
@@ -217,7 +243,7 @@ public sealed class EmbeddingIndex
     public static EmbeddingIndex Load(string path)
     {
         if (Directory.Exists(path)) throw new IndexException($"{path}: is a folder, not an index file");
-        if (!File.Exists(path)) throw new IndexException($"{path}: no such index file (build one with: managedclip index --model PATH --out {path} DIR)");
+        if (!File.Exists(path)) throw new IndexException($"{path}: no such index file (ImageIndexer.Update builds one, as does EmbeddingIndex.Save)");
         try
         {
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
@@ -231,7 +257,7 @@ public sealed class EmbeddingIndex
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("index files are read on little-endian machines");
         long length = stream.Length;
-        IndexException Damaged(string what) => new($"{path}: the index is damaged ({what}); delete it and run managedclip index again");
+        IndexException Damaged(string what) => new($"{path}: the index is damaged ({what}); delete it and build it again");
         var checksum = new IndexChecksum();
         byte[] Take(int count, string what)
         {
@@ -246,7 +272,7 @@ public sealed class EmbeddingIndex
         stream.Position = 0;
         var fixedHeader = Take(FixedHeaderBytes, "header");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(fixedHeader.AsSpan(8));
-        if (version != FormatVersion) throw new IndexException($"{path}: index format version {version} is not supported (this build reads version {FormatVersion}); delete it and run managedclip index again");
+        if (version != FormatVersion) throw new IndexException($"{path}: index format version {version} is not supported (this build reads version {FormatVersion}); delete it and build it again");
         uint dim = BinaryPrimitives.ReadUInt32LittleEndian(fixedHeader.AsSpan(12));
         ulong count = BinaryPrimitives.ReadUInt64LittleEndian(fixedHeader.AsSpan(16));
         if (dim == 0 || dim > 1 << 16) throw Damaged($"embedding dimension {dim}");

@@ -24,6 +24,7 @@ public sealed record IndexingOptions
     /// <summary>The vocabulary to record in the index, so that search finds it again; null records none.</summary>
     public string? VocabularyPath { get; init; }
 
+    /// <summary>The file extensions indexed by default (lower case, with the dot): the formats the decoder reads.</summary>
     public static IReadOnlyCollection<string> DefaultExtensions { get; } =
         [".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pbm", ".tga"];
 }

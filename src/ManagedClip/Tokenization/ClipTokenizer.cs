@@ -19,7 +19,12 @@ public readonly record struct TokenizedText(int[] Ids, int Count, bool Truncated
 /// </summary>
 public sealed class ClipTokenizer
 {
-    public const int ContextLength = 77, StartOfText = 49406, EndOfText = 49407;
+    /// <summary>Tokens per encoded text, start and end tokens included (<c>context_length</c>).</summary>
+    public const int ContextLength = 77;
+    /// <summary>The id of <c>&lt;|startoftext|&gt;</c> in OpenAI's vocabulary.</summary>
+    public const int StartOfText = 49406;
+    /// <summary>The id of <c>&lt;|endoftext|&gt;</c> in OpenAI's vocabulary.</summary>
+    public const int EndOfText = 49407;
 
     private const string StartToken = "<|startoftext|>", EndToken = "<|endoftext|>";
     private const string BpeFileName = "bpe_simple_vocab_16e6.txt.gz", VocabFileName = "vocab.json", MergesFileName = "merges.txt";
@@ -162,7 +167,7 @@ public sealed class ClipTokenizer
     }
 
     private const string WhereToGetIt =
-        "Use the Hugging Face model folder's vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz from the openai/CLIP repository (clip/bpe_simple_vocab_16e6.txt.gz), passed with --vocab.";
+        "Use the Hugging Face model folder's vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz from the openai/CLIP repository (clip/bpe_simple_vocab_16e6.txt.gz), and give its path as the vocabulary path (ClipModelOptions.VocabularyPath).";
 
     private static ClipTokenizer? FromFolder(string dir)
     {

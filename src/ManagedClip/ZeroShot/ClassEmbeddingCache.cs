@@ -32,6 +32,8 @@ public sealed class ClassEmbeddingCache
     /// <summary>The root cache folder (class embeddings go in its <c>classes/</c> subfolder).</summary>
     public string Directory { get; }
 
+    /// <summary>A cache in <paramref name="directory"/> (made absolute; created on the first write).</summary>
+    /// <exception cref="ArgumentException"><paramref name="directory"/> is null or empty.</exception>
     public ClassEmbeddingCache(string directory)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
@@ -109,7 +111,7 @@ public sealed class ClassEmbeddingCache
         string path = PathOf(key);
         try { AtomicFile.Write(path, stream => stream.Write(bytes)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new ClipException($"{path}: cannot write the class-embedding cache ({e.Message}); choose another folder with --cache-dir or ${EnvironmentVariable}", e); }
+        { throw new ClipException($"{path}: cannot write the class-embedding cache ({e.Message}); choose another folder for the ClassEmbeddingCache, or set ${EnvironmentVariable} for the default one", e); }
         return path;
     }
 }

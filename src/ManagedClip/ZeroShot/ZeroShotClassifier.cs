@@ -26,8 +26,11 @@ public sealed class ZeroShotClassifier
 {
     readonly float[] _classes; // [classes, dim], unit rows
 
+    /// <summary>The class labels, in the order of the probabilities' indices.</summary>
     public IReadOnlyList<string> Labels { get; }
+    /// <summary>The prompt templates each label was put into (<c>{}</c> marks the label).</summary>
     public IReadOnlyList<string> Templates { get; }
+    /// <summary>Length of the image features <see cref="Classify"/> takes.</summary>
     public int EmbedDim { get; }
     /// <summary>The logit multiplier exp(logit_scale), as the original (no clamp).</summary>
     public float Scale { get; }
@@ -68,6 +71,19 @@ public sealed class ZeroShotClassifier
     /// (default <see cref="PromptTemplates.Default"/>). Throws <see cref="PromptException"/> for an empty label list, an
     /// empty label, a template without <c>{}</c>, or a prompt longer than the model's context.
     /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="model"/> is null.</exception>
+    /// <exception cref="PromptException">The labels or templates are empty, a template has no <c>{}</c>, or a prompt does not fit the context.</exception>
+    /// <exception cref="VocabularyException">The model has no vocabulary.</exception>
+    /// <exception cref="ClipException">The class embeddings cannot be written to <see cref="ZeroShotOptions.Cache"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    /// <example>
+    /// <code>
+    /// var classifier = ZeroShotClassifier.Create(model, ["cat", "dog", "bird"]);
+    /// var result = model.EncodeImageFiles(["photo.jpg"]).Single();
+    /// if (result.Error is not null) throw result.Error;
+    /// foreach (var p in classifier.Classify(result.Features!, top: 3)) Console.WriteLine($"{p.Label}: {p.Probability:P1}");
+    /// </code>
+    /// </example>
     public static ZeroShotClassifier Create(ClipModel model, IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null, ZeroShotOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -199,6 +215,15 @@ public sealed class ZeroShotClassifier
     }
 
     /// <summary>The <paramref name="top"/> most probable classes, most probable first (ties: label order).</summary>
+    /// <param name="imageFeatures">An image's features [<see cref="EmbedDim"/>], raw or unit (they are normalized here).</param>
+    /// <param name="top">How many classes to return, at least 1; more than the labels returns them all.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="top"/> is less than 1.</exception>
+    /// <exception cref="ArgumentException">The features do not have <see cref="EmbedDim"/> values.</exception>
+    /// <example>
+    /// <code>
+    /// foreach (var p in classifier.Classify(features, top: 3)) Console.WriteLine($"{p.Label}: {p.Probability:P1}");
+    /// </code>
+    /// </example>
     public Prediction[] Classify(ReadOnlySpan<float> imageFeatures, int top = 5)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);

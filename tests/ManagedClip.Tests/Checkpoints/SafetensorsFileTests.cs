@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using ManagedClip.Checkpoints;
+using SixLabors.ImageSharp;
 
 namespace ManagedClip.Tests.Checkpoints;
 
@@ -89,6 +90,70 @@ public sealed class SafetensorsFileTests : IDisposable
         var error = Fails(WriteRaw("{}", new byte[16], declaredLength: declared));
         Assert.Contains("exceeds the limit", error.Message);
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "refusing a header must not allocate its declared size");
+    }
+
+    /// <summary>Files people pass as a model by mistake, written as the tools that make them do.</summary>
+    static void WriteForeign(string kind, string path)
+    {
+        switch (kind)
+        {
+            case "png" or "jpeg" or "gif":
+                using (var image = new Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(8, 8))
+                {
+                    if (kind == "png") image.SaveAsPng(path);
+                    else if (kind == "jpeg") image.SaveAsJpeg(path);
+                    else image.SaveAsGif(path);
+                }
+                break;
+            case "zip": // a PyTorch .pt/.bin checkpoint is a ZIP archive of pickles and storages
+                using (var archive = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Create))
+                using (var entry = archive.CreateEntry("archive/data.pkl").Open())
+                    entry.Write([0x80, 0x02, (byte)'}', (byte)'.']);
+                break;
+            case "gzip":
+                using (var gzip = new System.IO.Compression.GZipStream(File.Create(path), System.IO.Compression.CompressionLevel.Fastest))
+                    gzip.Write(Encoding.UTF8.GetBytes("#version: 0.2\n" + new string('x', 100)));
+                break;
+            case "pickle": // torch.save's legacy format: a pickle, protocol 2, then the storages
+                File.WriteAllBytes(path, [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E, 0x80, 0x02, 0x4D, 0xE9, 0x03]);
+                break;
+            case "text":
+                File.WriteAllText(path, "this is a text file, not a model\n");
+                break;
+        }
+    }
+
+    [Theory]
+    [InlineData("png", "it starts like a PNG image")]
+    [InlineData("jpeg", "it starts like a JPEG image")]
+    [InlineData("gif", "it starts like a GIF image")]
+    [InlineData("zip", "it starts like a ZIP archive, as PyTorch .pt/.bin checkpoints are")]
+    [InlineData("gzip", "it starts like a gzip file")]
+    [InlineData("pickle", "it starts like a Python pickle, as legacy PyTorch checkpoints are")]
+    [InlineData("text", "no JSON header follows them")]
+    public void OtherFormatsAreNamedNotCalledCorrupt(string kind, string expected)
+    {
+        string path = Path.Combine(_folder, "model.safetensors");
+        WriteForeign(kind, path);
+        var error = Fails(path);
+        Assert.StartsWith($"{path}: not a safetensors file (", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("corrupt", error.Message, StringComparison.Ordinal);
+        // the same from the model's entry point
+        Assert.Equal(error.Message, Assert.Throws<CheckpointException>(() => ClipModel.Load(path)).Message);
+    }
+
+    [Fact]
+    public void AForeignSignatureInsideAValidPrefixIsStillSafetensors()
+    {
+        // A real header length may begin with any bytes: 640 is 0x80 0x02 (a pickle's first two bytes). With a '{'
+        // after the prefix the file is read as safetensors and opens.
+        string header = """{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""".PadRight(640);
+        using var file = SafetensorsFile.Open(WriteRaw(header, Floats(2.5f)));
+        Assert.Equal(640, new FileInfo(file.Path).Length - 8 - 4);
+        var values = new float[1];
+        file.ReadSingles(file.Tensors["a"], values);
+        Assert.Equal(2.5f, values[0]);
     }
 
     [Theory]

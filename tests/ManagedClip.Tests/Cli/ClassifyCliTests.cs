@@ -15,6 +15,17 @@ public sealed class ClassifyCliTests(ITestOutputHelper log) : IDisposable
     string[] Classify(params string[] rest) => ["classify", "--model", Vit, "--vocab", TestData.BpeVocabulary, "--threads", "2", "--cache-dir", Cache, .. rest];
 
     [Fact]
+    public void AnUnwritableCacheNamesTheFlags()
+    {
+        string notAFolder = Path.Combine(_folder, "a-file");
+        File.WriteAllText(notAFolder, "not a folder");
+        var result = CliRunner.Run("classify", "--model", Vit, "--vocab", TestData.BpeVocabulary, "--threads", "2", "--cache-dir", notAFolder,
+            "--labels", "cat,dog", ZeroShotTestData.ImagePath("chelsea.png"));
+        CliRunner.AssertCleanError(result, 1, "cannot write the class-embedding cache");
+        Assert.Contains("on the command line: --cache-dir DIR, or --no-cache", result.Stderr);
+    }
+
+    [Fact]
     public void ProbabilitiesEqualTheSoftmaxOfTheReferenceFeatures()
     {
         var reference = ZeroShotTestData.Reference("vit-tiny-a");

@@ -134,7 +134,9 @@ public sealed class SearchCliTests(ITestOutputHelper log) : IDisposable
         string photos = ReferencePhotos();
         Assert.Equal(0, CliRunner.Run("index", "--model", Vit, "--out", IndexPath, photos).ExitCode);
 
-        CliRunner.AssertCleanError(CliRunner.Run("search", "--index", Path.Combine(_folder, "missing.mcidx"), "--", "cat"), 1, "no such index file");
+        var missing = CliRunner.Run("search", "--index", Path.Combine(_folder, "missing.mcidx"), "--", "cat");
+        CliRunner.AssertCleanError(missing, 1, "no such index file");
+        Assert.Contains("build one with: managedclip index --model PATH --out", missing.Stderr); // the CLI's terms; the library names ImageIndexer
         string notIndex = Path.Combine(photos, "chelsea.png");
         CliRunner.AssertCleanError(CliRunner.Run("search", "--index", notIndex, "--", "cat"), 1, "not a ManagedClip index");
         string corrupt = Path.Combine(_folder, "corrupt.mcidx");

@@ -110,12 +110,13 @@ public sealed class EmbeddingIndexTests : IDisposable
         string Write(string name, byte[] content) { string p = Path.Combine(_folder, name); File.WriteAllBytes(p, content); return p; }
         string Error(string path) => Assert.Throws<IndexException>(() => EmbeddingIndex.Load(path)).Message;
 
-        Assert.Contains("no such index file", Error(Path.Combine(_folder, "missing.mcidx")));
+        Assert.Contains("no such index file (ImageIndexer.Update builds one", Error(Path.Combine(_folder, "missing.mcidx"))); // the library's terms, not the CLI's
         Assert.Contains("is a folder", Error(_folder));
         Assert.Contains("not a ManagedClip index", Error(Write("empty", [])));
         Assert.Contains("not a ManagedClip index", Error(Write("text", "hello, this is not an index"u8.ToArray())));
         foreach (int cut in new[] { 9, 60, 100, bytes.Length / 2, bytes.Length - 9, bytes.Length - 1 })
             Assert.Contains("damaged", Error(Write($"cut{cut}", bytes[..cut])));
+        Assert.DoesNotContain("managedclip index", Error(Write("cut60", bytes[..60])), StringComparison.Ordinal);
         var flipped = bytes.ToArray();
         flipped[bytes.Length / 2] ^= 1;
         Assert.Contains("checksum mismatch", Error(Write("flipped", flipped)));

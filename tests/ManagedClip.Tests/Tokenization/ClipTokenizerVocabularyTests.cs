@@ -112,14 +112,15 @@ public sealed class ClipTokenizerVocabularyTests : IDisposable
         Assert.Contains(Path.Combine(model, "bpe_simple_vocab_16e6.txt.gz"), e.Message, StringComparison.Ordinal);
         Assert.Contains("merges.txt", e.Message, StringComparison.Ordinal);
         Assert.Contains("openai/CLIP", e.Message, StringComparison.Ordinal);
-        Assert.Contains("--vocab", e.Message, StringComparison.Ordinal);
+        Assert.Contains("ClipModelOptions.VocabularyPath", e.Message, StringComparison.Ordinal); // the library's terms, not the CLI's --vocab
+        Assert.DoesNotContain("--", e.Message, StringComparison.Ordinal);
 
         var folder = Assert.Throws<VocabularyException>(() => ClipTokenizer.Discover(model, null));
         Assert.Contains(Path.Combine(model, "vocab.json"), folder.Message, StringComparison.Ordinal);
 
         var missing = Path.Combine(_dir, "nope", "bpe_simple_vocab_16e6.txt.gz");
         AssertNames(Assert.Throws<VocabularyException>(() => ClipTokenizer.Discover(missing, null)), missing);
-        Assert.Contains("--vocab", Assert.Throws<VocabularyException>(() => ClipTokenizer.Discover(null, null)).Message, StringComparison.Ordinal);
+        Assert.Contains("ClipModelOptions.VocabularyPath", Assert.Throws<VocabularyException>(() => ClipTokenizer.Discover(null, null)).Message, StringComparison.Ordinal);
 
         var lonelyVocab = Write("lonely/vocab.json", "{}");
         var noMerges = Assert.Throws<VocabularyException>(() => ClipTokenizer.Discover(lonelyVocab, null));

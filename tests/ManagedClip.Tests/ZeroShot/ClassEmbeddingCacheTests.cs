@@ -25,6 +25,19 @@ public sealed class ClassEmbeddingCacheTests : IDisposable
         File.WriteAllBytes(path, bytes);
     }
 
+    [Fact]
+    public void AnUnwritableCacheIsAnErrorInTheLibrarysTerms()
+    {
+        string notAFolder = Path.Combine(_cache, "a-file");
+        File.WriteAllText(notAFolder, "not a folder");
+        var cache = new ClassEmbeddingCache(notAFolder);
+        var error = Assert.Throws<ClipException>(() => cache.Store(new byte[32], new float[6], 2, 3));
+        Assert.StartsWith(notAFolder, error.Message, StringComparison.Ordinal);
+        Assert.Contains("cannot write the class-embedding cache", error.Message, StringComparison.Ordinal);
+        Assert.Contains(ClassEmbeddingCache.EnvironmentVariable, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("--", error.Message, StringComparison.Ordinal); // no CLI flags in the library
+    }
+
     [Theory]
     [InlineData("sign", 1, 5, 3, 0x80)]      // the sign bit of row 1, value 5: silently changed the probabilities (0.9993 → 0.9223)
     [InlineData("sign", 2, 0, 3, 0x80)]
