@@ -74,4 +74,64 @@ public sealed partial class ClipModel
             }
         }
     }
+
+    /// <summary>
+    /// One image from a stream (uploaded bytes, a blob, a file already open) → raw features [<see cref="EmbedDim"/>], decoded and preprocessed
+    /// exactly as <see cref="EncodeImageFiles"/> does a file. The stream is read to its end and left open.
+    /// </summary>
+    /// <param name="stream">The encoded image (PNG, JPEG, GIF, BMP, TIFF, WebP, ...).</param>
+    /// <param name="name">What error messages call the image (a file name, an upload's name).</param>
+    /// <param name="preprocessing">Resize, crop and normalization; null for the checkpoint's own (<see cref="DefaultPreprocessOptions"/>).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="stream"/> is null.</exception>
+    /// <exception cref="ArgumentException">The preprocessing crops to another size than <see cref="ImageSize"/>.</exception>
+    /// <exception cref="ImageInputException">The bytes are not an image the decoder reads (the message names <paramref name="name"/>).</exception>
+    /// <exception cref="ClipException">The model's output for this image is not finite.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    /// <example>
+    /// <code>
+    /// using var upload = request.Body;   // any readable stream
+    /// float[] features = ClipModel.Normalize(model.EncodeImage(upload, "upload.jpg"));
+    /// </code>
+    /// </example>
+    public float[] EncodeImage(Stream stream, string name = "image", PreprocessOptions? preprocessing = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var preprocessor = new ImagePreprocessor(preprocessing ?? DefaultPreprocessOptions());
+        if (preprocessor.Options.CropSize != ImageSize)
+            throw new ArgumentException($"preprocessing crops to {preprocessor.Options.CropSize} px, the model takes {ImageSize} px", nameof(preprocessing));
+        var features = EncodeImage(preprocessor.Preprocess(stream, name));
+        return IsFinite(features) ? features : throw NotFinite(name);
+    }
+
+    /// <summary>One image's encoded bytes → raw features [<see cref="EmbedDim"/>], as <see cref="EncodeImage(Stream, string, PreprocessOptions?)"/>.</summary>
+    /// <param name="bytes">The encoded image (PNG, JPEG, GIF, BMP, TIFF, WebP, ...).</param>
+    /// <param name="name">What error messages call the image.</param>
+    /// <param name="preprocessing">Resize, crop and normalization; null for the checkpoint's own.</param>
+    /// <exception cref="ArgumentException">The preprocessing crops to another size than <see cref="ImageSize"/>.</exception>
+    /// <exception cref="ImageInputException">The bytes are not an image the decoder reads.</exception>
+    /// <exception cref="ClipException">The model's output for this image is not finite.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public float[] EncodeImage(ReadOnlyMemory<byte> bytes, string name = "image", PreprocessOptions? preprocessing = null)
+    {
+        // A MemoryStream over the caller's array when there is one (no copy); otherwise over a copy.
+        using var stream = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(bytes.ToArray(), writable: false);
+        return EncodeImage(stream, name, preprocessing);
+    }
+
+    /// <summary>One image file → raw features [<see cref="EmbedDim"/>], as <see cref="EncodeImageFiles"/> does each of many, but throwing its error.</summary>
+    /// <param name="path">The image file.</param>
+    /// <param name="preprocessing">Resize, crop and normalization; null for the checkpoint's own.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException">The preprocessing crops to another size than <see cref="ImageSize"/>.</exception>
+    /// <exception cref="ImageInputException">The file cannot be read or decoded (the message names it).</exception>
+    /// <exception cref="ClipException">The model's output for this image is not finite.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public float[] EncodeImageFile(string path, PreprocessOptions? preprocessing = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var result = EncodeImageFiles([path], preprocessing).Single();
+        return result.Error is null ? result.Features! : throw result.Error;
+    }
 }
