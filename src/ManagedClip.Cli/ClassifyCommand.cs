@@ -89,7 +89,15 @@ internal sealed class ClassifyCommand : ICommand
     {
         string? list = args.Value("--labels"), file = args.Value("--labels-file");
         if (list is not null && file is not null) throw new UsageException("give --labels or --labels-file, not both");
-        if (list is not null) return string.IsNullOrWhiteSpace(list) ? [] : list.Split(',').Select(l => l.Trim()).ToArray();
+        if (list is not null)
+        {
+            // What the command line says is checked as usage (exit 2); what a file holds is content (exit 1, from the classifier).
+            var labels = string.IsNullOrWhiteSpace(list) ? [] : list.Split(',').Select(l => l.Trim()).ToArray();
+            if (labels.Length == 0) throw new UsageException("--labels: the label list is empty");
+            for (int i = 0; i < labels.Length; i++)
+                if (labels[i].Length == 0) throw new UsageException($"--labels: label {i + 1} of {labels.Length} is empty");
+            return labels;
+        }
         if (file is not null) return ReadList(file, "labels", "classes");
         throw new UsageException("classify needs labels: --labels \"a,b,c\" or --labels-file F");
     }
@@ -97,6 +105,11 @@ internal sealed class ClassifyCommand : ICommand
     static IReadOnlyList<string>? ReadTemplates(ParsedArguments args)
     {
         var templates = new List<string>(args.Values("--template"));
+        foreach (var template in templates)
+        {
+            try { PromptTemplates.Validate(template); }
+            catch (PromptException e) { throw new UsageException($"--template: {e.Message}"); }
+        }
         if (args.Value("--templates-file") is { } file)
         {
             var read = ReadList(file, "templates", null);

@@ -31,15 +31,16 @@ public sealed partial class ClipModel
     /// }
     /// </code>
     /// </example>
-    public IEnumerable<ImageFileResult> EncodeImageFiles(IReadOnlyList<string> paths, PreprocessOptions? preprocessing = null)
+    public IEnumerable<ImageFileResult> EncodeImageFiles(IEnumerable<string> paths, PreprocessOptions? preprocessing = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
+        var list = paths as IReadOnlyList<string> ?? paths.ToArray();   // a lazy sequence (Directory.EnumerateFiles) is read once, here
         // Refused here once disposed; each batch then enters through EncodeImages.
         using (_calls.Enter(this)) { }
         var preprocessor = new ImagePreprocessor(preprocessing ?? DefaultPreprocessOptions());
         if (preprocessor.Options.CropSize != ImageSize)
             throw new ArgumentException($"preprocessing crops to {preprocessor.Options.CropSize} px, the model takes {ImageSize} px", nameof(preprocessing));
-        return EncodeImageFilesIterator(paths, preprocessor);
+        return EncodeImageFilesIterator(list, preprocessor);
     }
 
     IEnumerable<ImageFileResult> EncodeImageFilesIterator(IReadOnlyList<string> paths, ImagePreprocessor preprocessor)

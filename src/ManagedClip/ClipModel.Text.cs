@@ -27,9 +27,16 @@ public sealed partial class ClipModel
     /// float[] unit = ClipModel.Normalize(features[0]); // raw features: normalize them for cosine similarity
     /// </code>
     /// </example>
-    public float[][] EncodeTexts(IReadOnlyList<string> texts)
+    public float[][] EncodeTexts(IEnumerable<string> texts)
     {
+        ArgumentNullException.ThrowIfNull(texts);
         using var call = _calls.Enter(this);
+        var list = texts as IReadOnlyList<string> ?? texts.ToArray();
+        return EncodeTextsEntered(list);
+    }
+
+    float[][] EncodeTextsEntered(IReadOnlyList<string> texts)
+    {
         var ids = new int[texts.Count][];
         for (int i = 0; i < ids.Length; i++)
         {

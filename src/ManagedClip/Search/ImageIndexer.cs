@@ -104,12 +104,14 @@ public static class ImageIndexer
             : $"{path}: cannot read ({e.Message})", e);
 
     /// <summary>Creates or updates the index at <paramref name="indexPath"/> with the images under <paramref name="roots"/>.</summary>
-    public static IndexReport Update(ClipModel model, string indexPath, IReadOnlyList<string> roots, IndexingOptions? options = null)
+    public static IndexReport Update(ClipModel model, string indexPath, IEnumerable<string> roots, IndexingOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(roots);
+        var rootList = roots.ToArray();
         options ??= new IndexingOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.CommitEvery, 1);
-        if (roots.Count == 0) throw new ArgumentException("no folders to index", nameof(roots));
+        if (rootList.Length == 0) throw new ArgumentException("no folders to index", nameof(roots));
 
         // Before any work: the folder must be writable and no other run writing this index (it would replace our commits, or we its).
         using var writeLock = IndexWriteLock.Acquire(indexPath);
@@ -122,7 +124,7 @@ public static class ImageIndexer
                     $"index into a new file, or delete this one to rebuild it with {model.SourcePath}");
         }
         int failed = 0;
-        var files = FindImages(roots, options.Extensions, (folder, error) => { failed++; options.Failed?.Invoke(folder, error); });
+        var files = FindImages(rootList, options.Extensions, (folder, error) => { failed++; options.Failed?.Invoke(folder, error); });
         var index = EmbeddingIndex.For(model, options.VocabularyPath);
         var known = new Dictionary<string, int>(StringComparer.Ordinal);
         if (previous is not null)

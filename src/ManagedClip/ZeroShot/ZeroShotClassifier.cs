@@ -84,19 +84,22 @@ public sealed class ZeroShotClassifier
     /// foreach (var p in classifier.Classify(result.Features!, top: 3)) Console.WriteLine($"{p.Label}: {p.Probability:P1}");
     /// </code>
     /// </example>
-    public static ZeroShotClassifier Create(ClipModel model, IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null, ZeroShotOptions? options = null)
+    public static ZeroShotClassifier Create(ClipModel model, IEnumerable<string> labels, IEnumerable<string>? templates = null, ZeroShotOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(labels);
         options ??= new ZeroShotOptions();
+        return CreateFromArrays(model, labels.ToArray(), (templates ?? PromptTemplates.Default).ToArray(), options);
+    }
+
+    static ZeroShotClassifier CreateFromArrays(ClipModel model, string[] labels, string[] templates, ZeroShotOptions options)
+    {
         ValidateLabels(labels);
-        templates ??= PromptTemplates.Default;
-        if (templates.Count == 0) throw new PromptException("no templates given");
+        if (templates.Length == 0) throw new PromptException("no templates given");
         foreach (var template in templates) PromptTemplates.Validate(template);
-        labels = labels.ToArray();
-        templates = templates.ToArray();
 
         // Identical prompts share one row. A cache hit needs no tokenizing; otherwise every prompt is tokenized and checked against the context first.
-        int classCount = labels.Count, templateCount = templates.Count, dim = model.EmbedDim;
+        int classCount = labels.Length, templateCount = templates.Length, dim = model.EmbedDim;
         int context = model.TextContextLength;
         var tokenizer = model.Tokenizer;
         var uniqueIndex = new Dictionary<string, int>(StringComparer.Ordinal);

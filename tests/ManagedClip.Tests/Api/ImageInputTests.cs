@@ -36,3 +36,28 @@ public sealed class ImageInputTests
         Assert.Contains(missing, Assert.Throws<ImageInputException>(() => model.EncodeImageFile(missing)).Message);
     }
 }
+
+/// <summary>Sequences where lists were required: a lazy Directory.EnumerateFiles or a LINQ query goes in as it is.</summary>
+public sealed class SequenceInputTests
+{
+    [Fact]
+    public void LazySequencesGiveWhatArraysGive()
+    {
+        using var model = ClipModel.Load(TestData.ReferenceModel("vit-tiny-a"), new ClipModelOptions { VocabularyPath = TestData.BpeVocabulary });
+        var folder = Path.Combine(TestData.Reference, "images");
+        var files = Directory.EnumerateFiles(folder, "*.png").Order(StringComparer.Ordinal);
+        var fromArray = model.EncodeImageFiles(files.ToArray()).Select(r => r.Features!).ToArray();
+        var fromSequence = model.EncodeImageFiles(files).Select(r => r.Features!).ToArray();
+        Assert.Equal(fromArray.Length, fromSequence.Length);
+        for (int i = 0; i < fromArray.Length; i++) Assert.Equal(fromArray[i], fromSequence[i]);
+
+        var texts = new[] { "a cat", "a dog" };
+        var fromQuery = model.EncodeTexts(texts.Select(t => t));
+        Assert.Equal(model.EncodeTexts(texts)[1], fromQuery[1]);
+
+        var labels = new[] { "cat", "dog" }.Where(_ => true);
+        var classifier = ManagedClip.ZeroShot.ZeroShotClassifier.Create(model, labels, ["a photo of a {}."],
+            new ManagedClip.ZeroShot.ZeroShotOptions { Cache = null });
+        Assert.Equal(["cat", "dog"], classifier.Labels);
+    }
+}

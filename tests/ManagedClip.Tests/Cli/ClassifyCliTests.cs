@@ -146,9 +146,10 @@ public sealed class ClassifyCliTests(ITestOutputHelper log) : IDisposable
     public void BadLabelsAndTemplatesAreClearErrors()
     {
         string image = ZeroShotTestData.ImagePath("chelsea.png");
-        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "", image)), 1, "label list is empty");
-        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat,,dog", image)), 1, "label 2 of 3 is empty");
-        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat,dog", "--template", "a photo of a cat", image)), 1, "template 'a photo of a cat' has no {}");
+        // Malformed labels or templates on the command line are usage errors (exit 2); the same in a file is content (exit 1, below).
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "", image)), 2, "label list is empty");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat,,dog", image)), 2, "label 2 of 3 is empty");
+        CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat,dog", "--template", "a photo of a cat", image)), 2, "template 'a photo of a cat' has no {}");
         CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "cat," + string.Join(' ', Enumerable.Repeat("big", 90)), image)), 1, "context holds 77");
         CliRunner.AssertCleanError(CliRunner.Run(Classify(image)), 2, "--labels");
         CliRunner.AssertCleanError(CliRunner.Run(Classify("--labels", "a", "--labels-file", "x.txt", image)), 2, "not both");
